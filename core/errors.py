@@ -1,0 +1,56 @@
+"""Exceptions and warnings raised by :mod:`core`.
+
+Each one has its own class so that callers (the sweep, the tests) can catch exactly the failure
+they know how to handle: a diverged trial is pruned, a bad model file is reported, but a
+programming error still crashes.
+"""
+
+
+class TrainingDivergedError(ArithmeticError):
+    """The training loss became NaN or infinite; training stopped at once.
+
+    Not a ``ValueError``: the inputs were valid, the optimisation itself blew up (usually a
+    learning rate that is too large), so a hyperparameter search may treat it as a failed trial.
+
+    Attributes
+    ----------
+    iteration : int
+        The 1-based iteration (epoch) at which the loss stopped being finite.
+    learning_rate : float
+        The learning rate in use, repeated so that the message alone says what to change.
+    loss : float
+        The offending loss value (``nan``, ``inf`` or ``-inf``).
+    """
+
+    def __init__(self, iteration: int, learning_rate: float, loss: float):
+        self.iteration = iteration
+        self.learning_rate = learning_rate
+        self.loss = loss
+        super().__init__(
+            f"training diverged at iteration {iteration} (loss={loss}) with "
+            f"learning_rate={learning_rate}; lower the learning rate"
+        )
+
+    def __reduce__(self):
+        # Keeps the exception picklable across joblib/loky worker processes.
+        return (type(self), (self.iteration, self.learning_rate, self.loss))
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, truncated, not an ``.npz`` archive or has been tampered with."""
+
+
+class NotFittedError(ValueError, AttributeError):
+    """An estimator was used before ``fit``.
+
+    Subclasses both ``ValueError`` and ``AttributeError`` like scikit-learn's exception of the
+    same name, so code written for scikit-learn estimators catches it unchanged.
+    """
+
+
+class DataConversionWarning(UserWarning):
+    """Input was converted to another shape than given (e.g. a column-vector ``y`` raveled).
+
+    Same name and meaning as scikit-learn's warning, defined here so that ``core`` does not
+    import scikit-learn.
+    """

@@ -1,0 +1,118 @@
+"""The notes' training loop: forward + loss, backward, update, repeated.
+
+One iteration is one epoch: a single full-batch step for ``gd`` (or ``batch_size=None``), or one
+pass over all shuffled mini-batches otherwise. Inputs are validated by the caller, once; nothing
+here checks arguments, so the loop does only arithmetic.
+"""
+
+import math
+
+import numpy as np
+
+from core.errors import TrainingDivergedError
+from core.solvers import SOLVERS
+
+
+def train(
+    network,
+    X,
+    Y,
+    y_class=None,
+    *,
+    solver="adam",
+    learning_rate=0.01,
+    iterations=200,
+    batch_size=None,
+    alpha=0.0,
+    rng=None,
+    callback=None,
+    callback_every=1,
+):
+    """Fit ``network.params`` in place; return the loss curve.
+
+    Parameters
+    ----------
+    network : core.network.Network
+        With parameters already initialised.
+    X : ndarray of shape (n_samples, n_features), of ``network.dtype``
+    Y : ndarray of shape (n_samples, n_outputs), or None for the ``cross_entropy`` loss
+    y_class : ndarray of shape (n_samples,) of intp, for ``cross_entropy`` only
+        The index of each sample's class.
+    solver : str, a key of ``SOLVERS``
+    learning_rate : float
+    iterations : int, the number of epochs
+    batch_size : int or None (full batch)
+    alpha : float, L2 penalty
+    rng : numpy.random.Generator, shuffles the mini-batches
+    callback : callable(iteration, loss) or None
+        Called after iterations callback_every, 2·callback_every, ... (1-based). Whatever it
+        raises propagates and stops training.
+    callback_every : int
+
+    Returns
+    -------
+    list of float, of length ``iterations``: the mean training loss of each iteration.
+
+    Raises
+    ------
+    TrainingDivergedError
+        As soon as a loss is not finite.
+    """
+    n_samples = X.shape[0]
+    if batch_size is None or batch_size >= n_samples:
+        batch_size = n_samples
+    network.allocate(batch_size)
+    optimiser = SOLVERS[solver](network.params.size, network.dtype, learning_rate)
+    n_outputs = network.layer_sizes[-1]
+    # Flat index of the true-class output within a batch's output buffer: row * K + class.
+    row_offsets = np.arange(batch_size, dtype=np.intp) * n_outputs
+    y_index = np.empty(batch_size, dtype=np.intp)
+    full_batch = batch_size == n_samples
+    if full_batch and y_class is not None:
+        np.add(row_offsets, y_class, out=y_index)
+    if not full_batch:
+        X_epoch = np.empty_like(X)
+        Y_epoch = None if Y is None else np.empty_like(Y)
+        y_class_epoch = None if y_class is None else np.empty_like(y_class)
+
+    loss_curve = []
+    for iteration in range(1, iterations + 1):
+        # Overflow in exp/matmul is how divergence shows; it is reported below, not warned about.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            if full_batch:
+                loss = network.loss_and_gradients(X, Y, y_index, alpha)
+                finite = math.isfinite(loss)
+                if finite:
+                    optimiser.step(network.params, network.grads)
+            else:
+                order = rng.permutation(n_samples)
+                np.take(X, order, axis=0, out=X_epoch)
+                if Y is not None:
+                    np.take(Y, order, axis=0, out=Y_epoch)
+                if y_class is not None:
+                    np.take(y_class, order, out=y_class_epoch)
+                loss, finite = 0.0, True
+                for start in range(0, n_samples, batch_size):
+                    stop = min(start + batch_size, n_samples)
+                    m = stop - start
+                    batch_index = None
+                    if y_class is not None:
+                        batch_index = y_index[:m]
+                        np.add(row_offsets[:m], y_class_epoch[start:stop], out=batch_index)
+                    batch_Y = None if Y is None else Y_epoch[start:stop]
+                    batch_loss = network.loss_and_gradients(
+                        X_epoch[start:stop], batch_Y, batch_index, alpha
+                    )
+                    if not math.isfinite(batch_loss):
+                        loss, finite = batch_loss, False
+                        break
+                    loss += batch_loss * m
+                    optimiser.step(network.params, network.grads)
+                if finite:
+                    loss /= n_samples
+        if not finite:
+            raise TrainingDivergedError(iteration, learning_rate, loss)
+        loss_curve.append(loss)
+        if callback is not None and iteration % callback_every == 0:
+            callback(iteration, loss)
+    return loss_curve
