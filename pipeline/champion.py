@@ -1,0 +1,139 @@
+"""After the search: refit the best configuration on the whole training split, score it once on
+the held-out test split, log it on the parent run and register it with the alias ``champion``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+from mlflow.entities import Metric, RunTag
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+from sklearn.metrics import accuracy_score
+
+import core
+from pipeline.cross_validation import fold_seed
+from pipeline.data import Split
+from pipeline.fitted_model import FoldEnsemble, ScaledNetwork
+from pipeline.search_space import network_params
+from pipeline.study import replaced_numbers
+from pipeline.tracking import log_champion, log_metrics
+
+
+@dataclass
+class SweepSummary:
+    """What the terminal prints at the end of a sweep."""
+
+    study_name: str
+    counts: dict[str, int]
+    parent_run_id: str
+    best_params: dict | None = None
+    cv_mean: float | None = None
+    cv_std: float | None = None
+    test_accuracy: float | None = None
+    model_version: str | None = None
+
+
+def state_counts(study: optuna.Study) -> dict[str, int]:
+    """Complete / pruned / failed / running trials, lost-and-retried ones left out."""
+    trials = study.get_trials(deepcopy=False)
+    replaced = replaced_numbers(trials)
+    counts = {"complete": 0, "pruned": 0, "failed": 0, "running": 0}
+    names = {
+        TrialState.COMPLETE: "complete",
+        TrialState.PRUNED: "pruned",
+        TrialState.FAIL: "failed",
+        TrialState.RUNNING: "running",
+    }
+    for trial in trials:
+        if trial.number not in replaced and trial.state in names:
+            counts[names[trial.state]] += 1
+    return counts
+
+
+def refit_best(study: optuna.Study, split: Split, fixed_params: dict, seed: int) -> ScaledNetwork:
+    """The best trial's network, trained on the whole training split (seeded like fold 0)."""
+    kwargs = {**fixed_params, **network_params(study.best_trial.params)}
+    network = core.MLPClassifier(**kwargs, random_state=fold_seed(seed, 0))
+    return ScaledNetwork.fit(network, split.X_train, split.y_train)
+
+
+def finalize(
+    study: optuna.Study,
+    split: Split,
+    *,
+    fixed_params: dict,
+    seed: int,
+    uri: str,
+    parent_run_id: str,
+    registered_model: str,
+) -> SweepSummary:
+    """Refit, test, log and register the champion; returns the summary for the terminal."""
+    counts = state_counts(study)
+    summary = SweepSummary(study.study_name, counts, parent_run_id)
+    client = MlflowClient(tracking_uri=uri)
+    now = int(time.time() * 1000)
+    count_metrics = [Metric(f"trials_{k}", float(v), now, 0) for k, v in counts.items()]
+    if counts["complete"] == 0:
+        log_metrics(client, parent_run_id, count_metrics)
+        return summary
+    best = study.best_trial
+    model = refit_best(study, split, fixed_params, seed)
+    champion = FoldEnsemble([model])
+    summary.best_params = dict(best.params)
+    summary.cv_mean = float(best.value)
+    summary.cv_std = float(best.user_attrs.get("cv_std", np.nan))
+    summary.test_accuracy = float(accuracy_score(split.y_test, champion.predict(split.X_test)))
+    log_metrics(
+        client,
+        parent_run_id,
+        count_metrics
+        + [
+            Metric("best_cv_accuracy_mean", summary.cv_mean, now, 0),
+            Metric("best_cv_accuracy_std", summary.cv_std, now, 0),
+            Metric("test_accuracy", summary.test_accuracy, now, 0),
+        ],
+    )
+    # Tags, not params: the best trial may change when the study is resumed; params are immutable.
+    client.log_batch(
+        parent_run_id,
+        tags=[RunTag("best.trial_number", str(best.number))]
+        + [RunTag(f"best.{k}", str(v)) for k, v in best.params.items()],
+    )
+    summary.model_version = log_champion(
+        uri, parent_run_id, champion, split.X_test[:5], registered_model
+    )
+    return summary
+
+
+def format_summary(summary: SweepSummary, tracking_uri: str) -> str:
+    """A few lines for the terminal."""
+    c = summary.counts
+    lines = [
+        f"study {summary.study_name}: {c['complete']} complete, {c['pruned']} pruned, "
+        f"{c['failed']} failed"
+    ]
+    if summary.best_params is None:
+        lines.append(
+            "no trial completed: every trial failed or was pruned; see the trials' "
+            "fail_reason (for divergence, lower search_space.learning_rate.high)"
+        )
+    else:
+        params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(summary.best_params.items()))
+        lines += [
+            f"best: {params}",
+            f"CV accuracy {summary.cv_mean:.4f} ± {summary.cv_std:.4f}; "
+            f"test accuracy {summary.test_accuracy:.4f}",
+            f"champion: registered version {summary.model_version}",
+        ]
+    lines += [
+        f"parent run {summary.parent_run_id}",
+        f"inspect: mlflow ui --backend-store-uri {tracking_uri}",
+    ]
+    return "\n".join(lines)
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

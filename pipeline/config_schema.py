@@ -1,0 +1,199 @@
+"""Typed schema of the sweep config, registered in Hydra's ConfigStore, and its value checks.
+
+The YAML files under ``conf/`` extend these dataclasses, so a misspelt key or a wrong type fails
+when Hydra composes the config, before any work starts. :func:`validate_config` then checks the
+values (ranges, ``low <= high``, known names) and raises :class:`UserInputError` naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig
+
+from pipeline.errors import UserInputError
+
+ACTIVATION_NAMES = ("sigmoid", "tanh", "relu", "leaky_relu")
+DATASET_NAMES = ("digits", "iris", "wine", "breast_cancer", "moons", "csv")
+SOLVER_NAMES = ("gd", "sgd", "momentum", "adam", "normalized")
+INIT_NAMES = ("small", "xavier", "he")
+DTYPE_NAMES = ("float32", "float64")
+DIRECTIONS = ("maximize", "minimize")
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    path: str | None = None  # csv only
+    target: str | None = None  # csv only: the label column
+    n_samples: int = 1000  # moons only
+    noise: float = 0.25  # moons only
+
+
+@dataclass
+class FloatRange:
+    low: float = MISSING
+    high: float = MISSING
+    log: bool = False
+
+
+@dataclass
+class IntRange:
+    low: int = MISSING
+    high: int = MISSING
+    step: int = 1
+    log: bool = False
+
+
+@dataclass
+class Choices:
+    choices: list[str] = MISSING
+
+
+@dataclass
+class SearchSpaceConfig:
+    learning_rate: FloatRange = field(default_factory=lambda: FloatRange(log=True))
+    hidden_units: IntRange = field(default_factory=IntRange)
+    hidden_layers: IntRange = field(default_factory=IntRange)
+    iterations: IntRange = field(default_factory=IntRange)
+    activation: Choices = field(default_factory=Choices)
+    # One width per layer (hidden_units_0, hidden_units_1, ...) instead of one shared width.
+    per_layer_units: bool = False
+
+
+@dataclass
+class StudyConfig:
+    name: str | None = None  # None: "<dataset>-mlp"
+    storage: str = "mlruns/optuna.journal"
+    n_trials: int = 30
+    seed: int = 0
+    direction: str = "maximize"
+    # Seconds between heartbeats of a running trial (RDB storages only); a trial silent for
+    # 4 heartbeats is failed and retried by the next worker that starts a trial.
+    heartbeat_interval: int = 10
+    # How long a non-leader worker waits for worker 0 to create the study and the parent run.
+    leader_wait_seconds: float = 300.0
+
+
+@dataclass
+class CVConfig:
+    folds: int = 5
+    n_jobs: int = -1
+    test_size: float = 0.2
+
+
+@dataclass
+class ModelConfig:
+    """Training settings held fixed during the search (the searched ones are in search_space)."""
+
+    solver: str = "adam"
+    batch_size: int | None = None
+    alpha: float = 0.0
+    init: str = "xavier"
+    dtype: str = "float32"
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = "sqlite:///mlruns/mlflow.db"
+    artifact_location: str = "mlruns/artifacts"
+    experiment: str = "mlp-sweep"
+    registered_model: str | None = None  # None: the study name
+    log_trial_models: bool = True
+
+
+@dataclass
+class SweepConfig:
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    search_space: SearchSpaceConfig = field(default_factory=SearchSpaceConfig)
+    sampler: Any = MISSING
+    pruner: Any = MISSING
+    study: StudyConfig = field(default_factory=StudyConfig)
+    cv: CVConfig = field(default_factory=CVConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    worker: int = 0  # multirun: worker='range(N)'; worker 0 leads (creates, then finalises)
+    progress_bar: bool = True
+
+
+def register_configs() -> None:
+    """Register the schemas so that ``conf/*.yaml`` can extend them via their defaults lists."""
+    store = ConfigStore.instance()
+    store.store(name="base_config", node=SweepConfig)
+    store.store(group="dataset", name="base_dataset", node=DatasetConfig)
+    store.store(group="search_space", name="base_search_space", node=SearchSpaceConfig)
+
+
+def _fail(key: str, message: str) -> UserInputError:
+    return UserInputError(f"{key}: {message}")
+
+
+def _check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise _fail(key, f"{value!r} is not one of: {', '.join(allowed)}")
+
+
+def _check_range(key: str, node: DictConfig, *, positive: bool, minimum: float | None) -> None:
+    low, high = node.low, node.high
+    if low > high:
+        raise _fail(key, f"low={low} is greater than high={high}; swap them")
+    if positive and low <= 0:
+        raise _fail(f"{key}.low", f"must be > 0, got {low}")
+    if minimum is not None and low < minimum:
+        raise _fail(f"{key}.low", f"must be >= {minimum}, got {low}")
+    if node.get("log") and low <= 0:
+        raise _fail(f"{key}.low", f"a log-scale range needs low > 0, got {low}")
+    if node.get("step", 1) < 1:
+        raise _fail(f"{key}.step", f"must be >= 1, got {node.step}")
+
+
+def validate_search_space(space: DictConfig) -> None:
+    """Check bounds and choices of ``search_space`` (raises :class:`UserInputError`)."""
+    _check_range("search_space.learning_rate", space.learning_rate, positive=True, minimum=None)
+    _check_range("search_space.hidden_units", space.hidden_units, positive=True, minimum=1)
+    _check_range("search_space.hidden_layers", space.hidden_layers, positive=True, minimum=1)
+    _check_range("search_space.iterations", space.iterations, positive=True, minimum=1)
+    choices = list(space.activation.choices)
+    if not choices:
+        raise _fail("search_space.activation.choices", "is empty; give at least one activation")
+    for name in choices:
+        _check_choice("search_space.activation.choices", name, ACTIVATION_NAMES)
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Check every value of a composed config before any data is loaded or store touched."""
+    _check_choice("dataset.name", cfg.dataset.name, DATASET_NAMES)
+    if cfg.dataset.name == "csv":
+        for key in ("path", "target"):
+            if not cfg.dataset.get(key):
+                raise _fail(f"dataset.{key}", "is required for dataset=csv")
+    validate_search_space(cfg.search_space)
+    if cfg.study.n_trials < 1:
+        raise _fail("study.n_trials", f"must be >= 1, got {cfg.study.n_trials}")
+    _check_choice("study.direction", cfg.study.direction, DIRECTIONS)
+    if not str(cfg.study.storage).strip():
+        raise _fail("study.storage", "is empty; give a file path or a database URL")
+    if cfg.study.heartbeat_interval < 1:
+        raise _fail("study.heartbeat_interval", f"must be >= 1, got {cfg.study.heartbeat_interval}")
+    if cfg.cv.folds < 2:
+        raise _fail("cv.folds", f"must be >= 2, got {cfg.cv.folds}")
+    if cfg.cv.n_jobs == 0 or cfg.cv.n_jobs < -1:
+        raise _fail("cv.n_jobs", f"must be -1 (all cores) or >= 1, got {cfg.cv.n_jobs}")
+    if not 0.0 < cfg.cv.test_size < 1.0:
+        raise _fail("cv.test_size", f"must be between 0 and 1 (exclusive), got {cfg.cv.test_size}")
+    _check_choice("model.solver", cfg.model.solver, SOLVER_NAMES)
+    _check_choice("model.init", cfg.model.init, INIT_NAMES)
+    _check_choice("model.dtype", cfg.model.dtype, DTYPE_NAMES)
+    if cfg.model.batch_size is not None and cfg.model.batch_size < 1:
+        raise _fail(
+            "model.batch_size", f"must be >= 1 or null (full batch), got {cfg.model.batch_size}"
+        )
+    if cfg.model.alpha < 0:
+        raise _fail("model.alpha", f"must be >= 0, got {cfg.model.alpha}")
+    if cfg.worker < 0:
+        raise _fail("worker", f"must be >= 0, got {cfg.worker}")
+    for group in ("sampler", "pruner"):
+        if "_target_" not in cfg[group]:
+            raise _fail(group, f"needs a _target_; choose one of the files in conf/{group}/")

@@ -1,0 +1,133 @@
+"""Data sets for the sweep: scikit-learn's bundled ones, two moons, or a user's CSV file.
+
+Everything is checked here, once, before the first trial: a bad file or column raises
+:class:`UserInputError` naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn import datasets as sk_datasets
+from sklearn.model_selection import train_test_split
+
+from pipeline.errors import UserInputError
+
+BUNDLED_LOADERS = {
+    "digits": sk_datasets.load_digits,
+    "iris": sk_datasets.load_iris,
+    "wine": sk_datasets.load_wine,
+    "breast_cancer": sk_datasets.load_breast_cancer,
+}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A labelled table.
+
+    X : ndarray of shape (n_samples, n_features), float64
+    y : ndarray of shape (n_samples,), the original labels (ints or strings)
+    """
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+    feature_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Split:
+    """The training split (searched with k-fold CV) and the held-out test split (scored once)."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+
+def load_dataset(cfg, seed: int) -> Dataset:
+    """Load the data set described by the ``dataset`` config node."""
+    if cfg.name in BUNDLED_LOADERS:
+        bunch = BUNDLED_LOADERS[cfg.name]()
+        names = tuple(str(n) for n in getattr(bunch, "feature_names", range(bunch.data.shape[1])))
+        return Dataset(cfg.name, bunch.data.astype(np.float64), bunch.target, names)
+    if cfg.name == "moons":
+        X, y = sk_datasets.make_moons(n_samples=cfg.n_samples, noise=cfg.noise, random_state=seed)
+        return Dataset("moons", X, y, ("x0", "x1"))
+    if cfg.name == "csv":
+        return load_csv(Path(cfg.path), cfg.target)
+    raise UserInputError(f"dataset.name: unknown data set {cfg.name!r}")
+
+
+def load_csv(path: Path, target: str) -> Dataset:
+    """Read a CSV file whose ``target`` column holds the labels and all other columns numbers."""
+    key = f"dataset.path={path}"
+    if not path.is_file():
+        raise UserInputError(f"{key}: file not found (give an existing CSV file)")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise UserInputError(
+            f"{key}: the file is empty; it needs a header row and data rows"
+        ) from None
+    except (UnicodeDecodeError, pd.errors.ParserError, OSError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserInputError(f"{key}: cannot be read as CSV ({reason})") from None
+    if frame.empty:
+        raise UserInputError(f"{key}: has a header but no data rows")
+    if target not in frame.columns:
+        columns = ", ".join(map(str, frame.columns[:20]))
+        raise UserInputError(
+            f"dataset.target={target}: no such column in {path} (columns: {columns})"
+        )
+    labels = frame.pop(target)
+    if labels.isna().any():
+        raise UserInputError(
+            f"{key}: column {target!r} has missing labels; fill or drop those rows"
+        )
+    if frame.shape[1] == 0:
+        raise UserInputError(f"{key}: has no feature columns besides the target {target!r}")
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            raise UserInputError(
+                f"{key}: column {column!r} is not numeric; encode it as numbers or drop it"
+            )
+    X = frame.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(X)
+    if bad.any():
+        column = frame.columns[np.argmax(bad.any(axis=0))]
+        raise UserInputError(f"{key}: column {column!r} has NaN or infinite values; clean them")
+    # Labels read by pandas may be an object array; a fixed-width string array keeps them
+    # storable without pickle, while integer labels stay integers.
+    y = labels.to_numpy()
+    if y.dtype == object:
+        y = y.astype(str)
+    return Dataset(path.stem, X, y, tuple(str(c) for c in frame.columns))
+
+
+def check_class_counts(y: np.ndarray, folds: int, test_size: float) -> None:
+    """Fail early when the labels cannot support a stratified hold-out and ``folds`` folds."""
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2:
+        raise UserInputError(
+            f"dataset: only one class ({classes[0]!r}) in the labels; classification needs two"
+        )
+    smallest = int(counts.min())
+    train_members = smallest - int(np.ceil(smallest * test_size))
+    if train_members < folds:
+        label = classes[np.argmin(counts)]
+        raise UserInputError(
+            f"cv.folds={folds}: class {label!r} has only {smallest} samples "
+            f"({train_members} after the test split); lower cv.folds or add data"
+        )
+
+
+def split_train_test(data: Dataset, test_size: float, seed: int) -> Split:
+    """Hold out a stratified test split that no trial ever sees."""
+    X_train, X_test, y_train, y_test = train_test_split(
+        data.X, data.y, test_size=test_size, stratify=data.y, random_state=seed
+    )
+    return Split(X_train, y_train, X_test, y_test)

@@ -1,0 +1,96 @@
+"""A trained predictor as the sweep ships it: standardisation + a core network, or several.
+
+A trial's k fold models form a :class:`FoldEnsemble` (probabilities averaged), so every trial
+leaves a usable model without an extra fit; the champion is a one-member ensemble refitted on
+the whole training split. Everything is stored as ``.npz`` + JSON, never pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.preprocessing import StandardScaler
+
+import core
+from pipeline.errors import UserInputError
+
+
+@dataclass
+class ScaledNetwork:
+    """Standardisation fitted on the training rows only, then the network.
+
+    mean, scale : ndarray of shape (n_features,)
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+    network: core.MLPClassifier
+
+    @classmethod
+    def fit(cls, network: core.MLPClassifier, X: np.ndarray, y: np.ndarray) -> ScaledNetwork:
+        """Fit the scaler on ``X`` (n_samples, n_features), then the network on the scaled rows."""
+        scaler = StandardScaler().fit(X)
+        network.fit(scaler.transform(X), y)
+        return cls(scaler.mean_, scaler.scale_, network)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities of shape (n_samples, n_classes), columns ordered as ``classes_``."""
+        return self.network.predict_proba((X - self.mean) / self.scale)
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.network.classes_
+
+
+class FoldEnsemble:
+    """Members with the same classes; predicts the argmax of their mean probabilities."""
+
+    def __init__(self, members: list[ScaledNetwork]):
+        if not members:
+            raise ValueError("members: an ensemble needs at least one member")
+        self.members = members
+        self.classes_ = members[0].classes_
+
+    def predict_proba(self, X) -> np.ndarray:
+        """X : array-like of shape (n_samples, n_features) -> (n_samples, n_classes)."""
+        X = np.asarray(X, dtype=np.float64)
+        expected = self.members[0].mean.shape[0]
+        if X.ndim != 2 or X.shape[1] != expected:
+            raise ValueError(f"X: expected shape (n_samples, {expected}), got {X.shape}")
+        return np.mean([m.predict_proba(X) for m in self.members], axis=0)
+
+    def predict(self, X) -> np.ndarray:
+        """Original labels (ints stay ints, strings stay strings), shape (n_samples,)."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def save(self, directory: Path) -> None:
+        """Write ``member_<i>.npz`` (core format), ``scaler_<i>.npz`` and ``ensemble.json``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for index, member in enumerate(self.members):
+            core.save_model(member.network, directory / f"member_{index}.npz")
+            np.savez(directory / f"scaler_{index}.npz", mean=member.mean, scale=member.scale)
+        (directory / "ensemble.json").write_text(json.dumps({"members": len(self.members)}))
+
+    @classmethod
+    def load(cls, directory: Path) -> FoldEnsemble:
+        """Read what :meth:`save` wrote; a damaged file raises ``UserInputError`` naming it."""
+        directory = Path(directory)
+        manifest = directory / "ensemble.json"
+        try:
+            count = int(json.loads(manifest.read_text())["members"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise UserInputError(f"{manifest}: not a readable model manifest ({error})") from None
+        members = []
+        for index in range(count):
+            network = core.load_model(directory / f"member_{index}.npz")
+            scaler_file = directory / f"scaler_{index}.npz"
+            try:
+                with np.load(scaler_file, allow_pickle=False) as arrays:
+                    mean, scale = arrays["mean"], arrays["scale"]
+            except (OSError, ValueError, KeyError) as error:
+                raise UserInputError(f"{scaler_file}: damaged scaler file ({error})") from None
+            members.append(ScaledNetwork(mean, scale, network))
+        return cls(members)

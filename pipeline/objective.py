@@ -1,0 +1,167 @@
+"""The Optuna objective: one trial = suggest, k-fold CV with per-fold pruning, MLflow child run.
+
+The data is held by the callable object, so it is loaded once per sweep, not per trial.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+
+from pipeline.cross_validation import FoldResult, iter_fold_results
+from pipeline.fitted_model import FoldEnsemble
+from pipeline.search_space import network_params, suggest_params
+from pipeline.study import FAIL_REASON, record_owner
+
+
+class TrainingDiverged(Exception):
+    """A trial's training produced a non-finite loss; Optuna records the trial as FAIL."""
+
+
+@dataclass
+class FoldOutcome:
+    """What the folds of one trial produced so far."""
+
+    scores: dict[int, float] = field(default_factory=dict)
+    fit_seconds: float = 0.0
+    curves: list[np.ndarray] = field(default_factory=list)
+    models: dict[int, Any] = field(default_factory=dict)
+
+    def add(self, result: FoldResult) -> None:
+        self.fit_seconds += result.fit_seconds
+        self.curves.append(result.loss_curve)
+        if result.score is not None:
+            self.scores[result.fold] = result.score
+            self.models[result.fold] = result.model
+
+    def mean_curve(self) -> np.ndarray | None:
+        """The folds' mean training loss per iteration (the shortest curve's length)."""
+        curves = [c for c in self.curves if len(c)]
+        if not curves:
+            return None
+        length = min(len(c) for c in curves)
+        return np.mean([c[:length] for c in curves], axis=0)
+
+    def ensemble(self) -> FoldEnsemble:
+        return FoldEnsemble([self.models[fold] for fold in sorted(self.models)])
+
+
+def evaluate_folds(
+    trial: optuna.Trial | None,
+    network_kwargs: dict[str, Any],
+    X,
+    y,
+    *,
+    folds: int,
+    seed: int,
+    n_jobs: int,
+) -> FoldOutcome:
+    """Run the folds; report each score to the trial's pruner as it arrives.
+
+    Raises ``optuna.TrialPruned`` or :class:`TrainingDiverged`; either way the folds not yet
+    started are cancelled. The generator is closed explicitly: left to the garbage collector it
+    can shut the shared process pool down in the middle of a later trial.
+    """
+    outcome = FoldOutcome()
+    # Cancelling the folds of a pruned trial is the point; joblib's warning about it is noise.
+    warnings.filterwarnings(
+        "ignore", message=r".*tasks which were still being processed", category=UserWarning
+    )
+    results = iter_fold_results(network_kwargs, X, y, folds=folds, seed=seed, n_jobs=n_jobs)
+    try:
+        for result in results:
+            outcome.add(result)
+            if result.error is not None:
+                raise TrainingDiverged(f"fold {result.fold}: {result.error}")
+            if trial is not None:
+                trial.report(result.score, step=result.fold)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(
+                        f"pruned after {len(outcome.scores)} of {folds} folds "
+                        f"(mean {np.mean(list(outcome.scores.values())):.4f})"
+                    )
+    finally:
+        results.close()
+    return outcome
+
+
+class Objective:
+    """Callable for ``study.optimize``: returns the mean CV accuracy of the trial's network.
+
+    ``open_run(trial, params)`` returns the trial's tracking handle (or None to track nothing).
+    """
+
+    def __init__(
+        self,
+        X,
+        y,
+        *,
+        fixed_params: dict[str, Any],
+        search_space,
+        folds: int,
+        seed: int,
+        n_jobs: int,
+        open_run: Callable | None = None,
+        log_models: bool = True,
+    ):
+        self.X, self.y = X, y
+        self.fixed_params = fixed_params
+        self.search_space = search_space
+        self.folds, self.seed, self.n_jobs = folds, seed, n_jobs
+        self.open_run = open_run
+        self.log_models = log_models
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        started = time.perf_counter()
+        record_owner(trial)
+        params = suggest_params(trial, self.search_space)
+        run = self.open_run(trial, params) if self.open_run else None
+        outcome = FoldOutcome()
+        state, reason = "FAIL", None
+        try:
+            outcome = evaluate_folds(
+                trial,
+                {**self.fixed_params, **network_params(params)},
+                self.X,
+                self.y,
+                folds=self.folds,
+                seed=self.seed,
+                n_jobs=self.n_jobs,
+            )
+            state = "COMPLETE"
+            value = float(np.mean(list(outcome.scores.values())))
+            trial.set_user_attr("fold_scores", [outcome.scores[f] for f in sorted(outcome.scores)])
+            trial.set_user_attr("cv_std", float(np.std(list(outcome.scores.values()))))
+            return value
+        except optuna.TrialPruned as pruned:
+            state, reason = "PRUNED", str(pruned)
+            trial.set_user_attr(FAIL_REASON, reason)
+            raise
+        except TrainingDiverged as error:
+            reason = f"diverged: {error}"
+            trial.set_user_attr(FAIL_REASON, reason)
+            raise
+        except BaseException as error:  # KeyboardInterrupt included: the run must not stay open
+            state, reason = (
+                ("KILLED" if isinstance(error, KeyboardInterrupt) else "FAIL"),
+                repr(error),
+            )
+            raise
+        finally:
+            trial.set_user_attr("fit_seconds", outcome.fit_seconds)
+            if run is not None:
+                self._close_run(run, outcome, state, reason, time.perf_counter() - started)
+
+    def _close_run(
+        self, run, outcome: FoldOutcome, state: str, reason: str | None, seconds: float
+    ) -> None:
+        run.log_folds(outcome.scores, outcome.fit_seconds, outcome.mean_curve(), seconds)
+        if state == "COMPLETE" and self.log_models:
+            run.log_model(outcome.ensemble(), self.X[:5])
+        run.end(state, reason)

@@ -1,0 +1,162 @@
+"""The Optuna side: storage, the named study, the trial budget and recovery of lost trials.
+
+``study.n_trials`` is the total the study reaches, however many times the command is rerun and
+however many workers share it. A trial lost with its process (killed, node gone) is failed and
+retried: RDB storages find it by heartbeat; the journal file store (no heartbeats in Optuna)
+by its recorded host and pid, checked when a worker starts.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import optuna
+from optuna.storages import RDBStorage, RetryFailedTrialCallback
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from pipeline.errors import UserInputError
+from pipeline.redaction import redact
+
+OWNER_HOST = "host"
+OWNER_PID = "pid"
+FAIL_REASON = "fail_reason"
+RETRY_OF = "retry_of"  # user attr of a re-enqueued lost trial: the number it replaces
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def open_storage(location: str, heartbeat_interval: int) -> optuna.storages.BaseStorage:
+    """A database URL gives an RDB storage with heartbeats; anything else is a journal file."""
+    if "://" in location:
+        engine_kwargs = {}
+        if location.startswith("sqlite"):
+            # Several writers on one SQLite file wait for the lock instead of failing at once.
+            engine_kwargs = {"connect_args": {"timeout": 60}}
+        try:
+            return RDBStorage(
+                location,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=4 * heartbeat_interval,
+                failed_trial_callback=RetryFailedTrialCallback(max_retry=2),
+            )
+        except Exception as error:  # SQLAlchemy raises many kinds; all mean "cannot use it"
+            reason = redact(str(error).splitlines()[0]) if str(error) else type(error).__name__
+            raise UserInputError(
+                f"study.storage={redact(location)}: cannot open ({reason})"
+            ) from None
+    path = Path(location)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    except OSError as error:
+        raise UserInputError(
+            f"study.storage={location}: cannot write there ({error.strerror})"
+        ) from None
+
+
+def open_study(storage, name: str, direction: str, sampler, pruner) -> optuna.Study:
+    """Create the study or load the existing one of that name (then its direction must match)."""
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        direction=direction,
+        sampler=sampler,
+        pruner=pruner,
+        load_if_exists=True,
+    )
+    existing = study.direction.name.lower()
+    if existing != direction:
+        raise UserInputError(
+            f"study.direction={direction}: study {name!r} already exists with direction "
+            f"{existing}; use another study.name or study.direction={existing}"
+        )
+    return study
+
+
+def find_study(storage, name: str) -> optuna.Study | None:
+    """The study if it already exists, without creating it."""
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return None
+
+
+def replaced_numbers(trials: list[FrozenTrial]) -> set[int]:
+    """Numbers of lost trials that have been re-enqueued (they do not count to the budget)."""
+    numbers = set()
+    for trial in trials:
+        if "failed_trial" in trial.system_attrs:  # RetryFailedTrialCallback's marker
+            numbers.add(int(trial.system_attrs["failed_trial"]))
+        if RETRY_OF in trial.user_attrs:
+            numbers.add(int(trial.user_attrs[RETRY_OF]))
+    return numbers
+
+
+def budget_used(study: optuna.Study) -> int:
+    """Trials that count to ``study.n_trials``: finished or running, minus replaced lost ones."""
+    trials = study.get_trials(deepcopy=False)
+    replaced = replaced_numbers(trials)
+    return sum(
+        1
+        for t in trials
+        if t.number not in replaced
+        and (t.state in FINISHED_STATES or t.state == TrialState.RUNNING)
+    )
+
+
+class BudgetCallback:
+    """Stops this worker once the study's finished + running trials reach the budget."""
+
+    def __init__(self, n_trials: int):
+        self.n_trials = n_trials
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if budget_used(study) >= self.n_trials:
+            study.stop()
+
+
+def record_owner(trial: optuna.Trial) -> None:
+    """Remember which process runs the trial, so that a later start can tell if it died."""
+    trial.set_user_attr(OWNER_HOST, socket.gethostname())
+    trial.set_user_attr(OWNER_PID, os.getpid())
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_lost_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Fail RUNNING trials whose process is gone and enqueue their parameters again.
+
+    RDB storages: Optuna's heartbeat check (``fail_stale_trials``) does it and the retry callback
+    re-enqueues. Any storage: a trial recorded as owned by a dead pid on this host is failed here.
+    Returns the trials that were failed.
+    """
+    storage = study._storage
+    lost = []
+    if isinstance(storage, RDBStorage):
+        before = {t.number for t in study.get_trials(states=(TrialState.RUNNING,))}
+        optuna.storages.fail_stale_trials(study)
+        lost += [t for t in study.get_trials(states=(TrialState.FAIL,)) if t.number in before]
+    host = socket.gethostname()
+    for trial in study.get_trials(states=(TrialState.RUNNING,)):
+        pid = trial.user_attrs.get(OWNER_PID)
+        if trial.user_attrs.get(OWNER_HOST) != host or pid is None or _process_alive(int(pid)):
+            continue
+        if pid == os.getpid():
+            continue
+        reason = f"lost: its process {pid} on {host} ended while the trial ran"
+        storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
+        if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+            lost.append(trial)
+    return lost

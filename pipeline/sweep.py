@@ -1,0 +1,246 @@
+"""``python -m pipeline.sweep``: one command from a config to a tuned, tested, registered model.
+
+Hydra composes ``conf/`` and the command line; :func:`run_sweep` does the work. In a multirun
+(``-m worker='range(N)'``) every job is an Optuna worker on the same study: worker 0 leads (creates
+the study and the MLflow parent run, recovers lost trials, finalises the champion), the others
+wait for it and then share the trials.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import warnings
+
+import hydra
+import optuna
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.champion import finalize, format_summary
+from pipeline.config_schema import register_configs, validate_config
+from pipeline.cross_validation import resolve_n_jobs
+from pipeline.data import check_class_counts, load_dataset, split_train_test
+from pipeline.errors import UserInputError
+from pipeline.objective import Objective, TrainingDiverged
+from pipeline.redaction import redact
+from pipeline.study import (
+    BudgetCallback,
+    budget_used,
+    find_study,
+    open_storage,
+    open_study,
+    recover_lost_trials,
+)
+from pipeline.tracking import TrialRun, connect, create_parent_run
+
+log = logging.getLogger("pipeline.sweep")
+PARENT_RUN_ATTR = "mlflow_parent_run_id"
+TRIAL_RUN_ATTR = "mlflow_run_id"
+
+register_configs()
+
+
+def study_name(cfg: DictConfig) -> str:
+    return cfg.study.name or f"{cfg.dataset.name}-mlp"
+
+
+def fixed_model_params(cfg: DictConfig) -> dict:
+    """The training settings that are not searched (solver, batch size, L2, init, dtype)."""
+    return OmegaConf.to_container(cfg.model, resolve=True)
+
+
+def build_sampler(cfg: DictConfig) -> optuna.samplers.BaseSampler:
+    """The configured sampler; each worker gets its own seed (QMC keeps one shared sequence)."""
+    overrides = {}
+    if "seed" in cfg.sampler and "QMCSampler" not in cfg.sampler._target_:
+        overrides["seed"] = cfg.sampler.seed + cfg.worker
+    try:
+        return instantiate(cfg.sampler, **overrides)
+    except Exception as error:
+        raise UserInputError(
+            f"sampler: cannot build {cfg.sampler._target_} ({error.__cause__ or error})"
+        ) from None
+
+
+def build_pruner(cfg: DictConfig) -> optuna.pruners.BasePruner:
+    try:
+        return instantiate(cfg.pruner)
+    except Exception as error:
+        raise UserInputError(
+            f"pruner: cannot build {cfg.pruner._target_} ({error.__cause__ or error})"
+        ) from None
+
+
+def config_yaml(cfg: DictConfig) -> str:
+    return redact(OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def sweep_params(cfg: DictConfig) -> dict:
+    """Settings of the whole study, logged once as the parent run's params."""
+    return {
+        "dataset": cfg.dataset.name,
+        "cv.folds": cfg.cv.folds,
+        "cv.test_size": cfg.cv.test_size,
+        "study.seed": cfg.study.seed,
+        "study.direction": cfg.study.direction,
+        "sampler": cfg.sampler._target_,
+        "pruner": cfg.pruner._target_,
+        **{f"model.{k}": v for k, v in fixed_model_params(cfg).items()},
+    }
+
+
+def is_multirun() -> bool:
+    try:
+        return HydraConfig.get().mode.name == "MULTIRUN"
+    except ValueError:  # not running under Hydra (tests call run_sweep directly)
+        return False
+
+
+def lead_study(cfg, storage, sampler, pruner, client, experiment_id) -> tuple[optuna.Study, str]:
+    """Worker 0: open the study, find or create its parent run, close what a dead run left."""
+    name = study_name(cfg)
+    study = open_study(storage, name, cfg.study.direction, sampler, pruner)
+    parent_id = study.user_attrs.get(PARENT_RUN_ATTR)
+    if parent_id is None or not _run_exists(client, parent_id):
+        parent_id = create_parent_run(
+            client, experiment_id, name, sweep_params(cfg), config_yaml(cfg)
+        )
+        study.set_user_attr(PARENT_RUN_ATTR, parent_id)
+    for trial in recover_lost_trials(study):
+        run_id = trial.user_attrs.get(TRIAL_RUN_ATTR)
+        if run_id and client.get_run(run_id).info.status == "RUNNING":
+            client.set_tag(run_id, "optuna.state", "FAIL")
+            client.set_tag(run_id, "optuna.fail_reason", "lost: its process ended mid-trial")
+            client.set_terminated(run_id, status="FAILED")
+    return study, parent_id
+
+
+def follow_study(cfg, storage, sampler, pruner) -> tuple[optuna.Study, str]:
+    """Other workers: wait until worker 0 has created the study and its parent run."""
+    name = study_name(cfg)
+    deadline = time.monotonic() + cfg.study.leader_wait_seconds
+    while time.monotonic() < deadline:
+        existing = find_study(storage, name)
+        if existing is not None and PARENT_RUN_ATTR in existing.user_attrs:
+            study = open_study(storage, name, cfg.study.direction, sampler, pruner)
+            return study, existing.user_attrs[PARENT_RUN_ATTR]
+        time.sleep(0.5)
+    raise UserInputError(
+        f"worker={cfg.worker}: worker 0 did not create study {name!r} within "
+        f"{cfg.study.leader_wait_seconds:.0f} s (study.leader_wait_seconds); start worker 0"
+    )
+
+
+def _run_exists(client: MlflowClient, run_id: str) -> bool:
+    try:
+        return client.get_run(run_id).info.lifecycle_stage == "active"
+    except Exception:
+        return False
+
+
+def run_sweep(cfg: DictConfig) -> dict:
+    """Run (or resume) the study of ``cfg`` and, in worker 0, finalise the champion.
+
+    Returns a dict with the study, the parent run id and the summary (None for other workers).
+    """
+    validate_config(cfg)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # WilcoxonPruner and friends are "experimental" only in the sense of a changeable interface.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    data = load_dataset(cfg.dataset, cfg.study.seed)
+    check_class_counts(data.y, cfg.cv.folds, cfg.cv.test_size)
+    split = split_train_test(data, cfg.cv.test_size, cfg.study.seed)
+    sampler, pruner = build_sampler(cfg), build_pruner(cfg)
+    storage = open_storage(cfg.study.storage, cfg.study.heartbeat_interval)
+    client, experiment_id = connect(
+        cfg.tracking.uri, cfg.tracking.artifact_location, cfg.tracking.experiment
+    )
+    if cfg.worker == 0:
+        study, parent_id = lead_study(cfg, storage, sampler, pruner, client, experiment_id)
+    else:
+        study, parent_id = follow_study(cfg, storage, sampler, pruner)
+    client.update_run(parent_id, status="RUNNING")
+    yaml_text = config_yaml(cfg)
+
+    def open_run(trial: optuna.Trial, params: dict) -> TrialRun:
+        run = TrialRun(client, experiment_id, parent_id, study.study_name, trial.number, cfg.worker)
+        trial.set_user_attr(TRIAL_RUN_ATTR, run.run_id)
+        run.log_start({**params, **fixed_model_params(cfg)}, yaml_text)
+        return run
+
+    objective = Objective(
+        split.X_train,
+        split.y_train,
+        fixed_params=fixed_model_params(cfg),
+        search_space=cfg.search_space,
+        folds=cfg.cv.folds,
+        seed=cfg.study.seed,
+        n_jobs=resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds),
+        open_run=open_run,
+        log_models=cfg.tracking.log_trial_models,
+    )
+    remaining = cfg.study.n_trials - budget_used(study)
+    try:
+        if remaining > 0:
+            study.optimize(
+                objective,
+                n_trials=remaining,
+                catch=(TrainingDiverged,),
+                callbacks=[BudgetCallback(cfg.study.n_trials)],
+                show_progress_bar=cfg.progress_bar,
+            )
+    except KeyboardInterrupt:
+        client.set_terminated(parent_id, status="KILLED")
+        raise
+    result = {"study": study, "parent_run_id": parent_id, "summary": None}
+    if cfg.worker != 0:
+        return result
+    wait_for_running_trials(study)
+    summary = finalize(
+        study,
+        split,
+        fixed_params=fixed_model_params(cfg),
+        seed=cfg.study.seed,
+        uri=cfg.tracking.uri,
+        parent_run_id=parent_id,
+        registered_model=cfg.tracking.registered_model or study.study_name,
+    )
+    client.set_terminated(parent_id, status="FINISHED")
+    result["summary"] = summary
+    print(format_summary(summary, redact(cfg.tracking.uri)))
+    return result
+
+
+def wait_for_running_trials(study: optuna.Study, poll_seconds: float = 1.0) -> None:
+    """Worker 0 finalises only once the other workers' trials have ended (or been found lost)."""
+    while study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        recover_lost_trials(study)
+        time.sleep(poll_seconds)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        result = run_sweep(cfg)
+    except UserInputError as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(
+            "interrupted: finished trials are kept; rerun the same command to resume",
+            file=sys.stderr,
+        )
+        sys.exit(130)
+    summary = result["summary"]
+    return summary.cv_mean if summary is not None else None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Composition of every option of every config group, and the checks that stop a bad config."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import optuna
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from pipeline.config_schema import validate_config
+from pipeline.errors import UserInputError
+from pipeline.sweep import build_pruner, build_sampler
+from tests.conftest import CONF_DIR, compose_config
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def test_every_group_has_its_documented_options():
+    assert group_options("dataset") == sorted(
+        ["digits", "iris", "wine", "breast_cancer", "moons", "csv"]
+    )
+    assert group_options("sampler") == sorted(["tpe", "random", "gp", "qmc", "grid"])
+    assert group_options("pruner") == sorted(["wilcoxon", "median", "hyperband", "none"])
+
+
+@pytest.mark.parametrize("dataset", group_options("dataset"))
+def test_every_dataset_composes_and_validates(dataset):
+    extra = ["dataset.path=x.csv", "dataset.target=y"] if dataset == "csv" else []
+    cfg = compose_config([f"dataset={dataset}", *extra])
+    validate_config(cfg)
+    assert cfg.dataset.name == dataset
+
+
+@pytest.mark.parametrize("sampler", group_options("sampler"))
+def test_every_sampler_composes_and_builds(sampler):
+    if sampler == "gp" and importlib.util.find_spec("torch") is None:
+        pytest.skip("GPSampler needs torch, which is not installed here")
+    cfg = compose_config([f"sampler={sampler}"])
+    validate_config(cfg)
+    assert isinstance(build_sampler(cfg), optuna.samplers.BaseSampler)
+
+
+@pytest.mark.parametrize("pruner", group_options("pruner"))
+def test_every_pruner_composes_and_builds(pruner):
+    cfg = compose_config([f"pruner={pruner}"])
+    validate_config(cfg)
+    assert isinstance(build_pruner(cfg), optuna.pruners.BasePruner)
+
+
+def test_search_space_group_composes_with_overrides():
+    cfg = compose_config(
+        ["search_space.learning_rate.high=0.5", "search_space.activation.choices=[relu,tanh]"]
+    )
+    validate_config(cfg)
+    assert cfg.search_space.learning_rate.high == 0.5
+    assert list(cfg.search_space.activation.choices) == ["relu", "tanh"]
+
+
+def test_defaults_match_the_contract():
+    cfg = compose_config()
+    assert cfg.dataset.name == "digits"
+    assert cfg.cv.folds == 5 and cfg.cv.n_jobs == -1 and cfg.cv.test_size == 0.2
+    assert cfg.tracking.uri == "sqlite:///mlruns/mlflow.db"
+    assert cfg.tracking.artifact_location == "mlruns/artifacts"
+    assert cfg.study.storage.startswith("mlruns/")
+
+
+def test_workers_get_distinct_sampler_seeds_but_qmc_shares_its_sequence():
+    tpe0 = build_sampler(compose_config(["worker=0"]))
+    tpe1 = build_sampler(compose_config(["worker=1"]))
+    assert tpe0._rng.rng.random() != tpe1._rng.rng.random()
+    cfg = compose_config(["sampler=qmc", "worker=3"])
+    assert build_sampler(cfg)._seed == cfg.study.seed
+
+
+def test_unknown_key_fails_at_compose_time():
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_config(["study.n_trails=5"])
+    assert "n_trails" in str(info.value.__cause__ or info.value)
+
+
+def test_wrong_type_fails_at_compose_time():
+    with pytest.raises((ConfigCompositionException, ValidationError, ConfigKeyError)) as info:
+        compose_config(["cv.folds=five"])
+    assert "folds" in str(info.value.__cause__ or info.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("cv.folds=1", "cv.folds"),
+        ("study.n_trials=0", "study.n_trials"),
+        ("search_space.learning_rate.low=0", "search_space.learning_rate.low"),
+        ("search_space.learning_rate.low=0.5", "search_space.learning_rate"),
+        ("search_space.hidden_units.low=0", "search_space.hidden_units.low"),
+        ("search_space.activation.choices=[]", "search_space.activation.choices"),
+        ("search_space.activation.choices=[relu,softplus]", "search_space.activation.choices"),
+        ("study.direction=upwards", "study.direction"),
+        ("model.solver=lbfgs", "model.solver"),
+        ("cv.test_size=1.5", "cv.test_size"),
+    ],
+)
+def test_bad_values_name_their_key(override, key):
+    with pytest.raises(UserInputError) as info:
+        validate_config(compose_config([override]))
+    message = str(info.value)
+    assert message.startswith(key) and "\n" not in message
