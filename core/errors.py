@@ -5,6 +5,8 @@ they know how to handle: a diverged trial is pruned, a bad model file is reporte
 programming error still crashes.
 """
 
+import sys
+
 
 class TrainingDivergedError(ArithmeticError):
     """The training loss became NaN or infinite; training stopped at once.
@@ -44,8 +46,27 @@ class NotFittedError(ValueError, AttributeError):
     """An estimator was used before ``fit``.
 
     Subclasses both ``ValueError`` and ``AttributeError`` like scikit-learn's exception of the
-    same name, so code written for scikit-learn estimators catches it unchanged.
+    same name. Raise it through :func:`not_fitted_error`, which also makes it an instance of
+    scikit-learn's ``NotFittedError`` when scikit-learn is in use.
     """
+
+
+def not_fitted_error(estimator):
+    """The exception to raise when ``estimator`` is used before ``fit``.
+
+    If scikit-learn is already imported (a pipeline, ``check_estimator``), the exception is also
+    an instance of ``sklearn.exceptions.NotFittedError``, so scikit-learn code that catches its
+    own class catches ours. scikit-learn is never imported here.
+    """
+    message = (
+        f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
+        "appropriate arguments before using this estimator."
+    )
+    if "sklearn.exceptions" in sys.modules:
+        from core.sklearn_compat import sklearn_not_fitted_error
+
+        return sklearn_not_fitted_error(message)
+    return NotFittedError(message)
 
 
 class DataConversionWarning(UserWarning):
@@ -54,3 +75,12 @@ class DataConversionWarning(UserWarning):
     Same name and meaning as scikit-learn's warning, defined here so that ``core`` does not
     import scikit-learn.
     """
+
+
+def data_conversion_warning(message):
+    """A :class:`DataConversionWarning`, also scikit-learn's class when scikit-learn is in use."""
+    if "sklearn.exceptions" in sys.modules:
+        from core.sklearn_compat import sklearn_data_conversion_warning
+
+        return sklearn_data_conversion_warning(message)
+    return DataConversionWarning(message)

@@ -8,7 +8,7 @@ imports it, and only when scikit-learn itself asks for the tags.
 import numpy as np
 
 from core import validation
-from core.errors import NotFittedError
+from core.errors import not_fitted_error
 from core.initialisation import INITIALISERS
 from core.network import Network, forward
 from core.training import train
@@ -142,10 +142,7 @@ class _BaseMLP:
     def _output(self, X):
         """Network output for X, shape (n_samples, n_outputs), float64."""
         if not hasattr(self, "coefs_"):
-            raise NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
-                "appropriate arguments before using this estimator."
-            )
+            raise not_fitted_error(self)
         X = validation.features(X, self.coefs_[0].dtype, self.n_features_in_, type(self).__name__)
         loss = LOSS_OF_OUTPUT[self.out_activation_]
         return forward(self.coefs_, self.intercepts_, self.activation, loss, X)
@@ -227,9 +224,9 @@ class MLPRegressor(_BaseMLP):
     def fit(self, X, y):
         """Train on X of shape (n_samples, n_features) and y of shape (n_samples[, n_outputs])."""
         settings, X = self._check_fit_input(X)
-        targets = validation.regression_targets(y, X.shape[0], X.dtype)
+        targets, y_ndim = validation.regression_targets(y, X.shape[0], X.dtype)
         self._fit_network(settings, X, targets, None, targets.shape[1], "identity")
-        self._y_ndim = np.ndim(y)
+        self._y_ndim = y_ndim
         return self
 
     def predict(self, X):

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from core.activations import ACTIVATIONS
-from core.errors import DataConversionWarning
+from core.errors import data_conversion_warning
 from core.initialisation import INITIALISERS
 from core.solvers import FULL_BATCH_SOLVERS, SOLVERS
 
@@ -141,8 +141,8 @@ def features(X, dtype, n_features=None, estimator_name="estimator"):
     X = _numeric_array(X, "X")
     if X.ndim != 2:
         raise ValueError(
-            f"X must be 2-dimensional (n_samples, n_features), got shape {X.shape}; "
-            "reshape your data with X.reshape(-1, 1) for a single feature or "
+            f"X must be 2-dimensional (n_samples, n_features), got shape {X.shape}. "
+            "Reshape your data with X.reshape(-1, 1) for a single feature or "
             "X.reshape(1, -1) for a single sample"
         )
     if X.shape[0] < 1:
@@ -185,7 +185,7 @@ def class_labels(y, n_samples):
     y = _target(y, n_samples)
     if y.ndim == 2 and y.shape[1] == 1:
         warnings.warn(
-            DataConversionWarning(
+            data_conversion_warning(
                 "A column-vector y was passed when a 1d array was expected; it was raveled"
             ),
             stacklevel=3,
@@ -223,11 +223,15 @@ def class_labels(y, n_samples):
 
 
 def regression_targets(y, n_samples, dtype):
-    """Check regression targets; return them as shape (n_samples, n_outputs) of ``dtype``."""
+    """Check regression targets.
+
+    Returns ``(targets, ndim)``: y as shape (n_samples, n_outputs) of ``dtype``, and whether y
+    was given as 1-d or 2-d (predictions are returned in the same shape).
+    """
     _reject_sparse(y, "y")
     y = _numeric_array(_target(y, n_samples), "y")
     if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[1] < 1):
         raise ValueError(f"y must have shape (n_samples,) or (n_samples, n_outputs), got {y.shape}")
     if not np.isfinite(y).all():
         raise ValueError("y contains NaN or infinity")
-    return np.ascontiguousarray(y.reshape(n_samples, -1), dtype=dtype)
+    return np.ascontiguousarray(y.reshape(n_samples, -1), dtype=dtype), y.ndim
