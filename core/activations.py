@@ -47,10 +47,8 @@ def relu(Z, out):
 
 def leaky_relu(Z, out):
     """g(z) = max(0.01 z, z) (the maximum picks z for z >= 0 because the slope is < 1)."""
-    if out is Z:
-        return np.maximum(Z, Z * LEAKY_RELU_SLOPE, out=out)
-    np.multiply(Z, LEAKY_RELU_SLOPE, out=out)
-    return np.maximum(Z, out, out=out)
+    # One temporary: writing 0.01·z into ``out`` first would destroy Z when out aliases it.
+    return np.maximum(Z, Z * LEAKY_RELU_SLOPE, out=out)
 
 
 def identity_derivative(Z, A, delta):
