@@ -29,7 +29,10 @@ UNSAVED_PARAMETERS = ("callback", "random_state")
 
 
 def save_model(estimator, path):
-    """Write a fitted MLPClassifier/MLPRegressor to ``path`` (a ``.npz`` file)."""
+    """Write a fitted MLPClassifier/MLPRegressor to ``path``.
+
+    path : str, os.PathLike or a binary file object; written exactly there (no suffix added).
+    """
     kind = type(estimator).__name__
     if kind not in ESTIMATORS or not hasattr(estimator, "coefs_"):
         raise ValueError(f"estimator must be a fitted MLPClassifier or MLPRegressor, got {kind}")
@@ -61,6 +64,10 @@ def save_model(estimator, path):
     else:
         metadata["y_ndim"] = int(estimator._y_ndim)
     arrays["metadata"] = np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8)
+    if hasattr(path, "write"):
+        np.savez(path, **arrays)
+        return
+    # Through an open file: np.savez would append ".npz" to a name without it.
     with open(path, "wb") as file:
         np.savez(file, **arrays)
 

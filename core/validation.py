@@ -125,8 +125,12 @@ def _numeric_array(value, name):
     if array.dtype.kind == "c":
         raise ValueError(f"Complex data not supported: {name} has dtype {array.dtype}")
     if array.dtype.kind not in "biuf":
-        # Raises TypeError/ValueError naming the bad element, e.g. a dict or a word in X.
-        array = array.astype(np.float64)
+        try:
+            array = array.astype(np.float64)
+        except ValueError as error:  # e.g. a word in X
+            raise ValueError(f"{name} must contain numbers only: {error}") from error
+        except TypeError as error:  # e.g. a dict in an object array; keeps numpy's wording
+            raise TypeError(f"{name} must contain numbers only: {error}") from error
     return array
 
 

@@ -1,0 +1,185 @@
+"""The training loop: symmetry breaking, non-linearity, solvers, callbacks, divergence, accuracy."""
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits, make_moons
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+import core
+from core.network import Network
+from core.training import train
+
+
+@pytest.fixture(scope="module")
+def digits_split():
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.25, stratify=y, random_state=0
+    )
+    scaler = StandardScaler().fit(X_train)
+    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+
+
+def test_equal_weights_keep_hidden_units_identical_random_ones_break_symmetry():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    Y = rng.normal(size=(40, 1))
+
+    def trained_hidden_weights(initial):
+        network = Network((3, 5, 1), "tanh", "squared_error", np.float64)
+        network.coefs[0][:], network.coefs[1][:] = initial
+        train(network, X, Y, solver="gd", learning_rate=0.1, iterations=50)
+        return network.coefs[0], network.coefs[1]
+
+    W1, W2 = trained_hidden_weights((np.full((3, 5), 0.3), np.full((5, 1), 0.3)))
+    # Every hidden unit got the same gradient at every step: the columns are still equal.
+    np.testing.assert_allclose(W1, np.repeat(W1[:, :1], 5, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(W2, np.repeat(W2[:1], 5, axis=0), rtol=1e-12)
+    assert not np.allclose(W1, 0.3)  # they did learn, just all the same thing
+
+    W1, _ = trained_hidden_weights((rng.normal(0, 0.3, (3, 5)), rng.normal(0, 0.3, (5, 1))))
+    assert np.linalg.matrix_rank(W1) == 3  # distinct units
+
+
+def test_without_nonlinearity_xor_and_moons_cannot_be_learned():
+    X_xor = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    y_xor = np.array([0, 1, 1, 0])
+    X_moons, y_moons = make_moons(300, noise=0.1, random_state=0)
+    settings = dict(hidden_layer_sizes=(16, 16), iterations=300, learning_rate=0.05, random_state=0)
+    for X, y, linear_ceiling in ((X_xor, y_xor, 0.75), (X_moons, y_moons, 0.9)):
+        linear = core.MLPClassifier(activation="identity", **settings).fit(X, y)
+        nonlinear = core.MLPClassifier(activation="tanh", **settings).fit(X, y)
+        assert linear.score(X, y) <= linear_ceiling
+        assert nonlinear.score(X, y) == 1.0
+
+
+def test_held_out_digits_accuracy(digits_split):
+    X_train, X_test, y_train, y_test = digits_split
+    model = core.MLPClassifier(hidden_layer_sizes=(64,), iterations=200, random_state=0)
+    model.fit(X_train, y_train)
+    assert model.score(X_test, y_test) >= 0.97
+
+
+@pytest.mark.parametrize(
+    ("solver", "learning_rate", "batch_size"),
+    [
+        ("gd", 0.1, None),
+        ("sgd", 0.05, 64),
+        ("sgd", 0.1, None),
+        ("momentum", 0.02, None),
+        ("momentum", 0.01, 100),
+        ("adam", 0.01, None),
+        ("adam", 0.005, 50),
+        ("normalized", 0.05, None),
+    ],
+)
+def test_each_solver_reduces_the_loss(digits_split, solver, learning_rate, batch_size):
+    X_train, _, y_train, _ = digits_split
+    model = core.MLPClassifier(
+        hidden_layer_sizes=(32,),
+        solver=solver,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        iterations=30,
+        random_state=0,
+    ).fit(X_train[:500], y_train[:500])
+    assert len(model.loss_curve_) == model.n_iter_ == 30
+    assert model.loss_curve_[-1] < 0.6 * model.loss_curve_[0]
+
+
+@pytest.mark.parametrize("loss_kind", ["binary", "regression"])
+def test_other_losses_train(loss_kind):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 4))
+    if loss_kind == "binary":
+        y = np.where(X[:, 0] * X[:, 1] > 0, "same", "different")
+        model = core.MLPClassifier((16,), activation="tanh", iterations=300, random_state=0)
+        assert model.fit(X, y).score(X, y) > 0.95
+    else:
+        y = np.sin(X[:, 0]) + X[:, 1] ** 2
+        model = core.MLPRegressor((32,), activation="tanh", iterations=300, random_state=0)
+        assert model.fit(X, y).score(X, y) > 0.9
+    assert model.loss_curve_[-1] < model.loss_curve_[0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("solver", sorted(set(core.SOLVERS)))
+def test_same_random_state_gives_identical_models(solver, dtype):
+    X, y = make_moons(120, noise=0.2, random_state=3)
+    batch_size = None if solver == "gd" else 32
+    settings = dict(
+        hidden_layer_sizes=(8, 8), solver=solver, batch_size=batch_size, iterations=20, dtype=dtype
+    )
+    first = core.MLPClassifier(random_state=7, **settings).fit(X, y)
+    second = core.MLPClassifier(random_state=7, **settings).fit(X, y)
+    other = core.MLPClassifier(random_state=8, **settings).fit(X, y)
+    for a, b in zip(
+        first.coefs_ + first.intercepts_, second.coefs_ + second.intercepts_, strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(first.predict_proba(X), second.predict_proba(X))
+    assert first.loss_curve_ == second.loss_curve_
+    assert not np.array_equal(first.coefs_[0], other.coefs_[0])
+
+
+@pytest.mark.parametrize("init", sorted(core.INITIALISERS))
+def test_initialisers_scale_and_zero_biases(init):
+    X, y = make_moons(50, random_state=0)
+    model = core.MLPClassifier((200,), init=init, iterations=1, learning_rate=1e-12, random_state=0)
+    W = model.fit(X, y).coefs_[0]
+    expected_std = {"small": 0.01, "xavier": np.sqrt(2 / 202), "he": 1.0}[init]
+    assert W.std() == pytest.approx(expected_std, rel=0.2)
+    assert np.abs(model.intercepts_[0]).max() < 1e-9
+
+
+def test_callback_is_called_every_k_iterations_and_can_stop_training():
+    X, y = make_moons(60, random_state=0)
+    calls = []
+    model = core.MLPClassifier(
+        (4,), iterations=10, callback=lambda i, loss: calls.append((i, loss)), callback_every=3
+    ).fit(X, y)
+    assert [i for i, _ in calls] == [3, 6, 9]
+    assert [loss for _, loss in calls] == [model.loss_curve_[i - 1] for i in (3, 6, 9)]
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_four(iteration, loss):
+        if iteration == 4:
+            raise Stop
+
+    with pytest.raises(Stop):
+        core.MLPClassifier((4,), iterations=10, callback=stop_at_four).fit(X, y)
+
+
+def test_divergence_raises_training_diverged_error_without_warnings():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3))
+    y = 100 * rng.normal(size=50)
+    model = core.MLPRegressor((16,), solver="gd", learning_rate=1000.0, iterations=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # overflow must be reported by the exception, not warned
+        with pytest.raises(core.TrainingDivergedError) as caught:
+            model.fit(X, y)
+    error = caught.value
+    assert isinstance(error, ArithmeticError) and not isinstance(error, ValueError)
+    assert error.learning_rate == 1000.0
+    assert 1 <= error.iteration < 100
+    assert re.fullmatch(
+        rf"training diverged at iteration {error.iteration} \(loss=(nan|inf)\) "
+        r"with learning_rate=1000\.0; lower the learning rate",
+        str(error),
+    )
+
+
+def test_divergence_in_a_mini_batch_is_caught_too():
+    X, y = make_moons(100, random_state=0)
+    model = core.MLPClassifier((32,), solver="sgd", batch_size=10, learning_rate=1e30)
+    with pytest.raises(core.TrainingDivergedError) as caught:
+        model.fit(X * 1e5, y)
+    assert caught.value.iteration == 1
