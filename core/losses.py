@@ -20,20 +20,26 @@ Returns the mean loss over the samples as a Python float (without the L2 penalty
 
 import numpy as np
 
+# Logits within ±SAFE_LOGIT need no shift before exp, even in float32 (overflow at ~88.7).
+SAFE_LOGIT = 60.0
+
 
 def softmax_cross_entropy(Z, Y, y_index):
     """Softmax output + multi-class cross-entropy: loss = mean_i(log Σ_k e^z_ik - z_iy).
 
     Written for few classes (short rows): numpy's reductions and broadcasts along rows of ~10
-    elements are slow, so row maxima are taken column by column, row sums as a matrix-vector
-    product, and the softmax is exp(z - logsumexp) rather than a broadcast division.
+    elements are slow, so row sums are a matrix-vector product, row maxima are taken column by
+    column (and only when needed), and the softmax is exp(z - logsumexp) rather than a
+    broadcast division.
     """
     n, n_classes = Z.shape
-    # Subtracting the row maximum keeps exp from overflowing; it cancels in the softmax.
-    row_max = Z[:, 0].copy()
-    for k in range(1, n_classes):
-        np.maximum(row_max, Z[:, k], out=row_max)
-    Z -= row_max[:, None]
+    # exp overflows above ~88 (float32) and a row underflows to a zero sum below ~-87; only
+    # then shift each row by its maximum (which cancels in the softmax). Usually not needed.
+    if Z.max() > SAFE_LOGIT or Z.min() < -SAFE_LOGIT:
+        row_max = Z[:, 0].copy()
+        for k in range(1, n_classes):
+            np.maximum(row_max, Z[:, k], out=row_max)
+        Z -= row_max[:, None]
     true_logits_sum = float(np.take(Z, y_index).sum())
     row_sums = np.exp(Z) @ np.ones(n_classes, dtype=Z.dtype)
     log_row_sums = np.log(row_sums, out=row_sums)

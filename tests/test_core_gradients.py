@@ -108,3 +108,13 @@ def test_float32_gradients_agree_with_float64():
     loss32 = net32.loss_and_gradients(X.astype(np.float32), Y, y_index)
     assert loss32 == pytest.approx(loss64, rel=1e-5)
     np.testing.assert_allclose(net32.grads, net64.grads, rtol=1e-3, atol=1e-5)
+
+
+def test_softmax_loss_is_stable_for_huge_logits():
+    from core.losses import softmax_cross_entropy
+
+    Z = np.array([[1000.0, 0.0, -1000.0], [-500.0, -400.0, -600.0]])
+    y_index = np.array([0, 3 + 1])  # classes 0 and 1: the largest logit of each row
+    with np.errstate(all="raise"):
+        loss = softmax_cross_entropy(Z.copy(), None, y_index)
+    assert loss == pytest.approx(np.log1p(np.exp(-100.0) + np.exp(-200.0)) / 2)

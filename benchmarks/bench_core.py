@@ -1,0 +1,201 @@
+"""Training speed of core.MLPClassifier against scikit-learn's MLPClassifier (and PyTorch).
+
+Digits (all 1797 samples, standardised), a 64-64 ReLU network, 200 full-batch gradient-descent
+epochs without momentum, the same learning rate for everybody. Implementations run interleaved,
+``--repeats`` times each; the table reports medians. BLAS (and torch) are limited to one thread
+so that no implementation wins by using more cores.
+
+    .venv/bin/python benchmarks/bench_core.py [--repeats 7] [--learning-rate 0.1]
+
+Prints a markdown table and writes it with the raw timings to benchmarks/results/core.md/.json.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier as SklearnMLP
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import core
+
+RESULTS = Path(__file__).resolve().parent / "results"
+HIDDEN = (64, 64)
+
+
+def sklearn_fit(X, y, learning_rate, iterations):
+    model = SklearnMLP(
+        hidden_layer_sizes=HIDDEN,
+        activation="relu",
+        solver="sgd",
+        batch_size=X.shape[0],
+        momentum=0.0,
+        nesterovs_momentum=False,
+        learning_rate="constant",
+        learning_rate_init=learning_rate,
+        shuffle=False,
+        max_iter=iterations,
+        tol=0.0,
+        n_iter_no_change=iterations,
+        early_stopping=False,
+        alpha=0.0,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter reached: intended
+        return model.fit(X, y)
+
+
+def core_fit(dtype):
+    def fit(X, y, learning_rate, iterations):
+        model = core.MLPClassifier(
+            hidden_layer_sizes=HIDDEN,
+            activation="relu",
+            solver="gd",
+            learning_rate=learning_rate,
+            iterations=iterations,
+            random_state=0,
+            dtype=dtype,
+        )
+        return model.fit(X, y)
+
+    return fit
+
+
+def torch_fit(torch):
+    def fit(X, y, learning_rate, iterations):
+        torch.manual_seed(0)
+        inputs = torch.as_tensor(X, dtype=torch.float32)
+        targets = torch.as_tensor(y, dtype=torch.long)
+        layers, width = [], X.shape[1]
+        for units in HIDDEN:
+            layers += [torch.nn.Linear(width, units), torch.nn.ReLU()]
+            width = units
+        model = torch.nn.Sequential(*layers, torch.nn.Linear(width, int(y.max()) + 1))
+        optimiser = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.0)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        for _ in range(iterations):
+            optimiser.zero_grad()
+            loss_fn(model(inputs), targets).backward()
+            optimiser.step()
+
+        class Scored:
+            def score(self, X, y):
+                with torch.no_grad():
+                    predicted = model(torch.as_tensor(X, dtype=torch.float32)).argmax(1)
+                return float((predicted.numpy() == y).mean())
+
+        return Scored()
+
+    return fit
+
+
+def implementations():
+    rows = {
+        "scikit-learn MLPClassifier (sgd, full batch, momentum 0)": sklearn_fit,
+        "core.MLPClassifier float32 (gd)": core_fit("float32"),
+        "core.MLPClassifier float64 (gd)": core_fit("float64"),
+    }
+    try:
+        import torch
+    except ImportError:
+        return rows, None
+    torch.set_num_threads(1)
+    rows["PyTorch CPU float32 (eager, SGD)"] = torch_fit(torch)
+    return rows, torch.__version__
+
+
+def run(repeats, learning_rate, iterations):
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    rows, torch_version = implementations()
+    times = {name: [] for name in rows}
+    accuracy = {}
+    with threadpool_limits(limits=1):
+        for fit in rows.values():  # warm-up: imports, first BLAS calls, allocator
+            fit(X, y, learning_rate, 5)
+        for _ in range(repeats):
+            for name, fit in rows.items():  # interleaved: drifting machine load hits all alike
+                start = time.perf_counter()
+                model = fit(X, y, learning_rate, iterations)
+                times[name].append(time.perf_counter() - start)
+                accuracy[name] = model.score(X, y)
+    baseline = statistics.median(next(iter(times.values())))
+    table = [
+        {
+            "implementation": name,
+            "median_wall_s": statistics.median(samples),
+            "speed_up_vs_sklearn": baseline / statistics.median(samples),
+            "train_accuracy": accuracy[name],
+            "wall_s": samples,
+        }
+        for name, samples in times.items()
+    ]
+    blas = sorted({f"{info['internal_api']} {info['version']}" for info in threadpool_info()})
+    environment = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch_version or "not installed (row skipped)",
+        "blas": blas,
+        "blas_threads": 1,
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+        "cpu_count": os.cpu_count(),
+        "repeats": repeats,
+        "learning_rate": learning_rate,
+        "iterations": iterations,
+        "data": f"digits {X.shape[0]}x{X.shape[1]}, StandardScaler",
+        "network": f"{X.shape[1]}-{'-'.join(map(str, HIDDEN))}-10 ReLU, full-batch GD",
+    }
+    return table, environment
+
+
+def markdown(table, environment):
+    lines = [
+        "# core training speed vs scikit-learn",
+        "",
+        f"{environment['data']}; {environment['network']}; {environment['iterations']} epochs, "
+        f"learning rate {environment['learning_rate']}; median of {environment['repeats']} "
+        "interleaved runs.",
+        f"BLAS limited to 1 thread for all implementations (threadpoolctl; torch.set_num_threads"
+        f"(1)). OPENBLAS_CORETYPE={environment['OPENBLAS_CORETYPE']!r}; "
+        f"numpy {environment['numpy']}; BLAS: {', '.join(environment['blas'])}; "
+        f"torch: {environment['torch']}.",
+        "",
+        "| implementation | median wall s | speed-up vs sklearn | train accuracy |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in table:
+        lines.append(
+            f"| {row['implementation']} | {row['median_wall_s']:.3f} | "
+            f"{row['speed_up_vs_sklearn']:.2f}x | {row['train_accuracy']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--learning-rate", type=float, default=0.1)
+    parser.add_argument("--iterations", type=int, default=200)
+    args = parser.parse_args()
+    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')!r}; BLAS threads limited to 1")
+    table, environment = run(args.repeats, args.learning_rate, args.iterations)
+    text = markdown(table, environment)
+    print(text)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "core.md").write_text(text)
+    payload = {"environment": environment, "results": table}
+    (RESULTS / "core.json").write_text(json.dumps(payload, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
