@@ -67,7 +67,7 @@ class SearchSpaceConfig:
 class StudyConfig:
     name: str | None = None  # None: "<dataset>-mlp"
     storage: str = "mlruns/optuna.journal"
-    n_trials: int = 30
+    n_trials: int = 50
     seed: int = 0
     direction: str = "maximize"
     # Seconds between heartbeats of a running trial (RDB storages only); a trial silent for

@@ -4,7 +4,6 @@ MLflow runs this file when it loads the model (no cloudpickle): ``set_model`` na
 ``PythonModel`` whose ``load_context`` reads the weights from the ``ensemble`` artifact folder.
 """
 
-import warnings
 from pathlib import Path
 
 import mlflow
@@ -13,9 +12,6 @@ import pandas as pd
 
 from pipeline.fitted_model import FoldEnsemble
 
-# MLflow asks for type hints on predict to validate inputs; the logged signature does that here.
-warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
-
 
 class FoldEnsembleModel(mlflow.pyfunc.PythonModel):
     """Predicts the original class labels from rows of features (DataFrame or array)."""
@@ -23,7 +19,8 @@ class FoldEnsembleModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         self.ensemble = FoldEnsemble.load(Path(context.artifacts["ensemble"]))
 
-    def predict(self, context, model_input, params=None):
+    # The hint is one MLflow infers no schema from: the logged signature does the validation.
+    def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
         if isinstance(model_input, pd.DataFrame):
             model_input = model_input.to_numpy(dtype=np.float64)
         return self.ensemble.predict(np.asarray(model_input, dtype=np.float64))

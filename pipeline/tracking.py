@@ -187,10 +187,9 @@ def save_pyfunc(ensemble: FoldEnsemble, folder: Path, X_example: np.ndarray) -> 
 
 @contextmanager
 def quiet_model_logging() -> Iterator[None]:
-    """MLflow advises type hints and an input example; the signature given already says it all,
-    and an input example would make MLflow load and run every trial's model."""
+    """MLflow advises an input example; the signature given already says it all, and an input
+    example would make MLflow load and run every trial's model."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
         warnings.filterwarnings("ignore", message=r".*An input example was not provided")
         yield
 

@@ -1,43 +1,10 @@
-"""Shared fixtures: Hydra's compose API on the real conf/, small fast settings, temp stores."""
+"""Fixtures shared by the tests; helper functions live in tests/helpers.py."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-
-from pipeline.config_schema import register_configs
-
-ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "conf"
-
-# A sweep small enough for a test: few trials, short training, 3 folds on 2 processes.
-FAST = [
-    "study.n_trials=3",
-    "cv.folds=3",
-    "cv.n_jobs=2",
-    "search_space.iterations.low=20",
-    "search_space.iterations.high=40",
-    "search_space.hidden_units.high=32",
-    "search_space.hidden_layers.high=2",
-    "progress_bar=false",
-]
-
-
-def compose_config(overrides: list[str] | None = None):
-    """Compose conf/config.yaml with overrides, as `python -m pipeline.sweep` would."""
-    register_configs()
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose(config_name="config", overrides=overrides or [])
-    finally:
-        GlobalHydra.instance().clear()
 
 
 @pytest.fixture
@@ -45,16 +12,3 @@ def workdir(tmp_path, monkeypatch) -> Path:
     """Run in a fresh folder so that ./mlruns (the default stores) lives under tmp_path."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None = None):
-    """Run `python -m pipeline.sweep ARGS` (or another module) for real, in ``cwd``."""
-    command = args if args and args[0] == "-m" else ["-m", "pipeline.sweep", *args]
-    return subprocess.run(
-        [sys.executable, *command],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
