@@ -12,7 +12,7 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 from pipeline.config_schema import validate_config
 from pipeline.errors import UserInputError
 from pipeline.sweep import build_pruner, build_sampler
-from tests.conftest import CONF_DIR, compose_config
+from tests.helpers import CONF_DIR, compose_config
 
 
 def group_options(group: str) -> list[str]:

@@ -12,8 +12,13 @@ from pipeline.objective import Objective, TrainingDiverged, evaluate_folds
 from tests.helpers import compose_config
 
 FIXED = {"solver": "adam", "batch_size": None, "alpha": 0.0, "init": "xavier", "dtype": "float32"}
-GOOD = {"learning_rate": 0.02, "hidden_layers": 1, "hidden_units": 16, "iterations": 150,
-        "activation": "tanh"}
+GOOD = {
+    "learning_rate": 0.02,
+    "hidden_layers": 1,
+    "hidden_units": 16,
+    "iterations": 150,
+    "activation": "tanh",
+}
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +28,9 @@ def iris():
 
 def make_objective(X, y, **kwargs) -> Objective:
     cfg = compose_config()
-    return Objective(X, y, fixed_params=FIXED, search_space=cfg.search_space, folds=3, seed=0,
-                     n_jobs=2, **kwargs)
+    return Objective(
+        X, y, fixed_params=FIXED, search_space=cfg.search_space, folds=3, seed=0, n_jobs=2, **kwargs
+    )
 
 
 def test_fixed_trial_scores_the_mean_of_its_folds(iris):
@@ -60,8 +66,13 @@ def test_fold_results_arrive_for_every_fold_and_preprocessing_stays_in_the_fold(
     # A huge offset on one feature: scaling fitted per fold must absorb it.
     X = X.copy()
     X[:, 0] += 1e4
-    kwargs = {**FIXED, "hidden_layer_sizes": (16,), "learning_rate": 0.02, "iterations": 100,
-              "activation": "relu"}
+    kwargs = {
+        **FIXED,
+        "hidden_layer_sizes": (16,),
+        "learning_rate": 0.02,
+        "iterations": 100,
+        "activation": "relu",
+    }
     results = list(iter_fold_results(kwargs, X, y, folds=3, seed=0, n_jobs=2))
     assert sorted(r.fold for r in results) == [0, 1, 2]
     assert all(r.score > 0.8 for r in results)
@@ -71,30 +82,54 @@ def test_fold_results_arrive_for_every_fold_and_preprocessing_stays_in_the_fold(
 
 def test_a_hopeless_trial_is_pruned_before_all_folds_are_fitted(iris):
     X, y = iris
-    study = optuna.create_study(direction="maximize",
-                                pruner=optuna.pruners.ThresholdPruner(lower=0.9))
+    study = optuna.create_study(
+        direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=0.9)
+    )
     trial = study.ask()
-    hopeless = {**FIXED, "hidden_layer_sizes": (2,), "learning_rate": 1e-5, "iterations": 2,
-                "activation": "sigmoid"}
+    hopeless = {
+        **FIXED,
+        "hidden_layer_sizes": (2,),
+        "learning_rate": 1e-5,
+        "iterations": 2,
+        "activation": "sigmoid",
+    }
     with pytest.raises(optuna.TrialPruned):
         evaluate_folds(trial, hopeless, X, y, folds=5, seed=0, n_jobs=1)
     # n_jobs=1 runs the folds one after another: pruned after the first, 4 never started
     assert len(study.trials[0].intermediate_values) == 1
     # the shared process pool still works for the next trial (no "executor shut down")
-    ok = {**FIXED, "hidden_layer_sizes": (16,), "learning_rate": 0.02, "iterations": 100,
-          "activation": "tanh"}
+    ok = {
+        **FIXED,
+        "hidden_layer_sizes": (16,),
+        "learning_rate": 0.02,
+        "iterations": 100,
+        "activation": "tanh",
+    }
     assert len(evaluate_folds(None, ok, X, y, folds=3, seed=0, n_jobs=2).scores) == 3
 
 
 def test_pruning_with_parallel_folds_cancels_and_keeps_the_pool_usable(iris):
     X, y = iris
-    study = optuna.create_study(direction="maximize",
-                                pruner=optuna.pruners.ThresholdPruner(lower=0.99))
+    study = optuna.create_study(
+        direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=0.99)
+    )
     for _ in range(3):
         trial = study.ask()
         with pytest.raises(optuna.TrialPruned):
-            evaluate_folds(trial, {**FIXED, "hidden_layer_sizes": (4,), "learning_rate": 1e-4,
-                                   "iterations": 5, "activation": "sigmoid"},
-                           X, y, folds=5, seed=0, n_jobs=2)
+            evaluate_folds(
+                trial,
+                {
+                    **FIXED,
+                    "hidden_layer_sizes": (4,),
+                    "learning_rate": 1e-4,
+                    "iterations": 5,
+                    "activation": "sigmoid",
+                },
+                X,
+                y,
+                folds=5,
+                seed=0,
+                n_jobs=2,
+            )
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     assert all(len(t.intermediate_values) < 5 for t in study.trials)

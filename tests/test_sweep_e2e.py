@@ -30,8 +30,9 @@ def mlflow_client(folder) -> MlflowClient:
 
 def runs_of(client, study_name):
     experiment = client.get_experiment_by_name("mlp-sweep")
-    runs = client.search_runs([experiment.experiment_id],
-                              filter_string=f"tags.`mlp_sweep.study` = '{study_name}'")
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`mlp_sweep.study` = '{study_name}'"
+    )
     parents = [r for r in runs if r.data.tags["mlp_sweep.role"] == "study"]
     children = [r for r in runs if r.data.tags["mlp_sweep.role"] == "trial"]
     return parents, children
@@ -60,10 +61,22 @@ def test_sweep_end_to_end_then_resume(tmp_path):
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert child.info.status == "FINISHED"
-        assert {"learning_rate", "hidden_units", "hidden_layers", "iterations",
-                "activation", "solver"} <= set(child.data.params)
-        assert {"fold_0_accuracy", "fold_1_accuracy", "fold_2_accuracy", "cv_accuracy_mean",
-                "cv_accuracy_std", "fit_seconds"} <= set(child.data.metrics)
+        assert {
+            "learning_rate",
+            "hidden_units",
+            "hidden_layers",
+            "iterations",
+            "activation",
+            "solver",
+        } <= set(child.data.params)
+        assert {
+            "fold_0_accuracy",
+            "fold_1_accuracy",
+            "fold_2_accuracy",
+            "cv_accuracy_mean",
+            "cv_accuracy_std",
+            "fit_seconds",
+        } <= set(child.data.metrics)
         curve = client.get_metric_history(child.info.run_id, "train_loss")
         assert len(curve) == int(child.data.params["iterations"])
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
@@ -101,8 +114,16 @@ def test_csv_with_string_labels(tmp_path):
     names = np.array(["barolo", "grignolino", "barbera"])
     frame["cultivar"] = names[y]
     frame.to_csv(tmp_path / "wine.csv", index=False)
-    result = run_cli([*FAST, "dataset=csv", "dataset.path=wine.csv", "dataset.target=cultivar",
-                      "study.name=wine-csv"], tmp_path)
+    result = run_cli(
+        [
+            *FAST,
+            "dataset=csv",
+            "dataset.path=wine.csv",
+            "dataset.target=cultivar",
+            "study.name=wine-csv",
+        ],
+        tmp_path,
+    )
     assert_ok(result)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     champion = mlflow.pyfunc.load_model("models:/wine-csv@champion")
