@@ -104,6 +104,6 @@ DERIVATIVES = {
     "leaky_relu": leaky_relu_derivative,
 }
 
-# Activations whose derivative needs the pre-activation Z (not only A = g(Z)). For the others
-# A may overwrite Z in place, saving one buffer and one memory pass per layer.
+# Activations whose derivative needs the pre-activation Z, not only A = g(Z). The training
+# network keeps the boolean mask z >= 0 for these instead of Z (see core.network).
 NEEDS_PREACTIVATION = frozenset({"relu"})

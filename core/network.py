@@ -108,21 +108,24 @@ class Network:
         self._g = ACTIVATIONS[activation]
         self._g_prime = DERIVATIVES[activation]
         self._loss_fn = LOSSES[loss]
+        self._keep_mask = activation in NEEDS_PREACTIVATION
         self._capacity = 0
 
     def allocate(self, batch_size):
         """Preallocate the per-layer buffers for batches of up to ``batch_size`` rows.
 
-        Z[l] holds pre-activations, A[l] activations (the same array unless the derivative
-        needs Z), delta[l] the backpropagated error. The output layer's Z doubles as its delta.
+        Z[l] holds the pre-activations, overwritten in place by the activations; delta[l] the
+        backpropagated error. The output layer's Z doubles as its delta. For ReLU, whose
+        derivative needs z (A = 0 cannot tell z = 0 from z < 0), a boolean mask z >= 0 is kept
+        instead of a second float buffer: a quarter or an eighth of the memory traffic.
         """
         if batch_size <= self._capacity:
             return
         widths = self.layer_sizes[1:]
         self._Z = [np.empty((batch_size, w), dtype=self.dtype) for w in widths]
-        separate_A = self.activation in NEEDS_PREACTIVATION
-        self._A = [np.empty_like(Z) if separate_A else Z for Z in self._Z[:-1]]
         self._delta = [np.empty_like(Z) for Z in self._Z[:-1]]
+        if self._keep_mask:
+            self._mask = [np.empty(Z.shape, dtype=bool) for Z in self._Z[:-1]]
         # Bias gradients as ones·delta: a matrix-vector product is ~5x faster than sum(axis=0).
         self._ones = np.ones(batch_size, dtype=self.dtype)
         self._capacity = batch_size
@@ -146,15 +149,18 @@ class Network:
         n = X.shape[0]
         self.allocate(n)
         last = len(self.coefs) - 1
-        Zs = [Z[:n] for Z in self._Z]
-        As = [X] + [A[:n] for A in self._A]
+        Zs = [Z[:n] for Z in self._Z]  # activations overwrite them in place
+        As = [X] + Zs[:-1]
+        masks = [mask[:n] for mask in self._mask] if self._keep_mask else None
 
         for layer in range(last + 1):
             Z = Zs[layer]
             np.matmul(As[layer], self.coefs[layer], out=Z)
             Z += self.intercepts[layer]
             if layer < last:
-                self._g(Z, As[layer + 1])
+                if masks is not None:
+                    np.greater_equal(Z, 0, out=masks[layer])  # ReLU'(z) = 1 for z >= 0
+                self._g(Z, Z)
 
         delta = Zs[last]
         loss = self._loss_fn(delta, Y, y_index)  # delta now holds dLoss/dZ_out
@@ -170,7 +176,10 @@ class Network:
                 # Error of the layer below: back through the weights, then through g'.
                 previous = self._delta[layer - 1][:n]
                 np.matmul(delta, self.coefs[layer].T, out=previous)
-                self._g_prime(Zs[layer - 1], As[layer], previous)
+                if masks is not None:
+                    np.multiply(previous, masks[layer - 1], out=previous)
+                else:  # the derivative from the output A alone (Z was overwritten by A)
+                    self._g_prime(As[layer], As[layer], previous)
                 delta = previous
         return loss
 
