@@ -17,9 +17,11 @@ import core
 from pipeline.cross_validation import fold_seed
 from pipeline.data import Split
 from pipeline.fitted_model import FoldEnsemble, ScaledNetwork
+from pipeline.report import log_report
 from pipeline.search_space import network_params
 from pipeline.study import replaced_numbers
 from pipeline.tracking import log_champion, log_metrics
+from pipeline.trial_config import log_best_config
 
 
 @dataclass
@@ -78,6 +80,7 @@ def finalize(
     count_metrics = [Metric(f"trials_{k}", float(v), now, 0) for k, v in counts.items()]
     if counts["complete"] == 0:
         log_metrics(client, parent_run_id, count_metrics)
+        log_report(client, parent_run_id, study)  # trials.csv says why each trial failed
         return summary
     best = study.best_trial
     model = refit_best(study, split, fixed_params, seed)
@@ -85,7 +88,8 @@ def finalize(
     summary.best_params = dict(best.params)
     summary.cv_mean = float(best.value)
     summary.cv_std = float(best.user_attrs.get("cv_std", np.nan))
-    summary.test_accuracy = float(accuracy_score(split.y_test, champion.predict(split.X_test)))
+    y_pred = champion.predict(split.X_test)
+    summary.test_accuracy = float(accuracy_score(split.y_test, y_pred))
     log_metrics(
         client,
         parent_run_id,
@@ -105,6 +109,17 @@ def finalize(
     summary.model_version = log_champion(
         uri, parent_run_id, champion, split.X_test[:5], registered_model
     )
+    log_report(
+        client,
+        parent_run_id,
+        study,
+        loss_curve=model.network.loss_curve_,
+        y_test=split.y_test,
+        y_pred=y_pred,
+    )
+    if "mlflow_run_id" in best.user_attrs:
+        note = f"Best trial {best.number} of study {study.study_name}: CV accuracy {best.value:.4f}"
+        log_best_config(client, parent_run_id, best.user_attrs["mlflow_run_id"], note)
     return summary
 
 

@@ -89,26 +89,38 @@ def create_parent_run(
 
 
 class TrialRun:
-    """The child run of one trial, opened when the trial starts so that a crash leaves a trace."""
+    """The child run of one trial, opened when the trial starts so that a crash leaves a trace.
+
+    Without a parent, study and trial number it is the run of one configuration trained on its
+    own (``python -m pipeline.train``), logged the same way; ``tags`` are added or replace ours.
+    """
 
     def __init__(
         self,
         client: MlflowClient,
         experiment_id: str,
-        parent_run_id: str,
-        study_name: str,
-        trial_number: int,
-        worker: int,
+        parent_run_id: str | None = None,
+        study_name: str | None = None,
+        trial_number: int | None = None,
+        worker: int = 0,
+        *,
+        run_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ):
         self.client = client
-        tags = {
+        found = {
             "mlflow.parentRunId": parent_run_id,
             STUDY_TAG: study_name,
             ROLE_TAG: "trial",
-            "optuna.trial_number": str(trial_number),
+            "optuna.trial_number": None if trial_number is None else str(trial_number),
             **worker_tags(worker),
+            **(tags or {}),
         }
-        run = client.create_run(experiment_id, run_name=f"trial-{trial_number}", tags=tags)
+        run = client.create_run(
+            experiment_id,
+            run_name=run_name or f"trial-{trial_number}",
+            tags={k: v for k, v in found.items() if v is not None},
+        )
         self.run_id = run.info.run_id
 
     def log_start(self, params: Mapping[str, Any], config_yaml: str) -> None:

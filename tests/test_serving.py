@@ -1,0 +1,45 @@
+"""The registered champion answers the real `mlflow models serve` like the in-process model."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+
+from tests.shared_sweep import (
+    STUDY,
+    VENV_BIN,
+    finished_sweep,
+    free_port,
+    http_json,
+    running_server,
+    server_env,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    return finished_sweep(tmp_path_factory)
+
+
+def test_served_champion_predicts_like_in_process(sweep):
+    X, y = load_iris(return_X_y=True)
+    rows = X[::7]  # 22 rows of every class
+    mlflow.set_tracking_uri(sweep.tracking_uri)
+    expected = mlflow.pyfunc.load_model(f"models:/{STUDY}@champion").predict(rows)
+    assert np.mean(expected == y[::7]) > 0.8  # a model worth serving
+
+    port = free_port()
+    command = [
+        f"{VENV_BIN}/mlflow", "models", "serve", "-m", f"models:/{STUDY}@champion",
+        "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port),
+    ]  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    with running_server(command, f"{base}/ping", server_env(sweep.tracking_uri), sweep.folder):
+        answer = http_json(f"{base}/invocations", {"inputs": rows.tolist()})
+    served = np.asarray(answer["predictions"])
+    assert served.shape == expected.shape
+    assert served.tolist() == expected.tolist()
