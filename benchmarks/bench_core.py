@@ -5,7 +5,7 @@ epochs without momentum, the same learning rate for everybody. Implementations r
 ``--repeats`` times each; the table reports medians. BLAS (and torch) are limited to one thread
 so that no implementation wins by using more cores.
 
-    .venv/bin/python benchmarks/bench_core.py [--repeats 7] [--learning-rate 0.1]
+    .venv/bin/python benchmarks/bench_core.py [--repeats 7] [--learning-rate 0.2]
 
 Prints a markdown table and writes it with the raw timings to benchmarks/results/core.md/.json.
 """
@@ -184,7 +184,7 @@ def markdown(table, environment):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--learning-rate", type=float, default=0.1)
+    parser.add_argument("--learning-rate", type=float, default=0.2)
     parser.add_argument("--iterations", type=int, default=200)
     args = parser.parse_args()
     print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')!r}; BLAS threads limited to 1")

@@ -17,6 +17,9 @@ def small(fan_in, fan_out, rng, dtype, init_scale):
 def xavier(fan_in, fan_out, rng, dtype, init_scale):
     """Glorot uniform, U(-b, b) with b = sqrt(6 / (fan_in + fan_out)), as scikit-learn's MLP.
 
+    (scikit-learn narrows the bound to sqrt(2 / (fan_in + fan_out)) for logistic units and draws
+    biases from the same range; here biases start at zero for every initialiser.)
+
     Keeps the variance of activations roughly constant from layer to layer for tanh-like units.
     """
     bound = np.sqrt(6.0 / (fan_in + fan_out))

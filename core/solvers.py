@@ -95,5 +95,5 @@ SOLVERS = {
     "normalized": Normalized,
 }
 
-# Solvers that see the whole training set at every step, whatever batch_size says.
+# Solvers that always step on the whole training set: batch_size must be None for them.
 FULL_BATCH_SOLVERS = frozenset({"gd"})

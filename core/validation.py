@@ -158,9 +158,15 @@ def features(X, dtype, n_features=None, estimator_name="estimator"):
             f"X has {X.shape[1]} features, but {estimator_name} is expecting {n_features} "
             "features as input"
         )
+    # Checked after the cast: 1e39 is finite in float64 but infinite in float32.
+    with np.errstate(over="ignore"):
+        X = np.ascontiguousarray(X, dtype=dtype)
     if not np.isfinite(X).all():
-        raise ValueError("X contains NaN or infinity; clean or impute the data first")
-    return np.ascontiguousarray(X, dtype=dtype)
+        raise ValueError(
+            f"X contains NaN or infinity (or values too large for {np.dtype(dtype).name}); "
+            "clean or impute the data first"
+        )
+    return X
 
 
 def _target(y, n_samples):

@@ -165,6 +165,7 @@ def _with(value, row=0, col=0):
 BAD_DATA = [
     ("X", _with(np.nan), Y_OK),
     ("X", _with(np.inf), Y_OK),
+    ("X", _with(1e39), Y_OK),  # finite in float64, infinite in the default float32
     ("X", X_OK[:, 0], Y_OK),
     ("X", np.empty((0, 3)), []),
     ("X", [["a", "b", "c"]] * 12, Y_OK),
