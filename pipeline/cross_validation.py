@@ -17,9 +17,14 @@ import numpy as np
 from joblib import Parallel, delayed, parallel_config
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import StratifiedKFold
+from threadpoolctl import threadpool_limits
 
 import core
 from pipeline.fitted_model import ScaledNetwork
+
+# Set by the multirun callback (pipeline/multirun.py) in the launching process: how many workers
+# a local launcher (joblib, submitit_local) runs at once on this machine.
+LOCAL_WORKERS_ENV = "MLP_SWEEP_LOCAL_WORKERS"
 
 
 @dataclass
@@ -68,10 +73,45 @@ def fit_fold(
     return FoldResult(fold, float(score), seconds, curve, model)
 
 
+def worker_cores() -> int:
+    """The cores this worker may use.
+
+    Under SLURM: the job's allocation (``SLURM_CPUS_PER_TASK``, else ``SLURM_CPUS_ON_NODE``),
+    not the node's size. Otherwise the CPUs this process may run on (its affinity, which
+    ``taskset`` and cgroups narrow) divided by the number of workers a local multirun runs at
+    once, so that N workers on one machine share its cores instead of each taking all of them.
+    """
+    if "SLURM_JOB_ID" in os.environ:
+        for name in ("SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"):
+            value = os.environ.get(name, "")
+            if value.isdigit() and int(value) > 0:
+                return int(value)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    local = os.environ.get(LOCAL_WORKERS_ENV, "")
+    workers = int(local) if local.isdigit() and int(local) > 0 else 1
+    return max(1, cores // workers)
+
+
 def resolve_n_jobs(n_jobs: int, folds: int) -> int:
-    """-1 means all cores; more processes than folds would only idle."""
-    cores = os.cpu_count() or 1
-    return max(1, min(cores if n_jobs == -1 else n_jobs, folds))
+    """-1 means all of this worker's cores; more processes than folds would only idle."""
+    return max(1, min(worker_cores() if n_jobs == -1 else n_jobs, folds))
+
+
+def blas_threads(n_jobs: int) -> int:
+    """BLAS threads per fold process: the worker's cores shared by its fold processes."""
+    return max(1, worker_cores() // n_jobs)
+
+
+def limit_worker_threads(n_jobs: int) -> None:
+    """Limit BLAS threads in this (the worker's) process for the rest of its life.
+
+    With ``n_jobs=1`` joblib fits the folds in this process, where BLAS would otherwise start
+    one thread per core of the machine, whatever the worker's share.
+    """
+    threadpool_limits(limits=blas_threads(n_jobs))
 
 
 def iter_fold_results(
@@ -86,8 +126,8 @@ def iter_fold_results(
     """Yield each fold's :class:`FoldResult` as it finishes (stratified, shuffled, seeded folds).
 
     The caller must ``close()`` the returned generator when it stops early: that cancels the
-    folds not yet started. Each worker process gets ``cores // n_jobs`` BLAS threads, so
-    processes × threads never exceed the cores.
+    folds not yet started. Each fold process gets ``worker_cores() // n_jobs`` BLAS threads, so
+    processes × threads never exceed the worker's cores.
     """
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     tasks = (
@@ -95,7 +135,6 @@ def iter_fold_results(
         for fold, (train, valid) in enumerate(splitter.split(X, y))
     )
     workers = resolve_n_jobs(n_jobs, folds)
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    with parallel_config(backend="loky", inner_max_num_threads=threads):
+    with parallel_config(backend="loky", inner_max_num_threads=blas_threads(workers)):
         parallel = Parallel(n_jobs=workers, return_as="generator_unordered")
     return parallel(tasks)

@@ -2,12 +2,107 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from pathlib import Path
+from typing import Any
 
-# scheme://user:password@host -> scheme://user:***@host
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)[^@\s]*@")
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+# scheme://user:password@host -> scheme://user:***@host. A password written as an OmegaConf
+# interpolation (``${oc.env:VAR}``) is not a secret and stays readable.
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?!\$\{)[^@\s]*@")
 
 
 def redact(text: str) -> str:
     """Replace the password part of every URL in ``text`` with ``***``."""
     return _URL_PASSWORD.sub(r"\g<head>***@", text)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks URL passwords in every record a handler writes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
+
+
+def redact_log_handlers() -> None:
+    """Put :class:`RedactingFilter` on every handler of every logger (Hydra's console and job
+    log file, Optuna's own stderr handler), once."""
+    loggers = [logging.getLogger()] + [
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(RedactingFilter())
+
+
+def redact_file(path: Path) -> None:
+    """Mask URL passwords in a text file in place (Hydra's saved config and overrides)."""
+    try:
+        text = path.read_text()
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
+        return
+    masked = redact(text)
+    if masked != text:
+        path.write_text(masked)
+
+
+class RedactionCallback(Callback):
+    """Keeps passwords given on the command line out of what Hydra itself writes and prints.
+
+    Hydra saves the composed config and the overrides under ``<output>/.hydra/`` (and
+    ``multirun.yaml`` in a sweep folder) unresolved, logs each job's overrides when it launches
+    them, and prints them when a job fails. A password written as ``${oc.env:VAR}`` never
+    reaches any of these; a literal one is masked here after the fact and warned about, because
+    submitit's job pickles (``.submitit/``) must carry it for the job to run.
+    Registered in ``conf/config.yaml`` under ``hydra.callbacks``.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        redact_log_handlers()
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        redact_log_handlers()
+        _warn_about_literal_passwords(config)
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        redact_log_handlers()
+        if config.hydra.output_subdir is not None:
+            folder = Path(config.hydra.runtime.output_dir) / str(config.hydra.output_subdir)
+            for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+                redact_file(folder / name)
+        if config.hydra.mode is not None and config.hydra.mode.name == "MULTIRUN":
+            redact_file(Path(str(config.hydra.sweep.dir)) / "multirun.yaml")
+        else:
+            _warn_about_literal_passwords(config)
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        # Hydra prints a failed job's overrides and its exception; mask both before it does.
+        job_return.overrides = [redact(str(o)) for o in job_return.overrides or []]
+        error = job_return._return_value
+        if isinstance(error, BaseException):
+            error.args = tuple(redact(a) if isinstance(a, str) else a for a in error.args)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        redact_file(Path(str(config.hydra.sweep.dir)) / "multirun.yaml")
+
+
+def _warn_about_literal_passwords(config: DictConfig) -> None:
+    overrides = [str(o) for o in config.hydra.overrides.task]
+    keys = [o.split("=", 1)[0] for o in overrides if redact(o) != o]  # interpolations pass
+    if keys:
+        logging.getLogger("pipeline.redaction").warning(
+            "%s: a password on the command line is masked in logs and Hydra's files, but it "
+            "is better passed from the environment: PGPASSWORD for PostgreSQL, "
+            "MLFLOW_TRACKING_PASSWORD for an MLflow server, or '...:${oc.env:VAR}@...' in the URL",
+            ", ".join(keys),
+        )

@@ -8,8 +8,10 @@ by its recorded host and pid, checked when a worker starts.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
+import time
 from pathlib import Path
 
 import optuna
@@ -24,6 +26,8 @@ OWNER_HOST = "host"
 OWNER_PID = "pid"
 FAIL_REASON = "fail_reason"
 RETRY_OF = "retry_of"  # user attr of a re-enqueued lost trial: the number it replaces
+# User attr of a trial that started after other workers had already used the whole budget.
+OVER_BUDGET = "over_budget"
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
@@ -35,8 +39,8 @@ def open_storage(location: str, heartbeat_interval: int) -> optuna.storages.Base
             # Several writers on one SQLite file wait for the lock instead of failing at once.
             engine_kwargs = {"connect_args": {"timeout": 60}}
         try:
-            return RDBStorage(
-                location,
+            return _rdb_storage_with_retries(
+                with_installed_driver(location),
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=4 * heartbeat_interval,
@@ -55,6 +59,36 @@ def open_storage(location: str, heartbeat_interval: int) -> optuna.storages.Base
         raise UserInputError(
             f"study.storage={location}: cannot write there ({error.strerror})"
         ) from None
+
+
+def with_installed_driver(url: str) -> str:
+    """``postgresql://`` with the driver that is installed.
+
+    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3; the project installs psycopg2
+    (``psycopg2-binary``), so without this the documented URL fails with "No module named
+    'psycopg'". An explicit ``postgresql+driver://`` is left alone.
+    """
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None:
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
+
+
+def _rdb_storage_with_retries(url: str, attempts: int = 4, **kwargs) -> RDBStorage:
+    """RDBStorage, retried: workers opening a fresh database at the same instant race to create
+    its tables, and the losers fail with a duplicate-key error (PostgreSQL's catalog)."""
+    for attempt in range(attempts):
+        try:
+            return RDBStorage(url, **kwargs)
+        except Exception as error:
+            if attempt == attempts - 1 or not _is_creation_race(error):
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _is_creation_race(error: Exception) -> bool:
+    text = str(error).lower()
+    return "duplicate key" in text or "already exists" in text or "unique constraint" in text
 
 
 def open_study(storage, name: str, direction: str, sampler, pruner) -> optuna.Study:
@@ -85,9 +119,12 @@ def find_study(storage, name: str) -> optuna.Study | None:
 
 
 def replaced_numbers(trials: list[FrozenTrial]) -> set[int]:
-    """Numbers of lost trials that have been re-enqueued (they do not count to the budget)."""
+    """Numbers of trials that do not count to the budget: lost trials that have been
+    re-enqueued, and trials that started after the budget was used up (see claim_budget)."""
     numbers = set()
     for trial in trials:
+        if trial.user_attrs.get(OVER_BUDGET):
+            numbers.add(trial.number)
         if "failed_trial" in trial.system_attrs:  # RetryFailedTrialCallback's marker
             numbers.add(int(trial.system_attrs["failed_trial"]))
         if RETRY_OF in trial.user_attrs:
@@ -105,6 +142,42 @@ def budget_used(study: optuna.Study) -> int:
         if t.number not in replaced
         and (t.state in FINISHED_STATES or t.state == TrialState.RUNNING)
     )
+
+
+class BudgetReached(optuna.TrialPruned):
+    """This trial started after the study's budget was used up; it ends without work.
+
+    A subclass of ``TrialPruned`` so that Optuna ends the trial quietly (a caught exception
+    would log a warning with a traceback); the :data:`OVER_BUDGET` mark leaves it out of the
+    budget and of the summary's pruned count.
+    """
+
+
+def claim_budget(trial: optuna.Trial, n_trials: int) -> None:
+    """Let ``trial`` run only if it is among the first ``n_trials`` trials that count.
+
+    Workers check the budget before asking for a trial, but two of them can both see one trial
+    left and both ask. Trial numbers are handed out in one order by the storage, so each trial
+    counts the trials numbered before it (finished, running, or waiting to be run, like an
+    enqueued retry) and the one that comes too late is marked :data:`OVER_BUDGET`, stops its
+    worker and raises :class:`BudgetReached` before any work or MLflow run. Without a lock that
+    every storage shares, this is what makes the total exact: Optuna's MaxTrialsCallback
+    overshoots by up to workers - 1 (seen here with 2 workers on 10 trials).
+    """
+    trials = trial.study.get_trials(deepcopy=False)
+    replaced = replaced_numbers(trials)
+    earlier = sum(
+        1
+        for t in trials
+        if t.number < trial.number
+        and t.number not in replaced
+        and (t.state in FINISHED_STATES or t.state in (TrialState.RUNNING, TrialState.WAITING))
+    )
+    if earlier >= n_trials:
+        trial.set_user_attr(OVER_BUDGET, True)
+        trial.set_user_attr(FAIL_REASON, f"over budget: {n_trials} trials were already taken")
+        trial.study.stop()
+        raise BudgetReached(f"study budget of {n_trials} trials reached by other workers")
 
 
 class BudgetCallback:

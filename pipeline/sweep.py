@@ -23,14 +23,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.champion import finalize, format_summary
 from pipeline.config_schema import register_configs, validate_config
-from pipeline.cross_validation import resolve_n_jobs
+from pipeline.cross_validation import limit_worker_threads, resolve_n_jobs
 from pipeline.data import check_class_counts, load_dataset, split_train_test
 from pipeline.errors import UserInputError
 from pipeline.objective import Objective, TrainingDiverged
 from pipeline.redaction import redact
 from pipeline.study import (
+    FAIL_REASON,
     BudgetCallback,
     budget_used,
+    claim_budget,
     find_study,
     open_storage,
     open_study,
@@ -41,6 +43,7 @@ from pipeline.tracking import TrialRun, connect, create_parent_run
 log = logging.getLogger("pipeline.sweep")
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 TRIAL_RUN_ATTR = "mlflow_run_id"
+WORKER_ATTR = "worker"
 
 register_configs()
 
@@ -111,13 +114,26 @@ def lead_study(cfg, storage, sampler, pruner, client, experiment_id) -> tuple[op
             client, experiment_id, name, sweep_params(cfg), config_yaml(cfg)
         )
         study.set_user_attr(PARENT_RUN_ATTR, parent_id)
-    for trial in recover_lost_trials(study):
-        run_id = trial.user_attrs.get(TRIAL_RUN_ATTR)
-        if run_id and client.get_run(run_id).info.status == "RUNNING":
-            client.set_tag(run_id, "optuna.state", "FAIL")
-            client.set_tag(run_id, "optuna.fail_reason", "lost: its process ended mid-trial")
-            client.set_terminated(run_id, status="FAILED")
+    recover_lost_trials(study)
+    close_lost_runs(study, client)
     return study, parent_id
+
+
+def close_lost_runs(study: optuna.Study, client: MlflowClient) -> None:
+    """Fail the MLflow runs of failed trials that are still RUNNING.
+
+    A trial's own process always closes its run before Optuna records the trial's state, so a
+    FAIL trial with a RUNNING run lost its process (SIGKILL, node gone): found by heartbeat
+    (RDB storages, failed by whichever worker noticed) or by pid (journal file).
+    """
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
+        run_id = trial.user_attrs.get(TRIAL_RUN_ATTR)
+        if not run_id or client.get_run(run_id).info.status != "RUNNING":
+            continue
+        reason = trial.user_attrs.get(FAIL_REASON) or "lost: its process ended mid-trial"
+        client.set_tag(run_id, "optuna.state", "FAIL")
+        client.set_tag(run_id, "optuna.fail_reason", reason)
+        client.set_terminated(run_id, status="FAILED")
 
 
 def follow_study(cfg, storage, sampler, pruner) -> tuple[optuna.Study, str]:
@@ -157,14 +173,18 @@ def run_sweep(cfg: DictConfig) -> dict:
     split = split_train_test(data, cfg.cv.test_size, cfg.study.seed)
     sampler, pruner = build_sampler(cfg), build_pruner(cfg)
     storage = open_storage(cfg.study.storage, cfg.study.heartbeat_interval)
-    client, experiment_id = connect(
-        cfg.tracking.uri, cfg.tracking.artifact_location, cfg.tracking.experiment
-    )
     if cfg.worker == 0:
+        client, experiment_id = connect(
+            cfg.tracking.uri, cfg.tracking.artifact_location, cfg.tracking.experiment
+        )
         study, parent_id = lead_study(cfg, storage, sampler, pruner, client, experiment_id)
     else:
+        # Connect only once worker 0 has created the tracking store: processes creating a fresh
+        # MLflow SQLite store at the same instant crash in its schema migration.
         study, parent_id = follow_study(cfg, storage, sampler, pruner)
-    client.update_run(parent_id, status="RUNNING")
+        client, experiment_id = connect(
+            cfg.tracking.uri, cfg.tracking.artifact_location, cfg.tracking.experiment
+        )
     yaml_text = config_yaml(cfg)
 
     def open_run(trial: optuna.Trial, params: dict) -> TrialRun:
@@ -184,23 +204,42 @@ def run_sweep(cfg: DictConfig) -> dict:
         open_run=open_run,
         log_models=cfg.tracking.log_trial_models,
     )
+    limit_worker_threads(resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds))
+
+    def budgeted(trial: optuna.Trial) -> float:
+        claim_budget(trial, cfg.study.n_trials)
+        trial.set_user_attr(WORKER_ATTR, cfg.worker)
+        return objective(trial)
+
+    def optimize(n_trials: int) -> None:
+        study.optimize(
+            budgeted,
+            n_trials=n_trials,
+            catch=(TrainingDiverged,),
+            callbacks=[BudgetCallback(cfg.study.n_trials)],
+            show_progress_bar=cfg.progress_bar,
+        )
+
     remaining = cfg.study.n_trials - budget_used(study)
     try:
         if remaining > 0:
-            study.optimize(
-                objective,
-                n_trials=remaining,
-                catch=(TrainingDiverged,),
-                callbacks=[BudgetCallback(cfg.study.n_trials)],
-                show_progress_bar=cfg.progress_bar,
-            )
+            client.update_run(parent_id, status="RUNNING")
+            optimize(remaining)
+        # Worker 0 waits for the others' trials; a lost one found meanwhile is re-enqueued and
+        # run here, so that the study still ends with its whole budget.
+        while cfg.worker == 0:
+            wait_for_running_trials(study)
+            remaining = cfg.study.n_trials - budget_used(study)
+            if remaining <= 0:
+                break
+            optimize(remaining)
     except KeyboardInterrupt:
         client.set_terminated(parent_id, status="KILLED")
         raise
     result = {"study": study, "parent_run_id": parent_id, "summary": None}
     if cfg.worker != 0:
         return result
-    wait_for_running_trials(study)
+    close_lost_runs(study, client)
     summary = finalize(
         study,
         split,
