@@ -22,12 +22,15 @@ class TrainingDivergedError(ArithmeticError):
         The learning rate in use, repeated so that the message alone says what to change.
     loss : float
         The offending loss value (``nan``, ``inf`` or ``-inf``).
+    loss_curve : list of float
+        The finite losses of the iterations before, for learning-curve plots of failed trials.
     """
 
-    def __init__(self, iteration: int, learning_rate: float, loss: float):
+    def __init__(self, iteration: int, learning_rate: float, loss: float, loss_curve=()):
         self.iteration = iteration
         self.learning_rate = learning_rate
         self.loss = loss
+        self.loss_curve = list(loss_curve)
         super().__init__(
             f"training diverged at iteration {iteration} (loss={loss}) with "
             f"learning_rate={learning_rate}; lower the learning rate"
@@ -35,7 +38,7 @@ class TrainingDivergedError(ArithmeticError):
 
     def __reduce__(self):
         # Keeps the exception picklable across joblib/loky worker processes.
-        return (type(self), (self.iteration, self.learning_rate, self.loss))
+        return (type(self), (self.iteration, self.learning_rate, self.loss, self.loss_curve))
 
 
 class ModelFileError(ValueError):

@@ -111,7 +111,7 @@ def train(
                 if finite:
                     loss /= n_samples
         if not finite:
-            raise TrainingDivergedError(iteration, learning_rate, loss)
+            raise TrainingDivergedError(iteration, learning_rate, loss, loss_curve)
         loss_curve.append(loss)
         if callback is not None and iteration % callback_every == 0:
             callback(iteration, loss)

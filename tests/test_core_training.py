@@ -1,5 +1,6 @@
 """The training loop: symmetry breaking, non-linearity, solvers, callbacks, divergence, accuracy."""
 
+import pickle
 import re
 import warnings
 
@@ -170,6 +171,9 @@ def test_divergence_raises_training_diverged_error_without_warnings():
     assert isinstance(error, ArithmeticError) and not isinstance(error, ValueError)
     assert error.learning_rate == 1000.0
     assert 1 <= error.iteration < 100
+    assert len(error.loss_curve) == error.iteration - 1
+    assert all(np.isfinite(error.loss_curve))
+    assert pickle.loads(pickle.dumps(error)).loss_curve == error.loss_curve  # crosses processes
     assert re.fullmatch(
         rf"training diverged at iteration {error.iteration} \(loss=(nan|inf)\) "
         r"with learning_rate=1000\.0; lower the learning rate",
