@@ -47,16 +47,31 @@ def connect(uri: str, artifact_location: str, experiment: str) -> tuple[MlflowCl
         if found is not None:
             return client, found.experiment_id
         location = artifact_location
+        if uri.startswith(("http://", "https://")) and "://" not in (location or ""):
+            # A tracking server keeps the artifacts (mlflow server --artifacts-destination); a
+            # path would be a folder on whichever node created the experiment.
+            location = ""
         if location and "://" not in location:
             folder = Path(location).resolve()
             folder.mkdir(parents=True, exist_ok=True)
             location = folder.as_uri()
-        return client, client.create_experiment(experiment, artifact_location=location or None)
+        return client, _create_experiment(client, experiment, location or None)
     except mlflow.exceptions.MlflowException as error:
         reason = redact(str(error).splitlines()[0])
         raise UserInputError(
             f"tracking.uri={redact(uri)}: cannot use the store ({reason})"
         ) from None
+
+
+def _create_experiment(client: MlflowClient, name: str, location: str | None) -> str:
+    """Create the experiment; if another worker created it at the same instant, use theirs."""
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException:
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 def worker_tags(worker: int) -> dict[str, str]:
