@@ -58,16 +58,16 @@ def identity_derivative(Z, A, delta):
 
 def sigmoid_derivative(Z, A, delta):
     """σ'(z) = σ(z)·(1 - σ(z)) = A·(1 - A)."""
-    delta *= A
-    # delta·A·(1-A) = delta·A - delta·A·A: two in-place passes, no temporary.
-    delta -= delta * A
-    return delta
+    slope = np.subtract(1.0, A, dtype=delta.dtype)  # the one temporary
+    slope *= A
+    return np.multiply(delta, slope, out=delta)
 
 
 def tanh_derivative(Z, A, delta):
     """tanh'(z) = 1 - tanh(z)² = 1 - A²."""
-    delta -= delta * A * A
-    return delta
+    slope = np.multiply(A, A, dtype=delta.dtype)  # the one temporary
+    np.subtract(1.0, slope, out=slope)
+    return np.multiply(delta, slope, out=delta)
 
 
 def relu_derivative(Z, A, delta):
