@@ -86,6 +86,8 @@ def optuna_figures(study: optuna.Study) -> tuple[dict[str, Figure], list[str]]:
             with warnings.catch_warnings():
                 # The matplotlib backend of optuna.visualization is marked experimental.
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                # One trial, or one value of a parameter, gives a flat axis: still a fine plot.
+                warnings.filterwarnings("ignore", message="Attempting to set identical")
                 axes = plot(study)
         except (ValueError, RuntimeError) as error:  # e.g. every parameter held fixed
             notes.append(f"{name}: {error}")
