@@ -1,0 +1,572 @@
+"""The whole sweep, measured: against scikit-learn's RandomizedSearchCV, its overhead, its pruning.
+
+Three parts, run side by side in one invocation on digits (the pipeline's own stratified
+train split; the sklearn side gets the very same rows and the very same StratifiedKFold folds):
+
+1. Equal budget (trials x folds x iterations over the same space): ``python -m pipeline.sweep``
+   with ``model.solver=gd sampler=random`` (pruner off, then the default pruner) against
+   ``RandomizedSearchCV(MLPClassifier(solver="sgd", full batch, momentum 0, ...), n_jobs=-1)``.
+   Our side runs the real entry point as a subprocess in a temp folder; its wall time is measured
+   from outside (process start-up, Hydra, Optuna, MLflow, the champion refit and registration
+   included). scikit-learn's side runs in this process and is timed around ``search.fit``
+   (refit of the best included, imports and process start-up not): a handicap for our side.
+2. Overhead of every run of ours: fitting = sum of the trials' ``fit_seconds`` user attr / cores,
+   the rest of the wall time is overhead; CPU use = the child's user+sys time (``os.wait4``, loky
+   workers included once reaped) / (wall x cores); the wall time split into start-up (process
+   start to the first trial), the trial loop and the end (champion refit, registration, exit).
+3. Pruning on vs off at the same seed and budget (default search space, default solver adam):
+   fold fits saved and the best score, per pruner; TPE (the default sampler) for several seeds,
+   and a paired check with the random sampler, whose trial ``i`` has the same parameters in every
+   run: is the best trial of the unpruned run pruned?
+
+    .venv/bin/python benchmarks/bench_sweep.py [--quick] [--trials 30] [--folds 5] [--seed 0]
+        [--prune-trials 40] [--prune-seeds 0 1] [--parts 1 2 3]
+
+Prints markdown tables and writes them with the raw figures to benchmarks/results/sweep.md/.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import optuna
+from omegaconf import OmegaConf
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import TrialState
+from scipy.stats import loguniform
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import RandomizedSearchCV, StratifiedKFold
+from sklearn.neural_network import MLPClassifier as SklearnMLP
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from pipeline.data import load_dataset, split_train_test
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+CORES = os.cpu_count() or 1
+STUDY = "digits-mlp"
+SKLEARN_ACTIVATION = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic"}  # no leaky_relu
+
+
+@dataclass
+class Space:
+    """The equal-budget search space, given to both sides."""
+
+    lr_low: float = 0.01
+    lr_high: float = 1.0
+    units_low: int = 16
+    units_high: int = 256
+    layers_low: int = 1
+    layers_high: int = 3
+    iter_low: int = 50
+    iter_high: int = 300
+    iter_step: int = 10
+    activations: tuple[str, ...] = ("relu", "tanh", "sigmoid")
+
+    def overrides(self) -> list[str]:
+        """The same space as Hydra overrides of conf/search_space/default.yaml."""
+        return [
+            f"search_space.learning_rate.low={self.lr_low}",
+            f"search_space.learning_rate.high={self.lr_high}",
+            f"search_space.hidden_units.low={self.units_low}",
+            f"search_space.hidden_units.high={self.units_high}",
+            f"search_space.hidden_layers.low={self.layers_low}",
+            f"search_space.hidden_layers.high={self.layers_high}",
+            f"search_space.iterations.low={self.iter_low}",
+            f"search_space.iterations.high={self.iter_high}",
+            f"search_space.iterations.step={self.iter_step}",
+            f"search_space.activation.choices=[{','.join(self.activations)}]",
+        ]
+
+
+@dataclass
+class PipelineRun:
+    """One ``python -m pipeline.sweep`` process and what its Optuna study says."""
+
+    label: str
+    overrides: list[str]
+    wall: float
+    cpu_seconds: float
+    returncode: int
+    best_value: float | None = None
+    test_accuracy: float | None = None
+    states: dict[str, int] = field(default_factory=dict)
+    folds_reported: int = 0
+    fit_seconds: float = 0.0
+    startup: float = 0.0  # process start -> first trial start
+    loop: float = 0.0  # first trial start -> last trial end
+    ending: float = 0.0  # last trial end -> process exit (champion refit, registration)
+    trials: list[dict] = field(default_factory=list)
+    load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before, after
+
+    @property
+    def cpu_use(self) -> float:
+        return self.cpu_seconds / (self.wall * CORES)
+
+    @property
+    def overhead(self) -> float:
+        return 1.0 - self.fit_seconds / (CORES * self.wall)
+
+
+@dataclass
+class Process:
+    """A child process measured from outside: wall, CPU, 1-minute load average around it."""
+
+    wall: float
+    cpu_seconds: float
+    returncode: int
+    output: str
+    started_at: float
+    load_before: float
+    load_after: float
+
+
+def run_process(command: list[str], cwd: str) -> Process:
+    log = Path(cwd) / "process.log"
+    load_before = os.getloadavg()[0]
+    with open(log, "w") as out:
+        started_at = time.time()
+        started = time.perf_counter()
+        child = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        # wait4 gives this child's own rusage (with its reaped loky workers), unlike
+        # RUSAGE_CHILDREN, which would also hold earlier children of this process.
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+    return Process(
+        wall,
+        usage.ru_utime + usage.ru_stime,
+        os.waitstatus_to_exitcode(status),
+        log.read_text(),
+        started_at,
+        load_before,
+        os.getloadavg()[0],
+    )
+
+
+def run_pipeline(label: str, overrides: list[str]) -> PipelineRun:
+    """Run the real CLI in a fresh temp folder; time it and its CPU from outside."""
+    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
+        command = [sys.executable, "-m", "pipeline.sweep", "progress_bar=false", *overrides]
+        proc = run_process(command, tmp)
+        run = PipelineRun(label, overrides, proc.wall, proc.cpu_seconds, proc.returncode)
+        run.load = (proc.load_before, proc.load_after)
+        if proc.returncode != 0:
+            print(proc.output[-3000:], file=sys.stderr)
+            return run
+        match = re.search(r"test accuracy ([0-9.]+)", proc.output)
+        run.test_accuracy = float(match.group(1)) if match else None
+        storage = JournalStorage(JournalFileBackend(str(Path(tmp) / "mlruns" / "optuna.journal")))
+        study = optuna.load_study(study_name=STUDY, storage=storage)
+        read_study(run, study, proc.started_at)
+    return run
+
+
+def read_study(run: PipelineRun, study: optuna.Study, started_at: float) -> None:
+    trials = study.get_trials(deepcopy=False)
+    run.states = {
+        s.name.lower(): sum(t.state == s for t in trials)
+        for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    }
+    run.best_value = study.best_value if run.states["complete"] else None
+    run.folds_reported = sum(len(t.intermediate_values) for t in trials)
+    run.fit_seconds = sum(float(t.user_attrs.get("fit_seconds", 0.0)) for t in trials)
+    first = min(t.datetime_start for t in trials).timestamp()
+    last = max(t.datetime_complete for t in trials).timestamp()
+    run.startup, run.loop = first - started_at, last - first
+    run.ending = run.wall - run.startup - run.loop
+    run.trials = [
+        {
+            "number": t.number,
+            "state": t.state.name,
+            "value": t.value,
+            "params": t.params,
+            "folds": len(t.intermediate_values),
+            "fit_seconds": t.user_attrs.get("fit_seconds"),
+            "seconds": (t.datetime_complete - t.datetime_start).total_seconds(),
+        }
+        for t in trials
+    ]
+
+
+class HiddenLayerSizes:
+    """``hidden_layer_sizes`` drawn like our search space: layers uniform, one shared width
+    log-uniform (an object with ``rvs`` is what ParameterSampler accepts as a distribution)."""
+
+    def __init__(self, space: Space):
+        self.space = space
+
+    def rvs(self, random_state: np.random.RandomState) -> tuple[int, ...]:
+        space = self.space
+        layers = int(random_state.randint(space.layers_low, space.layers_high + 1))
+        low, high = np.log(space.units_low - 0.5), np.log(space.units_high + 0.5)
+        units = round(np.exp(random_state.uniform(low, high)))
+        return (int(np.clip(units, space.units_low, space.units_high)),) * layers
+
+
+def run_sklearn(split, space: Space, trials: int, folds: int, seed: int) -> dict:
+    """RandomizedSearchCV with full-batch plain SGD, the same budget, folds and rows as ours."""
+    estimator = make_pipeline(
+        StandardScaler(),
+        SklearnMLP(
+            solver="sgd",
+            batch_size=len(split.y_train),  # larger than any fold: full batch
+            momentum=0.0,
+            nesterovs_momentum=False,
+            learning_rate="constant",
+            alpha=0.0,  # ours: model.alpha=0
+            tol=0.0,
+            n_iter_no_change=space.iter_high + 1,
+            early_stopping=False,
+            shuffle=False,
+            random_state=seed,
+        ),
+    )
+    distributions = {
+        "mlpclassifier__learning_rate_init": loguniform(space.lr_low, space.lr_high),
+        "mlpclassifier__hidden_layer_sizes": HiddenLayerSizes(space),
+        "mlpclassifier__max_iter": list(
+            range(space.iter_low, space.iter_high + 1, space.iter_step)
+        ),
+        "mlpclassifier__activation": [SKLEARN_ACTIVATION[a] for a in space.activations],
+    }
+    search = RandomizedSearchCV(
+        estimator,
+        distributions,
+        n_iter=trials,
+        cv=StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed),
+        n_jobs=-1,
+        random_state=seed,
+        error_score=np.nan,  # a diverged fit scores NaN, like our failed trials
+    )
+    # max_iter reached is the point of a fixed budget; the loky workers inherit this filter.
+    os.environ["PYTHONWARNINGS"] = "ignore::UserWarning"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        started = time.perf_counter()
+        search.fit(split.X_train, split.y_train)
+        wall = time.perf_counter() - started
+    os.environ.pop("PYTHONWARNINGS")
+    scores = search.cv_results_["mean_test_score"]
+    return {
+        "wall": wall,
+        "best_value": float(search.best_score_),
+        "test_accuracy": float(search.score(split.X_test, split.y_test)),
+        "failed": int(np.isnan(scores).sum()),
+        "best_params": {k.split("__")[1]: str(v) for k, v in search.best_params_.items()},
+    }
+
+
+def run_sklearn_process(args) -> dict:
+    """run_sklearn in a child process of this script, measured from outside like ours."""
+    with tempfile.TemporaryDirectory(prefix="bench-sklearn-") as tmp:
+        out = Path(tmp) / "sklearn.json"
+        command = [sys.executable, str(Path(__file__).resolve()), "--sklearn-child", str(out)]
+        command += ["--trials", str(args.trials), "--folds", str(args.folds)]
+        command += ["--seed", str(args.seed), *(["--quick"] if args.quick else [])]
+        proc = run_process(command, tmp)
+        if proc.returncode != 0:
+            raise RuntimeError(f"scikit-learn side failed:\n{proc.output[-3000:]}")
+        result = json.loads(out.read_text())
+    result.update(
+        search_fit_wall=result.pop("wall"),
+        wall=proc.wall,
+        cpu_seconds=proc.cpu_seconds,
+        load=(proc.load_before, proc.load_after),
+    )
+    return result
+
+
+def train_split(seed: int):
+    """The pipeline's own train/test split of digits (cv.test_size=0.2, study.seed)."""
+    return split_train_test(load_dataset(OmegaConf.create({"name": "digits"}), seed), 0.2, seed)
+
+
+def startup_seconds() -> float:
+    """Importing the entry point (Hydra, Optuna, MLflow, sklearn, core) in a fresh process."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import pipeline.sweep"], check=True, cwd=ROOT)
+    return time.perf_counter() - started
+
+
+def fmt(value, digits=3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def part_equal_budget(args, space: Space) -> tuple[list[str], dict, list[PipelineRun]]:
+    common = [
+        "sampler=random",
+        "model.solver=gd",
+        "model.alpha=0.0",
+        f"study.seed={args.seed}",
+        f"study.n_trials={args.trials}",
+        f"cv.folds={args.folds}",
+        "cv.n_jobs=-1",
+        *space.overrides(),
+    ]
+    print(f"part 1: scikit-learn RandomizedSearchCV, {args.trials} trials x {args.folds} folds")
+    sk = run_sklearn_process(args)
+    runs = []
+    for pruner in ("none", args.default_pruner):
+        print(f"part 1: python -m pipeline.sweep pruner={pruner}")
+        runs.append(run_pipeline(f"ours, pruner={pruner}", [*common, f"pruner={pruner}"]))
+    lines = [
+        f"### 1. Equal budget: {args.trials} trials x {args.folds} folds, iterations "
+        f"{space.iter_low}..{space.iter_high}, learning rate {space.lr_low}..{space.lr_high} "
+        f"(log), {space.units_low}..{space.units_high} units (log) x {space.layers_low}.."
+        f"{space.layers_high} layers, activation {'/'.join(space.activations)}, random sampling",
+        "",
+        "| run | wall s | wall ratio ours/sklearn | CPU s (user+sys) | best CV accuracy | "
+        "CV ratio ours/sklearn | test accuracy | trials complete/pruned/failed | fold fits | "
+        "load avg before/after |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---|",
+        f"| scikit-learn RandomizedSearchCV (sgd, full batch, momentum 0), n_jobs=-1; "
+        f"search.fit alone {sk['search_fit_wall']:.1f} s | {sk['wall']:.1f} | 1.00 | "
+        f"{sk['cpu_seconds']:.1f} | {sk['best_value']:.4f} | 1.000 | "
+        f"{sk['test_accuracy']:.4f} | {args.trials - sk['failed']}/0/{sk['failed']} | "
+        f"{args.trials * args.folds} | {sk['load'][0]:.1f}/{sk['load'][1]:.1f} |",
+    ]
+    for run in runs:
+        ratio = run.best_value / sk["best_value"] if run.best_value else None
+        lines.append(
+            f"| {run.label} (model.solver=gd, sampler=random) | {run.wall:.1f} | "
+            f"{run.wall / sk['wall']:.2f} | {run.cpu_seconds:.1f} | {fmt(run.best_value, 4)} | "
+            f"{fmt(ratio)} | {fmt(run.test_accuracy, 4)} | {run.states.get('complete')}/"
+            f"{run.states.get('pruned')}/{run.states.get('fail')} | {run.folds_reported} | "
+            f"{run.load[0]:.1f}/{run.load[1]:.1f} |"
+        )
+    lines += [
+        "",
+        f"scikit-learn's best: {sk['best_params']}",
+        *[f"{run.label} best: {best_params(run)}" for run in runs],
+    ]
+    return lines, {"sklearn": sk, "ours": [asdict(r) for r in runs]}, runs
+
+
+def best_params(run: PipelineRun) -> dict | None:
+    done = [t for t in run.trials if t["state"] == "COMPLETE"]
+    return max(done, key=lambda t: t["value"])["params"] if done else None
+
+
+def part_overhead(runs: list[PipelineRun], startup: float) -> list[str]:
+    lines = [
+        f"### 2. Time outside model fitting ({CORES} cores; import of pipeline.sweep in a "
+        f"fresh process: {startup:.2f} s)",
+        "",
+        "| run | wall s | fit s (sum over folds) | fit s / cores | outside fitting | "
+        "CPU use (user+sys / wall x cores) | start-up s | trial loop s | end s | "
+        "fit share of loop |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        if run.returncode != 0:
+            continue
+        lines.append(
+            f"| {run.label} | {run.wall:.1f} | {run.fit_seconds:.1f} | "
+            f"{run.fit_seconds / CORES:.1f} | {run.overhead:.0%} | {run.cpu_use:.0%} | "
+            f"{run.startup:.1f} | {run.loop:.1f} | {run.ending:.1f} | "
+            f"{run.fit_seconds / CORES / run.loop:.0%} |"
+        )
+    return lines
+
+
+def part_pruning(args) -> tuple[list[str], list[dict], list[PipelineRun]]:
+    pruners = ("none", "wilcoxon", "median", "hyperband")
+    records, unpruned = [], []
+    plans = [("tpe", seed) for seed in args.prune_seeds] + [("random", args.prune_seeds[0])]
+    for sampler, seed in plans:
+        runs = {}
+        for pruner in pruners:
+            print(f"part 3: sampler={sampler} seed={seed} pruner={pruner}")
+            runs[pruner] = run_pipeline(
+                f"default space, sampler={sampler}, seed={seed}, pruner={pruner}",
+                [
+                    f"sampler={sampler}",
+                    f"pruner={pruner}",
+                    f"study.seed={seed}",
+                    f"study.n_trials={args.prune_trials}",
+                    f"cv.folds={args.folds}",
+                    *args.prune_extra,
+                ],
+            )
+        base = runs["none"]
+        unpruned.append(base)
+        # The paired check: with the random sampler, trial i is the same configuration in every
+        # run, so the unpruned run's best trial can be looked up in each pruned run.
+        best = max(
+            (t for t in base.trials if t["state"] == "COMPLETE"),
+            key=lambda t: t["value"],
+            default=None,
+        )
+        for pruner, run in runs.items():
+            budget = args.prune_trials * args.folds
+            workers = min(CORES, args.folds)
+            # A pruned trial's fold still running on another worker is fitted to the end and
+            # thrown away: count it as fitted (an upper bound).
+            fitted = run.folds_reported + run.states.get("pruned", 0) * (workers - 1)
+            record = {
+                "sampler": sampler,
+                "seed": seed,
+                "pruner": pruner,
+                "wall": run.wall,
+                "best_value": run.best_value,
+                "test_accuracy": run.test_accuracy,
+                "states": run.states,
+                "folds_reported": run.folds_reported,
+                "folds_fitted_upper": min(fitted, budget),
+                "fits_saved": 1 - min(fitted, budget) / budget,
+                "wall_saved": 1 - run.wall / base.wall,
+                "best_diff": (run.best_value or 0) - (base.best_value or 0),
+                "run": asdict(run),
+            }
+            if sampler == "random" and best is not None:
+                paired = next(t for t in run.trials if t["number"] == best["number"])
+                record["unpruned_best_state"] = paired["state"]
+                top = sorted(
+                    (t for t in base.trials if t["state"] == "COMPLETE"),
+                    key=lambda t: -t["value"],
+                )[:5]
+                record["top5_pruned"] = sum(
+                    run.trials[t["number"]]["state"] == "PRUNED" for t in top
+                )
+            records.append(record)
+    lines = [
+        f"### 3. Pruning on vs off: {args.prune_trials} trials x {args.folds} folds, default "
+        "search space and solver (adam)",
+        "",
+        "fits saved counts a pruned trial's fold still running on the other worker as fitted "
+        "(upper bound on the work done).",
+        "",
+        "| sampler | seed | pruner | wall s | wall saved | fold fits (reported / upper) | "
+        "fits saved | best CV accuracy | best - unpruned | test accuracy | "
+        "complete/pruned/failed | unpruned best trial here | unpruned top-5 pruned |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|",
+    ]
+    for r in records:
+        s = r["states"]
+        lines.append(
+            f"| {r['sampler']} | {r['seed']} | {r['pruner']} | {r['wall']:.1f} | "
+            f"{r['wall_saved']:.0%} | {r['folds_reported']} / {r['folds_fitted_upper']} | "
+            f"{r['fits_saved']:.0%} | {fmt(r['best_value'], 4)} | {r['best_diff']:+.4f} | "
+            f"{fmt(r['test_accuracy'], 4)} | {s.get('complete')}/{s.get('pruned')}/"
+            f"{s.get('fail')} | {r.get('unpruned_best_state', '-')} | "
+            f"{r.get('top5_pruned', '-')} |"
+        )
+    lines += ["", *pruning_summary(records, pruners)]
+    return lines, records, unpruned
+
+
+def pruning_summary(records: list[dict], pruners) -> list[str]:
+    lines = [
+        "| pruner | mean fits saved | mean wall saved | mean best - unpruned | worst best - "
+        "unpruned |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for pruner in pruners:
+        rows = [r for r in records if r["pruner"] == pruner]
+        diffs = [r["best_diff"] for r in rows]
+        lines.append(
+            f"| {pruner} | {np.mean([r['fits_saved'] for r in rows]):.0%} | "
+            f"{np.mean([r['wall_saved'] for r in rows]):.0%} | {np.mean(diffs):+.4f} | "
+            f"{min(diffs):+.4f} |"
+        )
+    return lines
+
+
+def header(args) -> list[str]:
+    import sklearn
+
+    return [
+        "# The sweep: benchmarks",
+        "",
+        f"{datetime.now():%Y-%m-%d %H:%M}; {platform.processor() or platform.machine()}, "
+        f"{CORES} cores; Python {platform.python_version()}; numpy {np.__version__}, "
+        f"scikit-learn {sklearn.__version__}, optuna {optuna.__version__}; "
+        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}.",
+        "Data: digits, the pipeline's stratified 80% train split (seed "
+        f"{args.seed}), StratifiedKFold(shuffle, seed {args.seed}) on both sides. Both sides run "
+        "as child processes timed from outside with `os.wait4` (wall, and user+sys CPU of the "
+        "process and its reaped loky workers): ours is the CLI `python -m pipeline.sweep` in a "
+        "temp folder (start-up, Hydra, Optuna, MLflow logging of every trial and its model, "
+        "champion refit, test score and registration included); scikit-learn's is this script "
+        "in `--sklearn-child` mode (imports, data, RandomizedSearchCV with its refit, test "
+        "score). Single runs on a machine other people use: the 1-minute load average before "
+        "and after each run is shown; compare within one invocation.",
+        f"Command: `{' '.join(['.venv/bin/python', 'benchmarks/bench_sweep.py', *sys.argv[1:]])}`",
+        "",
+    ]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small run to check the script")
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--prune-trials", type=int, default=40)
+    parser.add_argument("--prune-seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--default-pruner", default="wilcoxon", help="the second row of part 1")
+    parser.add_argument("--sklearn-child", metavar="OUT_JSON", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.prune_extra = []
+    args.space = Space()
+    if args.quick:
+        args.trials, args.folds, args.prune_trials, args.prune_seeds = 6, 3, 8, [0]
+        args.space = Space(units_high=64, layers_high=2, iter_low=20, iter_high=60)
+        args.prune_extra = [
+            "search_space.iterations.low=20",
+            "search_space.iterations.high=60",
+            "search_space.hidden_units.high=64",
+        ]
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.sklearn_child:  # the scikit-learn side, in its own process
+        result = run_sklearn(train_split(args.seed), args.space, args.trials, args.folds, args.seed)
+        Path(args.sklearn_child).write_text(json.dumps(result))
+        return
+    lines = header(args)
+    raw: dict = {"args": {k: v for k, v in vars(args).items() if k != "space"}}
+    raw["args"]["space"] = asdict(args.space)
+    runs: list[PipelineRun] = []
+    if 1 in args.parts or 2 in args.parts:
+        part, raw["equal_budget"], runs = part_equal_budget(args, args.space)
+        lines += part + [""] if 1 in args.parts else []
+    if 3 in args.parts:
+        pruning_lines, raw["pruning"], unpruned = part_pruning(args)
+        runs += unpruned
+    if 2 in args.parts:
+        startup = startup_seconds()
+        raw["startup_import_seconds"] = startup
+        lines += part_overhead(runs, startup) + [""]
+        raw["overhead"] = [
+            {"label": r.label, "overhead": r.overhead, "cpu_use": r.cpu_use} for r in runs
+        ]
+    if 3 in args.parts:
+        lines += pruning_lines + [""]
+    text = "\n".join(lines)
+    print(text)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "sweep.md").write_text(text)
+    (RESULTS / "sweep.json").write_text(json.dumps(raw, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
