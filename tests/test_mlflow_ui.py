@@ -1,0 +1,123 @@
+"""What the MLflow UI shows of a finished sweep, read through a real `mlflow server`'s REST API
+(the same calls the UI's pages make): the experiment, the parent run with its nested trial runs,
+their params, metrics and artifacts, the plots on the parent, the registered champion."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import pytest
+
+from tests.shared_sweep import (
+    N_TRIALS,
+    STUDY,
+    VENV_BIN,
+    finished_sweep,
+    free_port,
+    http_json,
+    running_server,
+    server_env,
+)
+
+pytestmark = pytest.mark.slow
+PLOTS = {
+    "optimization_history",
+    "param_importances",
+    "parallel_coordinate",
+    "slice",
+    "fold_spread",
+    "champion_learning_curve",
+    "champion_confusion_matrix",
+}
+HYPERPARAMETERS = {"learning_rate", "hidden_units", "hidden_layers", "iterations", "activation"}
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    """The base URL of /api/2.0/mlflow on a server over the shared sweep's store."""
+    sweep = finished_sweep(tmp_path_factory)
+    store = sweep.folder / "mlruns"
+    port = free_port()
+    command = [
+        f"{VENV_BIN}/mlflow", "server",
+        "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
+        "--default-artifact-root", str(store / "artifacts"),
+        "-h", "127.0.0.1", "-p", str(port), "--workers", "1",
+    ]  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    env = server_env(sweep.tracking_uri)
+    with running_server(command, f"{base}/health", env, sweep.folder):
+        yield sweep, f"{base}/api/2.0/mlflow"
+
+
+def get(api_url: str, endpoint: str, **query) -> dict:
+    return http_json(f"{api_url}/{endpoint}?{urllib.parse.urlencode(query)}")
+
+
+def as_dict(entries: list[dict]) -> dict:
+    return {entry["key"]: entry["value"] for entry in entries}
+
+
+def artifact_paths(api_url: str, run_id: str, path: str = "") -> set[str]:
+    listed = get(api_url, "artifacts/list", run_id=run_id, path=path)
+    return {entry["path"] for entry in listed.get("files", [])}
+
+
+def search_runs(api_url: str, experiment_id: str, filter_string: str) -> list[dict]:
+    body = {"experiment_ids": [experiment_id], "filter": filter_string, "max_results": 1000}
+    return http_json(f"{api_url}/runs/search", body).get("runs", [])
+
+
+def test_experiment_parent_and_nested_trial_runs(api):
+    sweep, url = api
+    experiment = get(url, "experiments/get-by-name", experiment_name="mlp-sweep")["experiment"]
+    assert experiment["lifecycle_stage"] == "active"
+    parents = search_runs(url, experiment["experiment_id"], "tags.`mlp_sweep.role` = 'study'")
+    assert [p["info"]["run_id"] for p in parents] == [sweep.parent_run_id]
+    parent = parents[0]
+    assert parent["info"]["status"] == "FINISHED"
+    assert parent["info"]["run_name"] == STUDY
+    metrics = as_dict(parent["data"]["metrics"])
+    assert metrics["trials_complete"] == N_TRIALS
+    assert 0.8 <= metrics["test_accuracy"] <= 1.0
+    assert as_dict(parent["data"]["params"])["dataset"] == "iris"
+
+    children = search_runs(
+        url, experiment["experiment_id"], f"tags.mlflow.parentRunId = '{sweep.parent_run_id}'"
+    )
+    assert sorted(c["info"]["run_id"] for c in children) == sorted(sweep.trial_run_ids)
+    assert len(children) == N_TRIALS
+    for child in children:
+        run_id = child["info"]["run_id"]
+        assert child["info"]["status"] == "FINISHED"
+        assert as_dict(child["data"]["tags"])["optuna.state"] == "COMPLETE"
+        assert HYPERPARAMETERS <= set(as_dict(child["data"]["params"]))
+        metrics = as_dict(child["data"]["metrics"])
+        assert {"fold_0_accuracy", "fold_2_accuracy", "cv_accuracy_mean", "cv_accuracy_std"} <= set(
+            metrics
+        )
+        history = get(url, "metrics/get-history", run_id=run_id, metric_key="train_loss")
+        steps = [m["step"] for m in history["metrics"]]
+        assert steps == list(range(int(as_dict(child["data"]["params"])["iterations"])))
+        assert {"config.yaml", "model"} <= artifact_paths(url, run_id)
+
+
+def test_parent_artifacts_show_plots_table_and_config(api):
+    sweep, url = api
+    top = artifact_paths(url, sweep.parent_run_id)
+    assert {"plots", "trials.csv", "best_params.yaml", "config.yaml"} <= top
+    plots = artifact_paths(url, sweep.parent_run_id, "plots")
+    assert plots == {f"plots/{name}.png" for name in PLOTS}
+    listed = get(url, "artifacts/list", run_id=sweep.parent_run_id, path="plots")["files"]
+    assert all(int(entry["file_size"]) > 1000 for entry in listed)
+
+
+def test_registered_model_and_its_champion_alias(api):
+    sweep, url = api
+    model = get(url, "registered-models/get", name=STUDY)["registered_model"]
+    aliases = {a["alias"]: a["version"] for a in model.get("aliases", [])}
+    assert set(aliases) == {"champion"}
+    version = get(url, "registered-models/alias", name=STUDY, alias="champion")["model_version"]
+    assert version["version"] == aliases["champion"]
+    assert version["run_id"] == sweep.parent_run_id
+    assert version["status"] == "READY"
