@@ -119,15 +119,19 @@ def run(repeats, learning_rate, iterations):
     X = StandardScaler().fit_transform(X)
     rows, torch_version = implementations()
     times = {name: [] for name in rows}
+    cpu_times = {name: [] for name in rows}
     accuracy = {}
+    load_before = os.getloadavg()[0]
     with threadpool_limits(limits=1):
         for fit in rows.values():  # warm-up: imports, first BLAS calls, allocator
             fit(X, y, learning_rate, 5)
         for _ in range(repeats):
             for name, fit in rows.items():  # interleaved: drifting machine load hits all alike
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 model = fit(X, y, learning_rate, iterations)
                 times[name].append(time.perf_counter() - start)
+                # CPU time as well: less sensitive to other processes competing for the cores.
+                cpu_times[name].append(time.process_time() - cpu_start)
                 accuracy[name] = model.score(X, y)
     baseline = statistics.median(next(iter(times.values())))
     table = [
@@ -136,7 +140,9 @@ def run(repeats, learning_rate, iterations):
             "median_wall_s": statistics.median(samples),
             "speed_up_vs_sklearn": baseline / statistics.median(samples),
             "train_accuracy": accuracy[name],
+            "median_cpu_s": statistics.median(cpu_times[name]),
             "wall_s": samples,
+            "cpu_s": cpu_times[name],
         }
         for name, samples in times.items()
     ]
@@ -149,6 +155,7 @@ def run(repeats, learning_rate, iterations):
         "blas_threads": 1,
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
         "cpu_count": os.cpu_count(),
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "repeats": repeats,
         "learning_rate": learning_rate,
         "iterations": iterations,
@@ -168,7 +175,8 @@ def markdown(table, environment):
         f"BLAS limited to 1 thread for all implementations (threadpoolctl; torch.set_num_threads"
         f"(1)). OPENBLAS_CORETYPE={environment['OPENBLAS_CORETYPE']!r}; "
         f"numpy {environment['numpy']}; BLAS: {', '.join(environment['blas'])}; "
-        f"torch: {environment['torch']}.",
+        f"torch: {environment['torch']}. 1-minute load average before/after: "
+        f"{environment['load_average_1min']} on {environment['cpu_count']} CPUs.",
         "",
         "| implementation | median wall s | speed-up vs sklearn | train accuracy |",
         "|---|---:|---:|---:|",
@@ -178,6 +186,10 @@ def markdown(table, environment):
             f"| {row['implementation']} | {row['median_wall_s']:.3f} | "
             f"{row['speed_up_vs_sklearn']:.2f}x | {row['train_accuracy']:.3f} |"
         )
+    cpu = ", ".join(
+        f"{row['implementation'].split(' (')[0]} {row['median_cpu_s']:.3f} s" for row in table
+    )
+    lines += ["", f"Median CPU (process) time: {cpu}."]
     return "\n".join(lines) + "\n"
 
 
