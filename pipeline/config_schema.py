@@ -169,6 +169,11 @@ def validate_config(cfg: DictConfig) -> None:
         for key in ("path", "target"):
             if not cfg.dataset.get(key):
                 raise _fail(f"dataset.{key}", "is required for dataset=csv")
+    if cfg.dataset.name == "moons":
+        if cfg.dataset.n_samples < 10:
+            raise _fail("dataset.n_samples", f"must be >= 10, got {cfg.dataset.n_samples}")
+        if cfg.dataset.noise < 0:
+            raise _fail("dataset.noise", f"must be >= 0, got {cfg.dataset.noise}")
     validate_search_space(cfg.search_space)
     if cfg.study.n_trials < 1:
         raise _fail("study.n_trials", f"must be >= 1, got {cfg.study.n_trials}")

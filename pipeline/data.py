@@ -36,6 +36,8 @@ class Dataset:
     X: np.ndarray
     y: np.ndarray
     feature_names: tuple[str, ...]
+    # Where the labels come from, for messages: "dataset=iris" or "column 'label' of data.csv".
+    label_source: str = "dataset"
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,12 @@ def load_dataset(cfg, seed: int) -> Dataset:
     if cfg.name in BUNDLED_LOADERS:
         bunch = BUNDLED_LOADERS[cfg.name]()
         names = tuple(str(n) for n in getattr(bunch, "feature_names", range(bunch.data.shape[1])))
-        return Dataset(cfg.name, bunch.data.astype(np.float64), bunch.target, names)
+        return Dataset(
+            cfg.name, bunch.data.astype(np.float64), bunch.target, names, f"dataset={cfg.name}"
+        )
     if cfg.name == "moons":
         X, y = sk_datasets.make_moons(n_samples=cfg.n_samples, noise=cfg.noise, random_state=seed)
-        return Dataset("moons", X, y, ("x0", "x1"))
+        return Dataset("moons", X, y, ("x0", "x1"), "dataset=moons")
     if cfg.name == "csv":
         return load_csv(Path(cfg.path), cfg.target)
     raise UserInputError(f"dataset.name: unknown data set {cfg.name!r}")
@@ -65,6 +69,8 @@ def load_dataset(cfg, seed: int) -> Dataset:
 def load_csv(path: Path, target: str) -> Dataset:
     """Read a CSV file whose ``target`` column holds the labels and all other columns numbers."""
     key = f"dataset.path={path}"
+    if path.is_dir():
+        raise UserInputError(f"{key}: is a folder; give the path of a CSV file")
     if not path.is_file():
         raise UserInputError(f"{key}: file not found (give an existing CSV file)")
     try:
@@ -105,22 +111,29 @@ def load_csv(path: Path, target: str) -> Dataset:
     y = labels.to_numpy()
     if y.dtype == object:
         y = y.astype(str)
-    return Dataset(path.stem, X, y, tuple(str(c) for c in frame.columns))
+    source = f"column {target!r} of {path}"
+    return Dataset(path.stem, X, y, tuple(str(c) for c in frame.columns), source)
 
 
-def check_class_counts(y: np.ndarray, folds: int, test_size: float) -> None:
-    """Fail early when the labels cannot support a stratified hold-out and ``folds`` folds."""
+def check_class_counts(
+    y: np.ndarray, folds: int, test_size: float, source: str = "dataset"
+) -> None:
+    """Fail early when the labels cannot support a stratified hold-out and ``folds`` folds.
+
+    y : ndarray of shape (n_samples,); ``source`` says where the labels come from.
+    """
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:
         raise UserInputError(
-            f"dataset: only one class ({classes[0]!r}) in the labels; classification needs two"
+            f"{source}: only one class ({str(classes[0])!r}) in the labels; classification "
+            "needs at least two, so add rows of another class or choose another target column"
         )
     smallest = int(counts.min())
     train_members = smallest - int(np.ceil(smallest * test_size))
     if train_members < folds:
         label = classes[np.argmin(counts)]
         raise UserInputError(
-            f"cv.folds={folds}: class {label!r} has only {smallest} samples "
+            f"cv.folds={folds}: class {str(label)!r} of {source} has only {smallest} samples "
             f"({train_members} after the test split); lower cv.folds or add data"
         )
 

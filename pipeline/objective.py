@@ -16,6 +16,7 @@ import optuna
 
 from pipeline.cross_validation import FoldResult, iter_fold_results
 from pipeline.fitted_model import FoldEnsemble
+from pipeline.interruption import INTERRUPTED
 from pipeline.search_space import network_params, suggest_params
 from pipeline.study import FAIL_REASON, record_owner
 
@@ -148,10 +149,11 @@ class Objective:
             trial.set_user_attr(FAIL_REASON, reason)
             raise
         except BaseException as error:  # KeyboardInterrupt included: the run must not stay open
-            state, reason = (
-                ("KILLED" if isinstance(error, KeyboardInterrupt) else "FAIL"),
-                repr(error),
-            )
+            if isinstance(error, KeyboardInterrupt):
+                state, reason = "KILLED", INTERRUPTED
+                trial.set_user_attr(FAIL_REASON, reason)  # the sweep re-enqueues its params
+            else:
+                state, reason = "FAIL", repr(error)
             raise
         finally:
             trial.set_user_attr("fit_seconds", outcome.fit_seconds)

@@ -44,12 +44,13 @@ def open_storage(location: str, heartbeat_interval: int) -> optuna.storages.Base
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=4 * heartbeat_interval,
-                failed_trial_callback=RetryFailedTrialCallback(max_retry=2),
+                heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=2),
             )
         except Exception as error:  # SQLAlchemy raises many kinds; all mean "cannot use it"
             reason = redact(str(error).splitlines()[0]) if str(error) else type(error).__name__
             raise UserInputError(
-                f"study.storage={redact(location)}: cannot open ({reason})"
+                f"study.storage={redact(location)}: cannot open ({reason}); check the URL and "
+                "that the database server runs and accepts this user"
             ) from None
     path = Path(location)
     try:
@@ -91,8 +92,22 @@ def _is_creation_race(error: Exception) -> bool:
     return "duplicate key" in text or "already exists" in text or "unique constraint" in text
 
 
+def check_direction(storage, name: str, direction: str) -> None:
+    """An existing study of that name must have ``direction``; checked before anything is written."""
+    existing = find_study(storage, name)
+    if existing is None:
+        return
+    found = existing.direction.name.lower()
+    if found != direction:
+        raise UserInputError(
+            f"study.direction={direction}: study {name!r} already exists with direction "
+            f"{found}; use another study.name or study.direction={found}"
+        )
+
+
 def open_study(storage, name: str, direction: str, sampler, pruner) -> optuna.Study:
     """Create the study or load the existing one of that name (then its direction must match)."""
+    check_direction(storage, name, direction)
     study = optuna.create_study(
         storage=storage,
         study_name=name,

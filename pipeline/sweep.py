@@ -8,9 +8,17 @@ wait for it and then share the trials.
 
 from __future__ import annotations
 
+import sys
+
+if __name__ == "__main__":
+    # The command line is checked before the heavy imports below (MLflow alone takes seconds):
+    # Hydra would report a bad key or type over several lines from inside @hydra.main.
+    from pipeline.command_line import exit_if_bad
+
+    exit_if_bad(sys.argv[1:])
+
 import logging
 import os
-import sys
 import time
 import warnings
 
@@ -26,12 +34,15 @@ from pipeline.config_schema import register_configs, validate_config
 from pipeline.cross_validation import limit_worker_threads, resolve_n_jobs
 from pipeline.data import check_class_counts, load_dataset, split_train_test
 from pipeline.errors import UserInputError
+from pipeline.interruption import quiet_failed_trials, requeue_interrupted
 from pipeline.objective import Objective, TrainingDiverged
+from pipeline.preflight import check_local_stores
 from pipeline.redaction import redact
 from pipeline.study import (
     FAIL_REASON,
     BudgetCallback,
     budget_used,
+    check_direction,
     claim_budget,
     find_study,
     open_storage,
@@ -168,11 +179,15 @@ def run_sweep(cfg: DictConfig) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # WilcoxonPruner and friends are "experimental" only in the sense of a changeable interface.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    quiet_failed_trials(expected=(TrainingDiverged,))
     data = load_dataset(cfg.dataset, cfg.study.seed)
-    check_class_counts(data.y, cfg.cv.folds, cfg.cv.test_size)
+    check_class_counts(data.y, cfg.cv.folds, cfg.cv.test_size, data.label_source)
     split = split_train_test(data, cfg.cv.test_size, cfg.study.seed)
     sampler, pruner = build_sampler(cfg), build_pruner(cfg)
+    # Every check before any store is written: a failing one leaves no half-created study.
+    check_local_stores(cfg)
     storage = open_storage(cfg.study.storage, cfg.study.heartbeat_interval)
+    check_direction(storage, study_name(cfg), cfg.study.direction)
     if cfg.worker == 0:
         client, experiment_id = connect(
             cfg.tracking.uri, cfg.tracking.artifact_location, cfg.tracking.experiment
@@ -234,6 +249,7 @@ def run_sweep(cfg: DictConfig) -> dict:
                 break
             optimize(remaining)
     except KeyboardInterrupt:
+        requeue_interrupted(study)
         client.set_terminated(parent_id, status="KILLED")
         raise
     result = {"study": study, "parent_run_id": parent_id, "summary": None}

@@ -1,0 +1,125 @@
+"""Check a ``python -m pipeline.sweep`` command line before Hydra runs it.
+
+Hydra reports its own composition errors (unknown key, wrong type, unknown group option) over
+several lines and exits with code 1 from deep inside ``@hydra.main``, where no ``try`` of ours
+can reach. So the entry point first composes the same config with Hydra's compose API, inside our
+own ``try``, and turns any failure into one :class:`UserInputError` line naming the key. Only
+then does it hand the command line to ``@hydra.main``, which composes it again (~0.1 s) and runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra._internal.utils import get_args_parser
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf.errors import OmegaConfBaseException
+
+from pipeline.config_schema import register_configs, validate_config
+from pipeline.errors import UserInputError
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+KEYS_HINT = "`python -m pipeline.sweep --cfg job` shows every key and its value"
+
+
+def check_command_line(argv: list[str], config_name: str = "config") -> None:
+    """Compose ``conf/`` with the overrides in ``argv`` and check the values.
+
+    Raises :class:`UserInputError` with a one-line message. Commands that run nothing
+    (``--help``, ``--info``, shell completion) and other config folders are left to Hydra.
+    In a multirun the sweep overrides (``worker='range(4)'``) are left out of the check.
+    """
+    args = get_args_parser().parse_args(argv)
+    if (
+        args.help
+        or args.hydra_help
+        or args.info
+        or args.shell_completion
+        or args.config_path
+        or args.config_dir
+        or args.experimental_rerun
+    ):
+        return
+    overrides = list(args.overrides)
+    try:
+        parsed = [_parse(override) for override in overrides]
+        if args.multirun:
+            overrides = [o.input_line for o in parsed if not o.is_sweep_override()]
+        cfg = _compose(args.config_name or config_name, overrides)
+        if args.cfg is None:
+            validate_config(cfg)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise UserInputError(one_line(error)) from error
+
+
+def _parse(override: str):
+    """One override parsed; a syntax error names the override it is in."""
+    try:
+        return OverridesParser.create().parse_override(override)
+    except OverrideParseException as error:
+        raise UserInputError(
+            f"{override}: not valid override syntax ({_first_line(error)}); write key=value, "
+            "quoting lists and strings with commas, e.g. 'key=[a,b]'"
+        ) from error
+
+
+def exit_if_bad(argv: list[str]) -> None:
+    """Print the one-line error and exit with code 2 if ``argv`` cannot run.
+
+    ``HYDRA_FULL_ERROR=1`` skips the check, so that Hydra reports with its full stack trace.
+    """
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        return
+    try:
+        check_command_line(argv)
+    except UserInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _compose(config_name: str, overrides: list[str]):
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose(config_name=config_name, overrides=overrides)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def one_line(error: Exception) -> str:
+    """Hydra's or OmegaConf's multi-line report as one line: the key first, then the fix."""
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file and error.options:
+        group, _, name = error.missing_cfg_file.rpartition("/")
+        options = ", ".join(o for o in error.options if not o.startswith("base_"))
+        if group:
+            return f"{group}={name}: no such option; choose one of: {options}"
+    headline = _first_line(error)
+    cause = error.__cause__ if isinstance(error.__cause__, OmegaConfBaseException) else None
+    if isinstance(error, OmegaConfBaseException):
+        error, cause = None, error
+    if cause is None:
+        return f"{headline}; {KEYS_HINT}"
+    key = _override_of(headline) or getattr(cause, "full_key", None) or "config"
+    reason = _first_line(cause)
+    if "not in" in reason or "Could not override" in headline:
+        return f"{key}: no such key ({reason}); check the spelling, {KEYS_HINT}"
+    return f"{key}: {reason}; give a value of that type, {KEYS_HINT}"
+
+
+def _override_of(headline: str) -> str | None:
+    """The override named by "Error merging override X" or "Could not override 'X'."."""
+    for prefix in ("Error merging override ", "Could not override "):
+        if headline.startswith(prefix):
+            return headline.removeprefix(prefix).strip(" .'")
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

@@ -1,0 +1,71 @@
+"""Checks of the local stores a sweep will write, made before any of them is touched.
+
+A store that cannot be created (its folder is under a regular file, or the path is a folder
+where a file is expected) must fail the sweep with one line before the Optuna study or the MLflow
+experiment is created, so that no half-created store is left behind. Runs as root are not stopped
+by permissions, so the checks look at what the path *is*, then at write access.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pipeline.errors import UserInputError
+from pipeline.redaction import redact
+
+SQLITE_PREFIX = "sqlite:///"
+
+
+def local_file_of(location: str) -> Path | None:
+    """The file behind a journal path or an ``sqlite:///`` URL; None for a server URL."""
+    if location.startswith(SQLITE_PREFIX):
+        return Path(location.removeprefix(SQLITE_PREFIX))
+    if "://" in location:
+        return None
+    return Path(location)
+
+
+def check_file_location(key: str, location: str) -> None:
+    """The file at ``location`` can be created or appended to (its folders may be missing)."""
+    path = local_file_of(location)
+    if path is None:
+        return
+    if path.is_dir():
+        raise UserInputError(f"{key}={redact(location)}: is a folder; give a file path in it")
+    _check_folder_creatable(key, location, path.parent)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserInputError(f"{key}={redact(location)}: the file is not writable; fix its mode")
+
+
+def check_folder_location(key: str, location: str) -> None:
+    """The folder ``location`` exists or can be created (``file:`` URIs and plain paths)."""
+    if location and "://" in location and not location.startswith("file:"):
+        return
+    path = Path(location.removeprefix("file://").removeprefix("file:"))
+    if path.exists() and not path.is_dir():
+        raise UserInputError(f"{key}={location}: is a file, not a folder; give a folder path")
+    _check_folder_creatable(key, location, path)
+
+
+def _check_folder_creatable(key: str, location: str, folder: Path) -> None:
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserInputError(
+            f"{key}={redact(location)}: {existing} is a file, so no folder can be made "
+            "under it; choose another location"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserInputError(
+            f"{key}={redact(location)}: folder {existing} is not writable; choose another location"
+        )
+
+
+def check_local_stores(cfg) -> None:
+    """``study.storage``, ``tracking.uri`` and ``tracking.artifact_location`` can be written."""
+    check_file_location("study.storage", str(cfg.study.storage))
+    check_file_location("tracking.uri", str(cfg.tracking.uri))
+    if cfg.tracking.artifact_location:
+        check_folder_location("tracking.artifact_location", str(cfg.tracking.artifact_location))

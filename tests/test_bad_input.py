@@ -1,0 +1,262 @@
+"""Every mistake of a user ends the real CLI with exit code 2, one line naming what to fix, and
+nothing an earlier sweep wrote changed.
+
+One tiny good sweep runs first (module fixture); each bad case then runs `python -m pipeline.sweep`
+in the same folder, so it meets the same stores, and the study's trials, the MLflow runs and
+registered versions and the bytes of every file under mlruns/ are compared with a snapshot.
+Cases run in threads: each subprocess mostly waits on its imports (~3 s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.slow
+
+STUDY = "iris-mlp"
+GOOD = [
+    "dataset=iris",
+    "study.n_trials=2",
+    "cv.folds=3",
+    "cv.n_jobs=1",
+    "search_space.iterations.low=10",
+    "search_space.iterations.high=20",
+    "search_space.hidden_units.high=16",
+    "search_space.hidden_layers.high=1",
+    "pruner=none",
+    "progress_bar=false",
+]
+UNREACHABLE_POSTGRES = "postgresql://u:secret@127.0.0.1:1/db"
+
+
+@dataclass
+class Case:
+    """One bad command: its overrides (on top of GOOD) and what its error line must contain."""
+
+    id: str
+    overrides: list[str]
+    expect: list[str]
+    files: dict[str, bytes] = field(default_factory=dict)  # written into the folder first
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def frame(rows: int = 30, classes: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame(rng.normal(size=(rows, 3)), columns=["a", "b", "c"])
+    data["label"] = np.arange(rows) % classes
+    return data
+
+
+def with_value(column: str, row: int, value) -> pd.DataFrame:
+    data = frame()
+    data[column] = data[column].astype(object)
+    data.loc[row, column] = value
+    return data
+
+
+def csv(path: str, target: str = "label") -> list[str]:
+    return ["dataset=csv", f"dataset.path={path}", f"dataset.target={target}"]
+
+
+rare = frame(40, 3)
+rare.loc[rare.index[-4:], "label"] = 7  # class 7 has 4 members: fewer than 5 folds after the split
+
+CASES = [
+    # config: types, unknown keys, syntax
+    Case("folds-not-int", ["cv.folds=abc"], ["cv.folds=abc", "Integer"]),
+    Case("trials-float", ["study.n_trials=1.5"], ["study.n_trials=1.5"]),
+    Case("bounds-wrong-type", ["search_space.hidden_units.low=wide"], ["hidden_units.low"]),
+    Case("unknown-key", ["cv.foldz=3"], ["cv.foldz", "no such key"]),
+    Case("override-syntax", ["cv.folds=[1,"], ["cv.folds"]),
+    # config: ranges and bounds
+    Case("folds-1", ["cv.folds=1"], ["cv.folds", ">= 2"]),
+    Case("trials-0", ["study.n_trials=0"], ["study.n_trials", ">= 1"]),
+    Case("units-0", ["search_space.hidden_units.low=0"], ["search_space.hidden_units.low"]),
+    Case("layers-negative", ["search_space.hidden_layers.low=-1"], ["hidden_layers.low"]),
+    Case(
+        "iterations-inverted",
+        ["search_space.iterations.low=50", "search_space.iterations.high=10"],
+        ["search_space.iterations", "swap"],
+    ),
+    Case("log-low-0", ["search_space.learning_rate.low=0"], ["search_space.learning_rate.low"]),
+    Case("lr-negative", ["search_space.learning_rate.low=-0.1"], ["learning_rate.low"]),
+    Case("test-size-1.5", ["cv.test_size=1.5"], ["cv.test_size"]),
+    Case("moons-no-samples", ["dataset=moons", "dataset.n_samples=0"], ["dataset.n_samples"]),
+    # config: unknown names, empty search space
+    Case("unknown-dataset", ["dataset=mnist"], ["dataset=mnist", "iris"]),
+    Case("unknown-activation", ["search_space.activation.choices=[relu,swish]"], ["swish"]),
+    Case("unknown-sampler", ["sampler=annealing"], ["sampler=annealing", "tpe"]),
+    Case("unknown-pruner", ["pruner=early"], ["pruner=early", "median"]),
+    Case("unknown-direction", ["study.direction=sideways"], ["study.direction", "maximize"]),
+    Case("unknown-solver", ["model.solver=rmsprop"], ["model.solver", "adam"]),
+    Case("empty-activations", ["search_space.activation.choices=[]"], ["activation.choices"]),
+    Case("csv-without-path", ["dataset=csv"], ["dataset.path", "required"]),
+    # data
+    Case("missing-file", csv("nothere.csv"), ["dataset.path=nothere.csv", "not found"]),
+    Case("folder-as-file", csv("adir"), ["dataset.path=adir", "folder"], {"adir/x": b""}),
+    Case(
+        "binary-file",
+        csv("blob.csv"),
+        ["dataset.path=blob.csv"],
+        {"blob.csv": bytes(range(256)) * 8},
+    ),
+    Case("empty-csv", csv("empty.csv"), ["dataset.path=empty.csv", "empty"], {"empty.csv": b""}),
+    Case("header-only", csv("head.csv"), ["head.csv", "no data rows"], {"head.csv": b"a,label\n"}),
+    Case(
+        "missing-target",
+        csv("t.csv", "class"),
+        ["dataset.target=class", "label"],
+        {"t.csv": csv_bytes(frame())},
+    ),
+    Case(
+        "non-numeric",
+        csv("s.csv"),
+        ["s.csv", "'b'", "numeric"],
+        {"s.csv": csv_bytes(with_value("b", 3, "high"))},
+    ),
+    Case("nan", csv("n.csv"), ["n.csv", "'c'", "NaN"], {"n.csv": b"a,c,label\n1,,0\n2,3,1\n"}),
+    Case(
+        "inf",
+        csv("i.csv"),
+        ["i.csv", "'a'", "infinite"],
+        {"i.csv": csv_bytes(with_value("a", 5, float("inf")))},
+    ),
+    Case(
+        "single-class",
+        csv("one.csv"),
+        ["one.csv", "label", "one class"],
+        {"one.csv": csv_bytes(frame(20, 1))},
+    ),
+    Case(
+        "folds-above-smallest-class",
+        [*csv("rare.csv"), "cv.folds=5"],
+        ["cv.folds=5", "class 7"],
+        {"rare.csv": csv_bytes(rare)},
+    ),
+    # environment
+    Case(
+        "storage-under-file",
+        ["study.storage=afile/sub/optuna.journal"],
+        ["study.storage=afile/sub/optuna.journal", "is a file"],
+        {"afile": b"x"},
+    ),
+    Case("storage-is-folder", ["study.storage=mlruns"], ["study.storage=mlruns", "folder"]),
+    Case(
+        "tracking-under-file",
+        ["tracking.uri=sqlite:///afile2/mlflow.db", "study.name=elsewhere"],
+        ["tracking.uri=sqlite:///afile2/mlflow.db", "is a file"],
+        {"afile2": b"x"},
+    ),
+    Case(
+        "artifacts-under-file",
+        ["tracking.artifact_location=afile3/art", "tracking.experiment=other"],
+        ["tracking.artifact_location=afile3/art", "is a file"],
+        {"afile3": b"x"},
+    ),
+    Case(
+        "storage-unreachable",
+        [f"study.storage={UNREACHABLE_POSTGRES}"],
+        ["study.storage=postgresql://u:***@127.0.0.1:1/db", "cannot open"],
+    ),
+    Case(
+        "direction-clash",
+        ["study.direction=minimize"],
+        ["study.direction=minimize", "already exists", "maximize"],
+    ),
+]
+
+
+def snapshot(folder) -> dict:
+    """What the good sweep left: trials, runs, registered versions, bytes of mlruns/."""
+    storage = JournalStorage(JournalFileBackend(str(folder / "mlruns" / "optuna.journal")))
+    studies = {
+        s.study_name: [
+            (t.number, t.state, t.params, t.value, t.user_attrs)
+            for t in optuna.load_study(study_name=s.study_name, storage=storage).trials
+        ]
+        for s in optuna.get_all_study_summaries(storage)
+    }
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
+    experiments = client.search_experiments()
+    runs = client.search_runs([e.experiment_id for e in experiments])
+    versions = client.search_model_versions()
+    files = {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((folder / "mlruns").rglob("*"))
+        if p.is_file()
+    }
+    return {
+        "studies": studies,
+        "experiments": sorted(e.name for e in experiments),
+        "runs": sorted((r.info.run_id, r.info.status, r.info.end_time) for r in runs),
+        "versions": sorted((v.name, v.version, tuple(v.aliases)) for v in versions),
+        "files": files,
+    }
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bad-input")
+    result = run_cli(GOOD, folder)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for case in CASES:
+        for name, content in case.files.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(content)
+    before = snapshot(folder)
+    assert len(before["studies"][STUDY]) == 2 and len(before["runs"]) == 3
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = dict(
+            zip(
+                [c.id for c in CASES],
+                pool.map(lambda c: run_cli([*GOOD, *c.overrides], folder, timeout=120), CASES),
+                strict=True,
+            )
+        )
+    return folder, before, results
+
+
+def test_enough_cases():
+    assert len(CASES) >= 25
+    assert len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_bad_input_gives_one_line(swept, case):
+    _, _, results = swept
+    result = results[case.id]
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    line = lines[0]
+    assert line.startswith("error: ")
+    for fragment in case.expect:
+        assert fragment in line, line
+    assert "secret" not in line
+
+
+def test_earlier_sweep_is_unchanged(swept):
+    folder, before, _ = swept
+    assert snapshot(folder) == before
+
+
+def test_full_error_shows_the_traceback(swept):
+    folder, _, _ = swept
+    result = run_cli([*GOOD, "cv.folds=1"], folder, env={"HYDRA_FULL_ERROR": "1"})
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr and "cv.folds" in result.stderr
