@@ -60,7 +60,7 @@ def check_command_line(argv: list[str], config_name: str = "config") -> None:
 def _parse(override: str):
     """One override parsed; a syntax error names the override it is in."""
     try:
-        return OverridesParser.create().parse_override(override)
+        return OverridesParser.create().parse_overrides([override])[0]
     except OverrideParseException as error:
         raise UserInputError(
             f"{override}: not valid override syntax ({_first_line(error)}); write key=value, "

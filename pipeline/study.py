@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import optuna
-from optuna.storages import RDBStorage, RetryFailedTrialCallback
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -44,7 +44,7 @@ def open_storage(location: str, heartbeat_interval: int) -> optuna.storages.Base
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=4 * heartbeat_interval,
-                heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=2),
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
             )
         except Exception as error:  # SQLAlchemy raises many kinds; all mean "cannot use it"
             reason = redact(str(error).splitlines()[0]) if str(error) else type(error).__name__
@@ -140,7 +140,7 @@ def replaced_numbers(trials: list[FrozenTrial]) -> set[int]:
     for trial in trials:
         if trial.user_attrs.get(OVER_BUDGET):
             numbers.add(trial.number)
-        if "failed_trial" in trial.system_attrs:  # RetryFailedTrialCallback's marker
+        if "failed_trial" in trial.system_attrs:  # RetryHeartbeatStaleTrialCallback's marker
             numbers.add(int(trial.system_attrs["failed_trial"]))
         if RETRY_OF in trial.user_attrs:
             numbers.add(int(trial.user_attrs[RETRY_OF]))

@@ -144,7 +144,7 @@ CASES = [
     Case(
         "folds-above-smallest-class",
         [*csv("rare.csv"), "cv.folds=5"],
-        ["cv.folds=5", "class 7"],
+        ["cv.folds=5", "class '7'", "rare.csv"],
         {"rare.csv": csv_bytes(rare)},
     ),
     # environment
