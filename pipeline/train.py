@@ -20,9 +20,15 @@ from typing import Any
 
 import hydra
 import numpy as np
+from hydra import compose, initialize_config_dir
+from hydra._internal.utils import get_args_parser
 from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from pipeline.command_line import CONF_DIR, one_line
 from pipeline.config_schema import (
     ACTIVATION_NAMES,
     DATASET_NAMES,
@@ -221,5 +227,27 @@ def main(cfg: DictConfig) -> float:
     return float(np.mean(list(result.scores.values())))
 
 
+def exit_if_bad(argv: list[str]) -> None:
+    """A wrong key, type or group option: one line and exit code 2 before Hydra runs (which
+    would report it over many lines with code 1). Other config folders are left to Hydra."""
+    args = get_args_parser().parse_args(argv)
+    if os.environ.get("HYDRA_FULL_ERROR") == "1" or args.help or args.hydra_help:
+        return
+    if args.info or args.shell_completion or args.config_path or args.config_dir:
+        return
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            compose(config_name=args.config_name or "train", overrides=list(args.overrides))
+    except (HydraException, OmegaConfBaseException) as error:
+        print(
+            f"error: {one_line(error).replace('pipeline.sweep', 'pipeline.train')}", file=sys.stderr
+        )
+        sys.exit(2)
+    finally:
+        GlobalHydra.instance().clear()
+
+
 if __name__ == "__main__":
+    exit_if_bad(sys.argv[1:])
     main()

@@ -9,6 +9,7 @@ both train the very same network.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +22,7 @@ from omegaconf import OmegaConf
 
 from pipeline.errors import UserInputError
 
+log = logging.getLogger("pipeline.trial_config")
 BEST_CONFIG_NAME = "best_params"  # the file is best_params.yaml: --config-name best_params
 
 
@@ -113,9 +115,18 @@ def best_config_yaml(settings: Mapping[str, Any], header: str) -> str:
     )
 
 
-def log_best_config(client: MlflowClient, parent_run_id: str, best_run_id: str, note: str) -> str:
-    """Write the best trial's settings as ``best_params.yaml`` on the parent run; returns it."""
-    settings, _ = settings_from_run(client, best_run_id)
+def log_best_config(
+    client: MlflowClient, parent_run_id: str, best_run_id: str, note: str
+) -> str | None:
+    """Write the best trial's settings as ``best_params.yaml`` on the parent run; returns it.
+
+    A best run without its record (deleted, say) only costs the file: a warning, None.
+    """
+    try:
+        settings, _ = settings_from_run(client, best_run_id)
+    except UserInputError as error:
+        log.warning("%s not written: %s", f"{BEST_CONFIG_NAME}.yaml", error)
+        return None
     header = (
         f"{note}\n"
         f"Rebuilt from trial run {best_run_id}. Train and cross-validate it again\n"

@@ -121,6 +121,10 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
         "error: params.activation: one of ('sigmoid', 'tanh', 'relu', 'leaky_relu')"
     ]
     assert not (tmp_path / "mlruns").exists()  # refused before any store is touched
+    misspelt = run_cli(["-m", "pipeline.train", "params.learning_rat=0.1"], tmp_path)
+    assert misspelt.returncode == 2
+    (line,) = misspelt.stderr.strip().splitlines()
+    assert line.startswith("error: params.learning_rat: no such key")
     missing = run_cli(["-m", "pipeline.train", "run_id=0123456789abcdef"], tmp_path)
     assert missing.returncode == 2
     assert "run_id=0123456789abcdef: no such run" in missing.stderr
