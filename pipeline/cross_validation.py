@@ -8,6 +8,7 @@ trial by closing the generator.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from joblib import Parallel, delayed, parallel_config
+from joblib.externals.loky import get_reusable_executor
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
@@ -25,6 +27,11 @@ from pipeline.fitted_model import ScaledNetwork
 # Set by the multirun callback (pipeline/multirun.py) in the launching process: how many workers
 # a local launcher (joblib, submitit_local) runs at once on this machine.
 LOCAL_WORKERS_ENV = "MLP_SWEEP_LOCAL_WORKERS"
+
+# Set by the sweep's process (pipeline/interruption.py); a fold worker (another pid) ignores
+# Ctrl-C and leaves it to the sweep, which kills the workers. Without this, every loky worker
+# that gets the terminal's SIGINT prints its own traceback.
+SWEEP_PID_ENV = "MLP_SWEEP_PID"
 
 
 @dataclass
@@ -58,6 +65,7 @@ def fit_fold(
     seed: int,
 ) -> FoldResult:
     """Fit scaler + network on the fold's training rows, score accuracy on its validation rows."""
+    ignore_interrupts_in_fold_worker()
     network = core.MLPClassifier(**network_kwargs, random_state=fold_seed(seed, fold))
     started = time.perf_counter()
     try:
@@ -93,6 +101,19 @@ def worker_cores() -> int:
     local = os.environ.get(LOCAL_WORKERS_ENV, "")
     workers = int(local) if local.isdigit() and int(local) > 0 else 1
     return max(1, cores // workers)
+
+
+def ignore_interrupts_in_fold_worker() -> None:
+    """In a fold worker process (not the sweep's own), leave Ctrl-C to the sweep."""
+    sweep_pid = os.environ.get(SWEEP_PID_ENV)
+    if sweep_pid is not None and sweep_pid != str(os.getpid()):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def stop_fold_workers() -> None:
+    """Kill the reusable loky workers at once: an interrupted sweep then exits in seconds
+    instead of waiting for the folds they are still fitting."""
+    get_reusable_executor().shutdown(wait=False, kill_workers=True)
 
 
 def resolve_n_jobs(n_jobs: int, folds: int) -> int:

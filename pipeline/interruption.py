@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import optuna
 from optuna.trial import TrialState
 
+from pipeline.cross_validation import SWEEP_PID_ENV
 from pipeline.study import FAIL_REASON, OWNER_PID, RETRY_OF, replaced_numbers
 
 INTERRUPTED = "interrupted by the user (SIGINT); its parameters are enqueued again"
@@ -33,6 +38,9 @@ class QuietFailedTrials(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, KeyboardInterrupt):
+            return False
+        # Optuna's second line about a trial whose objective raised: the first said it all.
+        if record.getMessage().endswith("failed with value None."):
             return False
         if isinstance(error, self.expected):
             record.exc_info = None
@@ -65,3 +73,64 @@ def requeue_interrupted(study: optuna.Study) -> list[int]:
             study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
             numbers.append(trial.number)
     return numbers
+
+
+class InterruptGuard:
+    """Ctrl-C raises ``KeyboardInterrupt`` only at safe points of the sweep.
+
+    Raised anywhere, it can land inside Optuna's bookkeeping of a finished trial (seen here:
+    ``UnboundLocalError`` in ``_run_trial``) or in a half-written store record. So while the
+    guard is installed, SIGINT interrupts at once only while the sweep waits for fold results
+    (:func:`interruptible`); otherwise it is remembered, and the sweep stops at the next safe
+    point: the next wait for folds, or the end of the current trial (:meth:`after_trial`).
+    A second Ctrl-C interrupts at once, wherever the sweep is.
+    """
+
+    active: InterruptGuard | None = None
+
+    def __init__(self):
+        self.requested = False
+        self.waiting = False
+        self.previous = None
+
+    def __enter__(self) -> InterruptGuard:
+        os.environ[SWEEP_PID_ENV] = str(os.getpid())
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+            InterruptGuard.active = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if InterruptGuard.active is self:
+            signal.signal(signal.SIGINT, self.previous)
+            InterruptGuard.active = None
+
+    def _handle(self, signum, frame) -> None:
+        again = self.requested
+        self.requested = True
+        if self.waiting or again:
+            raise KeyboardInterrupt
+
+    def raise_if_requested(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def after_trial(self, study: optuna.Study, trial) -> None:
+        """Optuna callback: a Ctrl-C that came during bookkeeping stops the study here."""
+        if self.requested:
+            study.stop()
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """The region where Ctrl-C may interrupt at once: waiting for fold results."""
+    guard = InterruptGuard.active
+    if guard is None:
+        yield
+        return
+    guard.raise_if_requested()
+    guard.waiting = True
+    try:
+        yield
+    finally:
+        guard.waiting = False

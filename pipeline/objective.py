@@ -16,7 +16,7 @@ import optuna
 
 from pipeline.cross_validation import FoldResult, iter_fold_results
 from pipeline.fitted_model import FoldEnsemble
-from pipeline.interruption import INTERRUPTED
+from pipeline.interruption import INTERRUPTED, interruptible
 from pipeline.search_space import network_params, suggest_params
 from pipeline.study import FAIL_REASON, record_owner
 
@@ -76,7 +76,11 @@ def evaluate_folds(
     )
     results = iter_fold_results(network_kwargs, X, y, folds=folds, seed=seed, n_jobs=n_jobs)
     try:
-        for result in results:
+        while True:
+            with interruptible():  # Ctrl-C stops the trial only here, not mid-write to a store
+                result = next(results, None)
+            if result is None:
+                break
             outcome.add(result)
             if result.error is not None:
                 raise TrainingDiverged(f"fold {result.fold}: {result.error}")

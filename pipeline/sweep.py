@@ -31,10 +31,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.champion import finalize, format_summary
 from pipeline.config_schema import register_configs, validate_config
-from pipeline.cross_validation import limit_worker_threads, resolve_n_jobs
+from pipeline.cross_validation import limit_worker_threads, resolve_n_jobs, stop_fold_workers
 from pipeline.data import check_class_counts, load_dataset, split_train_test
 from pipeline.errors import UserInputError
-from pipeline.interruption import quiet_failed_trials, requeue_interrupted
+from pipeline.interruption import InterruptGuard, quiet_failed_trials, requeue_interrupted
 from pipeline.objective import Objective, TrainingDiverged
 from pipeline.preflight import check_local_stores
 from pipeline.redaction import redact
@@ -231,24 +231,28 @@ def run_sweep(cfg: DictConfig) -> dict:
             budgeted,
             n_trials=n_trials,
             catch=(TrainingDiverged,),
-            callbacks=[BudgetCallback(cfg.study.n_trials)],
+            callbacks=[BudgetCallback(cfg.study.n_trials), guard.after_trial],
             show_progress_bar=cfg.progress_bar,
         )
+        guard.raise_if_requested()
 
     remaining = cfg.study.n_trials - budget_used(study)
+    guard = InterruptGuard()  # Ctrl-C stops at safe points only (see pipeline/interruption.py)
     try:
-        if remaining > 0:
-            client.update_run(parent_id, status="RUNNING")
-            optimize(remaining)
-        # Worker 0 waits for the others' trials; a lost one found meanwhile is re-enqueued and
-        # run here, so that the study still ends with its whole budget.
-        while cfg.worker == 0:
-            wait_for_running_trials(study)
-            remaining = cfg.study.n_trials - budget_used(study)
-            if remaining <= 0:
-                break
-            optimize(remaining)
+        with guard:
+            if remaining > 0:
+                client.update_run(parent_id, status="RUNNING")
+                optimize(remaining)
+            # Worker 0 waits for the others' trials; a lost one found meanwhile is re-enqueued
+            # and run here, so that the study still ends with its whole budget.
+            while cfg.worker == 0:
+                wait_for_running_trials(study, check=guard.raise_if_requested)
+                remaining = cfg.study.n_trials - budget_used(study)
+                if remaining <= 0:
+                    break
+                optimize(remaining)
     except KeyboardInterrupt:
+        stop_fold_workers()
         requeue_interrupted(study)
         client.set_terminated(parent_id, status="KILLED")
         raise
@@ -271,9 +275,15 @@ def run_sweep(cfg: DictConfig) -> dict:
     return result
 
 
-def wait_for_running_trials(study: optuna.Study, poll_seconds: float = 1.0) -> None:
-    """Worker 0 finalises only once the other workers' trials have ended (or been found lost)."""
+def wait_for_running_trials(
+    study: optuna.Study, poll_seconds: float = 1.0, check=lambda: None
+) -> None:
+    """Worker 0 finalises only once the other workers' trials have ended (or been found lost).
+
+    ``check()`` runs at every poll (it raises to stop waiting, e.g. on Ctrl-C).
+    """
     while study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        check()
         recover_lost_trials(study)
         time.sleep(poll_seconds)
 

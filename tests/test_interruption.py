@@ -1,0 +1,190 @@
+"""A sweep stopped by Ctrl-C or killed outright loses no finished work and resumes to its budget.
+
+Faults are injected for real into `python -m pipeline.sweep` subprocesses: SIGINT to the whole
+process group (what a terminal's Ctrl-C does, so the loky fold workers get it too) and SIGKILL of
+a single-process sweep. The journal file and the MLflow SQLite store are polled while it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import TrialState
+
+from pipeline.interruption import INTERRUPTED
+from pipeline.study import FAIL_REASON, RETRY_OF, budget_used
+
+pytestmark = pytest.mark.slow
+
+STUDY = "iris-mlp"
+N_TRIALS = 4
+# Trials of about a second each, so that the signal lands while one runs.
+ARGS = [
+    "dataset=iris",
+    f"study.n_trials={N_TRIALS}",
+    "cv.folds=3",
+    "search_space.iterations.low=800",
+    "search_space.iterations.high=1000",
+    "search_space.hidden_units.low=32",
+    "search_space.hidden_units.high=64",
+    "search_space.hidden_layers.low=2",
+    "search_space.hidden_layers.high=2",
+    "search_space.learning_rate.high=0.01",
+    "model.dtype=float64",
+    "pruner=none",
+    "tracking.log_trial_models=false",
+    "progress_bar=false",
+]
+
+
+def start(folder, args: list[str]) -> subprocess.Popen:
+    """The sweep in its own session, so that a signal can go to its whole process group."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.sweep", *args],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def load_study(folder) -> optuna.Study | None:
+    path = folder / "mlruns" / "optuna.journal"
+    if not path.exists():
+        return None
+    try:
+        return optuna.load_study(
+            study_name=STUDY, storage=JournalStorage(JournalFileBackend(str(path)))
+        )
+    except KeyError:
+        return None
+
+
+def wait_until_a_trial_runs_after(folder, complete: int, process, timeout: float = 240) -> None:
+    """Poll the journal until ``complete`` trials are done and the next one has reported a fold
+    (then the sweep is waiting for its other folds: the moment a Ctrl-C interrupts a trial)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        study = load_study(folder)
+        if study is not None:
+            trials = study.get_trials(deepcopy=False)
+            done = [t for t in trials if t.state == TrialState.COMPLETE]
+            running = [t for t in trials if t.state == TrialState.RUNNING]
+            if len(done) >= complete and any(t.intermediate_values for t in running):
+                return
+        time.sleep(0.2)
+    process.kill()
+    pytest.fail("the sweep never reached the state to interrupt")
+
+
+def runs(folder) -> tuple[list, list]:
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("mlp-sweep")
+    found = client.search_runs([experiment.experiment_id])
+    parents = [r for r in found if r.data.tags["mlp_sweep.role"] == "study"]
+    children = [r for r in found if r.data.tags["mlp_sweep.role"] == "trial"]
+    return parents, children
+
+
+def run_of(children, trial) -> object:
+    return next(r for r in children if r.info.run_id == trial.user_attrs["mlflow_run_id"])
+
+
+def rerun_completes_the_budget(folder) -> optuna.Study:
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.sweep", *ARGS],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = load_study(folder)
+    trials = study.get_trials(deepcopy=False)
+    assert budget_used(study) == N_TRIALS
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers))
+    parents, children = runs(folder)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert not [r for r in children if r.info.status == "RUNNING"]
+    assert len(children) == len(trials)
+    return study
+
+
+def test_ctrl_c_keeps_finished_trials_and_resumes(tmp_path):
+    process = start(tmp_path, ARGS)
+    wait_until_a_trial_runs_after(tmp_path, 2, process)
+    finished_before = {
+        t.number: t.value for t in load_study(tmp_path).get_trials(states=(TrialState.COMPLETE,))
+    }
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("the sweep did not exit after SIGINT")
+    assert process.returncode == 130, stderr[-3000:]
+    # MLflow's INFO lines about creating its database come at the start, not from the signal.
+    lines = [line for line in stderr.strip().splitlines() if " INFO mlflow." not in line]
+    assert lines == ["interrupted: finished trials are kept; rerun the same command to resume"], (
+        stderr[-3000:]
+    )
+
+    study = load_study(tmp_path)
+    trials = study.get_trials(deepcopy=False)
+    kept = {t.number: t.value for t in trials if t.state == TrialState.COMPLETE}
+    assert finished_before.items() <= kept.items()
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    interrupted = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(interrupted) == 1
+    assert interrupted[0].user_attrs[FAIL_REASON] == INTERRUPTED
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert [t.user_attrs[RETRY_OF] for t in waiting] == [interrupted[0].number]
+    assert waiting[0].system_attrs["fixed_params"] == interrupted[0].params
+
+    parents, children = runs(tmp_path)
+    assert [p.info.status for p in parents] == ["KILLED"]
+    killed = run_of(children, interrupted[0])
+    assert killed.info.status == "KILLED"
+    assert killed.data.tags["optuna.fail_reason"] == INTERRUPTED
+    assert not [r for r in children if r.info.status == "RUNNING"]
+
+    study = rerun_completes_the_budget(tmp_path)
+    retried = [t for t in study.trials if t.user_attrs.get(RETRY_OF) == interrupted[0].number]
+    assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
+
+
+def test_sigkill_leaves_a_stale_trial_that_the_next_run_recovers(tmp_path):
+    args = [*ARGS, "cv.n_jobs=1"]  # one process: SIGKILL leaves no orphaned fold worker
+    process = start(tmp_path, args)
+    wait_until_a_trial_runs_after(tmp_path, 1, process)
+    process.kill()
+    process.communicate(timeout=60)
+    study = load_study(tmp_path)
+    stale = study.get_trials(states=(TrialState.RUNNING,))
+    assert len(stale) == 1
+    parents, children = runs(tmp_path)
+    assert run_of(children, stale[0]).info.status == "RUNNING"
+    assert parents[0].info.status == "RUNNING"
+
+    study = rerun_completes_the_budget(tmp_path)
+    lost = study.trials[stale[0].number]
+    assert lost.state == TrialState.FAIL and lost.user_attrs[FAIL_REASON].startswith("lost")
+    _, children = runs(tmp_path)
+    lost_run = run_of(children, lost)
+    assert lost_run.info.status == "FAILED"
+    assert lost_run.data.tags["optuna.fail_reason"].startswith("lost")
+    retried = [t for t in study.trials if t.user_attrs.get(RETRY_OF) == lost.number]
+    assert len(retried) == 1 and retried[0].params == lost.params
+    assert retried[0].state == TrialState.COMPLETE
