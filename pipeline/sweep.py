@@ -269,9 +269,18 @@ def run_sweep(cfg: DictConfig) -> dict:
         parent_run_id=parent_id,
         registered_model=cfg.tracking.registered_model or study.study_name,
     )
-    client.set_terminated(parent_id, status="FINISHED")
     result["summary"] = summary
     print(format_summary(summary, redact(cfg.tracking.uri)))
+    if summary.best_params is None:
+        # Nothing to refit or register: the sweep failed, and says why in one line (exit 2).
+        client.set_terminated(parent_id, status="FAILED")
+        c = summary.counts
+        raise UserInputError(
+            f"search_space: no trial of study {study.study_name!r} completed ({c['failed']} "
+            f"failed, {c['pruned']} pruned); see each trial's fail_reason, e.g. for divergence "
+            "lower search_space.learning_rate.high"
+        )
+    client.set_terminated(parent_id, status="FINISHED")
     return result
 
 
