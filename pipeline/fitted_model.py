@@ -8,6 +8,7 @@ the whole training split. Everything is stored as ``.npz`` + JSON, never pickle.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,6 @@ import numpy as np
 from sklearn.preprocessing import StandardScaler
 
 import core
-from pipeline.errors import UserInputError
 
 
 @dataclass
@@ -76,21 +76,49 @@ class FoldEnsemble:
 
     @classmethod
     def load(cls, directory: Path) -> FoldEnsemble:
-        """Read what :meth:`save` wrote; a damaged file raises ``UserInputError`` naming it."""
+        """Read what :meth:`save` wrote, without pickle.
+
+        A missing, truncated or tampered file raises ``core.ModelFileError`` naming the file
+        (never an error from deep inside NumPy or a model that predicts nonsense).
+        """
         directory = Path(directory)
         manifest = directory / "ensemble.json"
         try:
-            count = int(json.loads(manifest.read_text())["members"])
+            count = json.loads(manifest.read_text())["members"]
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise UserInputError(f"{manifest}: not a readable model manifest ({error})") from None
+            raise core.ModelFileError(
+                f"{manifest}: not a readable model manifest ({error})"
+            ) from None
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise core.ModelFileError(f"{manifest}: members must be an integer >= 1, got {count!r}")
         members = []
         for index in range(count):
             network = core.load_model(directory / f"member_{index}.npz")
             scaler_file = directory / f"scaler_{index}.npz"
-            try:
-                with np.load(scaler_file, allow_pickle=False) as arrays:
-                    mean, scale = arrays["mean"], arrays["scale"]
-            except (OSError, ValueError, KeyError) as error:
-                raise UserInputError(f"{scaler_file}: damaged scaler file ({error})") from None
+            mean, scale = _load_scaler(scaler_file, network.n_features_in_)
+            if members and not np.array_equal(network.classes_, members[0].classes_):
+                raise core.ModelFileError(f"{directory}: member {index} has other classes")
             members.append(ScaledNetwork(mean, scale, network))
         return cls(members)
+
+
+def _load_scaler(path: Path, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """mean and scale, each of shape (n_features,), finite, scale > 0; else ModelFileError."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            mean, scale = arrays["mean"], arrays["scale"]
+    except FileNotFoundError:
+        raise core.ModelFileError(f"{path}: no such scaler file") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise core.ModelFileError(f"{path}: damaged scaler file ({error})") from None
+    for name, array in (("mean", mean), ("scale", scale)):
+        if array.shape != (n_features,) or array.dtype.kind != "f":
+            raise core.ModelFileError(
+                f"{path}: {name} has shape {array.shape} and dtype {array.dtype}, expected "
+                f"({n_features},) floats"
+            )
+        if not np.isfinite(array).all():
+            raise core.ModelFileError(f"{path}: {name} contains NaN or infinity")
+    if (scale <= 0).any():
+        raise core.ModelFileError(f"{path}: scale must be > 0")
+    return mean, scale

@@ -260,3 +260,9 @@ def test_full_error_shows_the_traceback(swept):
     result = run_cli([*GOOD, "cv.folds=1"], folder, env={"HYDRA_FULL_ERROR": "1"})
     assert result.returncode != 0
     assert "Traceback" in result.stderr and "cv.folds" in result.stderr
+
+
+def test_sweep_writes_no_pickle(swept):
+    folder, before, _ = swept
+    assert any(name.endswith(".npz") for name in before["files"])  # models were written
+    assert not [name for name in before["files"] if name.endswith((".pkl", ".pickle"))]

@@ -1,0 +1,140 @@
+"""Model artifacts load without pickle; a truncated or tampered file is a clear ModelFileError.
+
+A trial's model (an MLflow pyfunc: models-from-code + ``.npz`` weights) is written the way the
+sweep writes it, then each fault is injected into a copy of its ``ensemble/`` folder.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris
+
+import core
+from pipeline.fitted_model import FoldEnsemble, ScaledNetwork
+from pipeline.tracking import save_pyfunc
+
+
+class Payload:
+    """Unpickling this would write a marker file: the proof that pickle ran."""
+
+    marker: Path
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "pickle ran"))
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    X, y = load_iris(return_X_y=True)
+    members = [
+        ScaledNetwork.fit(
+            core.MLPClassifier(
+                hidden_layer_sizes=(8,), iterations=30, learning_rate=0.05, random_state=seed
+            ),
+            X,
+            y,
+        )
+        for seed in (0, 1)
+    ]
+    folder = tmp_path_factory.mktemp("model")
+    path = save_pyfunc(FoldEnsemble(members), folder, X[:5])
+    return path, X, FoldEnsemble(members).predict(X)
+
+
+def ensemble_dir(model_path: Path) -> Path:
+    found = [p.parent for p in model_path.rglob("ensemble.json")]
+    assert len(found) == 1
+    return found[0]
+
+
+def hostile_npz(path: Path, marker: Path, **arrays) -> None:
+    payload = Payload()
+    Payload.marker = marker
+    np.savez(path, **arrays, mean=np.array([payload], dtype=object))
+
+
+def rewrite_npz(path: Path, **changes) -> None:
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    arrays.update(changes)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    path.write_bytes(buffer.getvalue())
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+FAULTS = {
+    "member-truncated": ("member_0.npz", truncate),
+    "member-random-bytes": (
+        "member_0.npz",
+        lambda p: p.write_bytes(np.random.default_rng(0).bytes(4000)),
+    ),
+    "member-missing": ("member_0.npz", Path.unlink),
+    "member-empty": ("member_0.npz", lambda p: p.write_bytes(b"")),
+    "member-pickled-array": (
+        "member_0.npz",
+        lambda p: hostile_npz(p, p.with_name("PWNED"), coef_0=np.zeros(1)),
+    ),
+    "member-coef-reshaped": ("member_0.npz", lambda p: rewrite_npz(p, coef_0=np.zeros((3, 3)))),
+    "member-nan-weights": (
+        "member_0.npz",
+        lambda p: rewrite_npz(p, intercept_0=np.full(8, np.nan, dtype=np.float32)),
+    ),
+    "member-metadata-garbage": (
+        "member_0.npz",
+        lambda p: rewrite_npz(p, metadata=np.frombuffer(b"{not json", dtype=np.uint8)),
+    ),
+    "scaler-truncated": ("scaler_0.npz", truncate),
+    "scaler-pickled-array": ("scaler_0.npz", lambda p: hostile_npz(p, p.with_name("PWNED"))),
+    "scaler-wrong-shape": ("scaler_0.npz", lambda p: rewrite_npz(p, mean=np.zeros(7))),
+    "scaler-zero-scale": ("scaler_0.npz", lambda p: rewrite_npz(p, scale=np.zeros(4))),
+    "scaler-missing": ("scaler_1.npz", Path.unlink),
+    "manifest-garbage": ("ensemble.json", lambda p: p.write_text("members: two")),
+    "manifest-empty": ("ensemble.json", lambda p: p.write_text("")),
+    "manifest-too-many": ("ensemble.json", lambda p: p.write_text(json.dumps({"members": 5}))),
+    "manifest-negative": ("ensemble.json", lambda p: p.write_text(json.dumps({"members": -1}))),
+    "manifest-string": ("ensemble.json", lambda p: p.write_text(json.dumps({"members": "2"}))),
+}
+
+
+def test_model_round_trips_through_mlflow_without_pickle(saved):
+    path, X, expected = saved
+    assert not list(path.rglob("*.pkl")) and not list(path.rglob("*.pickle"))
+    model = mlflow.pyfunc.load_model(str(path))
+    np.testing.assert_array_equal(model.predict(X), expected)
+    np.testing.assert_array_equal(FoldEnsemble.load(ensemble_dir(path)).predict(X), expected)
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_damaged_model_file_is_a_clear_error(saved, tmp_path, fault):
+    path, _, _ = saved
+    copy = tmp_path / "model"
+    shutil.copytree(path, copy)
+    folder = ensemble_dir(copy)
+    name, damage = FAULTS[fault]
+    damage(folder / name)
+    with pytest.raises(core.ModelFileError) as raised:
+        FoldEnsemble.load(folder)
+    message = str(raised.value)
+    assert len(message.splitlines()) == 1
+    assert str(folder) in message
+    assert not (folder / "PWNED").exists()
+
+
+def test_damaged_model_fails_clearly_through_mlflow(saved, tmp_path):
+    path, _, _ = saved
+    copy = tmp_path / "model"
+    shutil.copytree(path, copy)
+    truncate(ensemble_dir(copy) / "member_1.npz")
+    with pytest.raises(core.ModelFileError, match="member_1.npz"):
+        mlflow.pyfunc.load_model(str(copy))
