@@ -195,6 +195,12 @@ def validate_config(cfg: DictConfig) -> None:
         raise _fail(
             "model.batch_size", f"must be >= 1 or null (full batch), got {cfg.model.batch_size}"
         )
+    if cfg.model.batch_size is not None and cfg.model.solver == "gd":
+        raise _fail(
+            "model.batch_size",
+            f"{cfg.model.batch_size} needs a mini-batch solver; solver=gd is full-batch, so "
+            "set model.batch_size=null or model.solver=sgd",
+        )
     if cfg.model.alpha < 0:
         raise _fail("model.alpha", f"must be >= 0, got {cfg.model.alpha}")
     if cfg.worker < 0:

@@ -103,6 +103,7 @@ CASES = [
     Case("unknown-pruner", ["pruner=early"], ["pruner=early", "median"]),
     Case("unknown-direction", ["study.direction=sideways"], ["study.direction", "maximize"]),
     Case("unknown-solver", ["model.solver=rmsprop"], ["model.solver", "adam"]),
+    Case("batch-with-gd", ["model.solver=gd", "model.batch_size=16"], ["model.batch_size", "sgd"]),
     Case("empty-activations", ["search_space.activation.choices=[]"], ["activation.choices"]),
     Case("csv-without-path", ["dataset=csv"], ["dataset.path", "required"]),
     # data
