@@ -9,7 +9,7 @@ import sys
 
 
 class TrainingDivergedError(ArithmeticError):
-    """The training loss became NaN or infinite; training stopped at once.
+    """The training loss became NaN, infinite or many times its first value; training stopped.
 
     Not a ``ValueError``: the inputs were valid, the optimisation itself blew up (usually a
     learning rate that is too large), so a hyperparameter search may treat it as a failed trial.
@@ -21,7 +21,7 @@ class TrainingDivergedError(ArithmeticError):
     learning_rate : float
         The learning rate in use, repeated so that the message alone says what to change.
     loss : float
-        The offending loss value (``nan``, ``inf`` or ``-inf``).
+        The offending loss value (``nan``, ``inf``, or a finite value far above the first loss).
     loss_curve : list of float
         The finite losses of the iterations before, for learning-curve plots of failed trials.
     """

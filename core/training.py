@@ -12,6 +12,11 @@ import numpy as np
 from core.errors import TrainingDivergedError
 from core.solvers import SOLVERS
 
+# A loss this many times its first value means divergence even while it is still finite: a
+# softmax net driven by a huge learning rate often keeps a large finite cross-entropy (its
+# hidden units saturate or die) instead of overflowing, and would train on to garbage.
+DIVERGENCE_FACTOR = 10.0
+
 
 def train(
     network,
@@ -56,7 +61,7 @@ def train(
     Raises
     ------
     TrainingDivergedError
-        As soon as a loss is not finite.
+        As soon as a loss is not finite, or exceeds ``DIVERGENCE_FACTOR`` times the first one.
     """
     n_samples = X.shape[0]
     if batch_size is None or batch_size >= n_samples:
@@ -110,8 +115,10 @@ def train(
                     optimiser.step(network.params, network.grads)
                 if finite:
                     loss /= n_samples
-        if not finite:
+        if not finite or (loss_curve and loss > loss_limit):
             raise TrainingDivergedError(iteration, learning_rate, loss, loss_curve)
+        if not loss_curve:
+            loss_limit = DIVERGENCE_FACTOR * loss
         loss_curve.append(loss)
         if callback is not None and iteration % callback_every == 0:
             callback(iteration, loss)

@@ -71,7 +71,7 @@ def fit_fold(
     try:
         model = ScaledNetwork.fit(network, X[train_index], y[train_index])
     except core.TrainingDivergedError as error:
-        curve = np.asarray(getattr(network, "loss_curve_", []), dtype=np.float64)
+        curve = np.asarray(error.loss_curve, dtype=np.float64)
         return FoldResult(fold, None, time.perf_counter() - started, curve, None, str(error))
     seconds = time.perf_counter() - started
     score = accuracy_score(

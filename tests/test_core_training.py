@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits, make_moons
+from sklearn.datasets import load_digits, load_iris, make_moons
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
@@ -175,10 +175,24 @@ def test_divergence_raises_training_diverged_error_without_warnings():
     assert all(np.isfinite(error.loss_curve))
     assert pickle.loads(pickle.dumps(error)).loss_curve == error.loss_curve  # crosses processes
     assert re.fullmatch(
-        rf"training diverged at iteration {error.iteration} \(loss=(nan|inf)\) "
+        rf"training diverged at iteration {error.iteration} \(loss=(nan|inf|[0-9.e+]+)\) "
         r"with learning_rate=1000\.0; lower the learning rate",
         str(error),
     )
+
+
+def test_a_finite_loss_far_above_the_first_one_is_divergence_too():
+    # A softmax net under a huge step often keeps a finite loss (dead or saturated units) and
+    # would train on to garbage: ten times the first loss stops it.
+    X, y = load_iris(return_X_y=True)
+    model = core.MLPClassifier((16,), activation="tanh", solver="gd", learning_rate=1000.0)
+    with pytest.raises(core.TrainingDivergedError) as caught:
+        model.fit(X, y)
+    error = caught.value
+    assert np.isfinite(error.loss)
+    assert error.loss > core.training.DIVERGENCE_FACTOR * error.loss_curve[0]
+    # A sane step on the same data never trips the criterion.
+    core.MLPClassifier((16,), activation="tanh", solver="gd", learning_rate=0.1).fit(X, y)
 
 
 def test_divergence_in_a_mini_batch_is_caught_too():
