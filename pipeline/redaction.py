@@ -10,9 +10,12 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-# scheme://user:password@host -> scheme://user:***@host. A password written as an OmegaConf
+# scheme://user:password@host -> scheme://user:***@host, also as Hydra's launchers print an
+# override (``postgresql\://user\:password@host``). A password written as an OmegaConf
 # interpolation (``${oc.env:VAR}``) is not a secret and stays readable.
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?!\$\{)[^@\s]*@")
+_URL_PASSWORD = re.compile(
+    r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*\\?://[^:/@\s\\]*\\?:)(?!\$\\?\{)[^@\s]*@"
+)
 
 
 def redact(text: str) -> str:
@@ -20,29 +23,26 @@ def redact(text: str) -> str:
     return _URL_PASSWORD.sub(r"\g<head>***@", text)
 
 
-class RedactingFilter(logging.Filter):
-    """A logging filter that masks URL passwords in every record a handler writes."""
+def redact_log_records() -> None:
+    """Mask URL passwords in every log record this process makes from now on.
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    A record factory, not a handler filter: Hydra's launchers configure logging again when
+    they launch (new handlers), and Optuna has its own handler; the factory sees every record.
+    """
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "redacts", False):
+        return
+
+    def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
         message = record.getMessage()
         masked = redact(message)
         if masked != message:
             record.msg, record.args = masked, ()
-        return True
+        return record
 
-
-def redact_log_handlers() -> None:
-    """Put :class:`RedactingFilter` on every handler of every logger (Hydra's console and job
-    log file, Optuna's own stderr handler), once."""
-    loggers = [logging.getLogger()] + [
-        logger
-        for logger in logging.Logger.manager.loggerDict.values()
-        if isinstance(logger, logging.Logger)
-    ]
-    for logger in loggers:
-        for handler in logger.handlers:
-            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-                handler.addFilter(RedactingFilter())
+    make_record.redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(make_record)
 
 
 def redact_file(path: Path) -> None:
@@ -68,14 +68,14 @@ class RedactionCallback(Callback):
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        redact_log_handlers()
+        redact_log_records()
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        redact_log_handlers()
+        redact_log_records()
         _warn_about_literal_passwords(config)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        redact_log_handlers()
+        redact_log_records()
         if config.hydra.output_subdir is not None:
             folder = Path(config.hydra.runtime.output_dir) / str(config.hydra.output_subdir)
             for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):

@@ -219,7 +219,16 @@ def _process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """A killed process whose parent has not reaped it yet still answers ``kill(pid, 0)``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (not Linux) or gone meanwhile
+        return False
+    return stat.rpartition(")")[2].split()[0] == "Z"
 
 
 def recover_lost_trials(study: optuna.Study) -> list[FrozenTrial]:

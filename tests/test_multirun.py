@@ -1,0 +1,265 @@
+"""Several Optuna workers on one study, on this machine: real Hydra multiruns (joblib launcher)
+and real worker processes, on the journal file store and on PostgreSQL.
+
+What must hold however the workers interleave: the study ends with exactly ``study.n_trials``
+counted trials, one MLflow parent run, every trial a child of it; a worker killed mid-trial loses
+nothing; no password reaches a file, the terminal or MLflow.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipeline.study import OWNER_PID, RETRY_OF
+from tests.workers import (
+    POSTGRES_URL,
+    TINY,
+    assert_budget_exact,
+    counted_trials,
+    files_containing,
+    load_study,
+    needs_postgres,
+    postgres_password,
+    postgres_url,
+    run_sweep_cli,
+    study_runs,
+    sweep_command,
+    unique_name,
+)
+
+pytestmark = pytest.mark.slow
+EXPERIMENT = "mlp-sweep"
+
+
+def sqlite_client(folder) -> MlflowClient:
+    return MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
+
+
+def assert_ok(result) -> None:
+    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-4000:])
+
+
+def storage_for(kind: str, folder) -> tuple[list[str], str, dict]:
+    """(overrides, URL to inspect the study with, extra env) for a storage kind."""
+    if kind == "default":
+        return [], str(folder / "mlruns" / "optuna.journal"), {}
+    if kind == "journal":  # as on a shared file system: an absolute path outside ./mlruns
+        path = folder / "shared" / "optuna.journal"
+        return [f"study.storage={path}"], str(path), {}
+    # PostgreSQL, the password from libpq's PGPASSWORD: it is in no URL, file or log.
+    overrides = [f"study.storage={postgres_url(None)}"]
+    return overrides, POSTGRES_URL, {"PGPASSWORD": postgres_password()}
+
+
+POSTGRESQL = pytest.param("postgresql", marks=[needs_postgres, pytest.mark.services])
+
+
+@pytest.mark.parametrize("kind", ["default", "journal", POSTGRESQL])
+def test_four_workers_reach_exactly_the_budget(tmp_path, kind):
+    name = unique_name(f"budget-{kind}")
+    overrides, storage, env = storage_for(kind, tmp_path)
+    result = run_sweep_cli(
+        [
+            "--multirun",
+            "worker=range(4)",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=4",  # all four at once, on 2 cores: the racy case
+            "hydra.sweep.dir=multirun/budget",
+            f"study.name={name}",
+            "study.n_trials=40",
+            *TINY,
+            *overrides,
+        ],
+        tmp_path,
+        env=env,
+    )
+    assert_ok(result)
+    assert "database is locked" not in result.stderr and "locked" not in result.stdout
+
+    study = load_study(storage, name)
+    assert_budget_exact(study, 40)
+    counted = counted_trials(study)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in counted)
+    assert len({t.user_attrs["worker"] for t in counted}) >= 2, "only one worker ran trials"
+
+    parents, children = study_runs(sqlite_client(tmp_path), EXPERIMENT, name)
+    assert len(parents) == 1
+    assert parents[0].info.status == "FINISHED"
+    assert len(children) == 40
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    assert {c.data.tags["optuna.trial_number"] for c in children} == {
+        str(t.number) for t in counted
+    }
+    for child in children:
+        assert child.data.tags["mlp_sweep.worker"] == str(
+            study.trials[int(child.data.tags["optuna.trial_number"])].user_attrs["worker"]
+        )
+        assert child.data.tags["mlp_sweep.host"]
+    assert result.stdout.count("champion: registered version") == 1  # only worker 0 finalises
+    if kind == "postgresql":
+        secret = postgres_password()
+        assert secret not in result.stdout + result.stderr
+        assert files_containing(tmp_path, secret) == []
+
+
+def test_workers_started_at_the_same_instant_make_one_study_and_one_parent_run(tmp_path):
+    """Four separate processes on fresh stores (no multirun callback to create them first)."""
+    name = unique_name("together")
+    args = [f"study.name={name}", "study.n_trials=8", *TINY]
+    processes = [
+        subprocess.Popen(
+            sweep_command([f"worker={w}", *args]),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(4)
+    ]
+    outputs = [p.communicate(timeout=300) for p in processes]
+    for process, (_out, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err[-3000:]
+
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "mlruns" / "optuna.journal"))
+    )
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == [name]
+    assert_budget_exact(optuna.load_study(study_name=name, storage=storage), 8)
+    parents, children = study_runs(sqlite_client(tmp_path), EXPERIMENT, name)
+    assert len(parents) == 1 and len(children) == 8
+
+
+def merged(base: list[str], changes: list[str]) -> list[str]:
+    """Overrides of ``base`` with those of ``changes`` replacing the same keys."""
+    keys = {c.split("=", 1)[0] for c in changes}
+    return [o for o in base if o.split("=", 1)[0] not in keys] + changes
+
+
+def wait_for_running_trial(storage: str, name: str, worker: int, timeout: float = 240):
+    """A RUNNING trial of ``worker`` whose MLflow run is open: it is inside its folds now."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            study = load_study(storage, name)
+        except KeyError:  # not created yet
+            time.sleep(0.2)
+            continue
+        for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+            attrs = trial.user_attrs
+            if attrs.get("worker") == worker and OWNER_PID in attrs and "mlflow_run_id" in attrs:
+                return trial
+        time.sleep(0.05)
+    raise AssertionError(f"worker {worker} never ran a trial")
+
+
+@pytest.mark.parametrize("kind", ["journal", POSTGRESQL])
+def test_worker_killed_mid_trial_loses_nothing(tmp_path, kind):
+    """SIGKILL one of three workers inside a trial: the others finish the study, the lost trial
+    is failed (pid check on the journal, heartbeat on PostgreSQL), retried, and its run closed."""
+    name = unique_name(f"kill-{kind}")
+    overrides, storage, env = storage_for(kind, tmp_path)
+    args = merged(
+        TINY,
+        [
+            f"study.name={name}",
+            "study.n_trials=12",
+            "study.heartbeat_interval=1",  # lost after 4 s without a heartbeat
+            # Trials long enough (~1 s) that the kill lands inside one.
+            "dataset=moons",
+            "dataset.n_samples=3000",
+            "search_space.iterations.low=150",
+            "search_space.iterations.high=200",
+            "search_space.hidden_units.low=16",
+            "search_space.hidden_units.high=32",
+            *overrides,
+        ],
+    )
+    processes = {
+        w: subprocess.Popen(
+            sweep_command([f"worker={w}", *args]),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **env},
+        )
+        for w in range(3)
+    }
+    try:
+        victim = wait_for_running_trial(storage, name, 1)
+        assert victim.user_attrs[OWNER_PID] == processes[1].pid
+        os.kill(processes[1].pid, signal.SIGKILL)
+        processes[1].wait(timeout=30)
+        outputs = {w: p.communicate(timeout=300) for w, p in processes.items()}
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+    assert processes[1].returncode == -signal.SIGKILL
+    for w in (0, 2):
+        assert processes[w].returncode == 0, outputs[w][1][-3000:]
+
+    study = load_study(storage, name)
+    assert_budget_exact(study, 12)
+    lost = study.trials[victim.number]
+    assert lost.state == optuna.trial.TrialState.FAIL
+    retries = [
+        t
+        for t in study.trials
+        if t.user_attrs.get(RETRY_OF) == victim.number
+        or t.system_attrs.get("failed_trial") == victim.number
+    ]
+    assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.COMPLETE
+    assert retries[0].params == lost.params
+
+    client = sqlite_client(tmp_path)
+    parents, children = study_runs(client, EXPERIMENT, name)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    lost_run = client.get_run(lost.user_attrs["mlflow_run_id"])
+    assert lost_run.info.status == "FAILED"
+    assert lost_run.data.tags["optuna.state"] == "FAIL"
+    assert [c.info.run_id for c in children if c.info.status == "RUNNING"] == []
+    assert "study " + name + ": 12 complete" in outputs[0][0]
+
+
+@needs_postgres
+@pytest.mark.services
+def test_credentials_never_leak(tmp_path):
+    """A literal password on the command line: masked in Hydra's files and logs, the config
+    artifacts, MLflow and the terminal; the user is told to use the environment instead."""
+    secret = postgres_password()
+    name = unique_name("secret")
+    result = run_sweep_cli(
+        [
+            "--multirun",
+            "worker=range(2)",
+            "hydra/launcher=joblib",
+            "hydra.sweep.dir=multirun/secret",
+            f"study.name={name}",
+            "study.n_trials=4",
+            *TINY,
+            f"study.storage={postgres_url(secret)}",
+        ],
+        tmp_path,
+    )
+    assert_ok(result)
+    assert "a password on the command line is masked" in result.stdout + result.stderr
+    assert secret not in result.stdout + result.stderr
+    assert files_containing(tmp_path, secret) == []
+    assert (tmp_path / "multirun" / "secret" / "0" / ".hydra" / "overrides.yaml").exists()
+    # A wrong password: the one-line error names the storage, masked.
+    wrong = "wrong" + secret[::-1]
+    failed = run_sweep_cli(
+        [f"study.name={name}", *TINY, f"study.storage={postgres_url(wrong)}"], tmp_path
+    )
+    assert failed.returncode == 2, failed.stderr[-2000:]
+    assert "study.storage=" in failed.stderr and "***" in failed.stderr
+    assert wrong not in failed.stdout + failed.stderr
+    assert files_containing(tmp_path, wrong) == []
