@@ -114,6 +114,7 @@ def test_best_config_file_composes_back_to_its_settings(tmp_path):
     assert compose_train(["cv.folds=5"], tmp_path, BEST_CONFIG_NAME).cv.folds == 5
 
 
+@pytest.mark.slow  # three real CLI runs
 def test_bad_input_exits_2_with_one_line(tmp_path):
     bad = run_cli(["-m", "pipeline.train", "params.activation=softmax"], tmp_path)
     assert bad.returncode == 2
