@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from pipeline.cross_validation import FoldResult, iter_fold_results
+from pipeline.cross_validation import FoldResult, iter_fold_results, resolve_n_jobs
 from pipeline.fitted_model import FoldEnsemble
 from pipeline.interruption import INTERRUPTED, interruptible
 from pipeline.search_space import network_params, suggest_params
@@ -75,6 +75,7 @@ def evaluate_folds(
         "ignore", message=r".*tasks which were still being processed", category=UserWarning
     )
     results = iter_fold_results(network_kwargs, X, y, folds=folds, seed=seed, n_jobs=n_jobs)
+    workers = resolve_n_jobs(n_jobs, folds)
     try:
         while True:
             with interruptible():  # Ctrl-C stops the trial only here, not mid-write to a store
@@ -84,16 +85,26 @@ def evaluate_folds(
             outcome.add(result)
             if result.error is not None:
                 raise TrainingDiverged(f"fold {result.fold}: {result.error}")
-            if trial is not None:
-                trial.report(result.score, step=result.fold)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(
-                        f"pruned after {len(outcome.scores)} of {folds} folds "
-                        f"(mean {np.mean(list(outcome.scores.values())):.4f})"
-                    )
+            if trial is None:
+                continue
+            trial.report(result.score, step=result.fold)
+            # Pruning cancels only folds not yet started; once every remaining fold already runs,
+            # a prune would waste that work and hide a complete score from the sampler.
+            if not received_all_but_running(len(outcome.curves), folds, workers) and (
+                trial.should_prune()
+            ):
+                raise optuna.TrialPruned(
+                    f"pruned after {len(outcome.scores)} of {folds} folds "
+                    f"(mean {np.mean(list(outcome.scores.values())):.4f})"
+                )
     finally:
         results.close()
     return outcome
+
+
+def received_all_but_running(received: int, folds: int, workers: int) -> bool:
+    """True when each fold not yet received is already running on one of ``workers`` processes."""
+    return received + workers >= folds
 
 
 class Objective:

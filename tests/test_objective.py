@@ -133,3 +133,23 @@ def test_pruning_with_parallel_folds_cancels_and_keeps_the_pool_usable(iris):
             )
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     assert all(len(t.intermediate_values) < 5 for t in study.trials)
+
+
+def test_no_prune_once_every_remaining_fold_is_already_running(iris):
+    X, y = iris
+    study = optuna.create_study(
+        direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=0.99)
+    )
+    trial = study.ask()
+    weak = {
+        **FIXED,
+        "hidden_layer_sizes": (4,),
+        "learning_rate": 1e-4,
+        "iterations": 5,
+        "activation": "sigmoid",
+    }
+    # 3 folds on 2 processes: when the first result arrives the other two already run, so a
+    # prune would save nothing; the trial completes with every fold reported.
+    outcome = evaluate_folds(trial, weak, X, y, folds=3, seed=0, n_jobs=2)
+    assert len(outcome.scores) == 3
+    assert len(study.trials[0].intermediate_values) == 3
