@@ -99,6 +99,9 @@ def torch_fit(torch):
     return fit
 
 
+THREADS = [1]  # set by main() before the rows are built
+
+
 def implementations():
     rows = {
         "scikit-learn MLPClassifier (sgd, full batch, momentum 0)": sklearn_fit,
@@ -109,12 +112,12 @@ def implementations():
         import torch
     except ImportError:
         return rows, None
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS[0] or os.cpu_count())
     rows["PyTorch CPU float32 (eager, SGD)"] = torch_fit(torch)
     return rows, torch.__version__
 
 
-def run(repeats, learning_rate, iterations):
+def run(repeats, learning_rate, iterations, threads=1):
     X, y = load_digits(return_X_y=True)
     X = StandardScaler().fit_transform(X)
     rows, torch_version = implementations()
@@ -122,7 +125,8 @@ def run(repeats, learning_rate, iterations):
     cpu_times = {name: [] for name in rows}
     accuracy = {}
     load_before = os.getloadavg()[0]
-    with threadpool_limits(limits=1):
+    # threads=0 leaves every library at its default (all cores); 1 is the fair single-core race.
+    with threadpool_limits(limits=threads or None):
         for fit in rows.values():  # warm-up: imports, first BLAS calls, allocator
             fit(X, y, learning_rate, 5)
         for _ in range(repeats):
@@ -159,6 +163,7 @@ def run(repeats, learning_rate, iterations):
         "repeats": repeats,
         "learning_rate": learning_rate,
         "iterations": iterations,
+        "threads": threads,
         "data": f"digits {X.shape[0]}x{X.shape[1]}, StandardScaler",
         "network": f"{X.shape[1]}-{'-'.join(map(str, HIDDEN))}-10 ReLU, full-batch GD",
     }
@@ -172,8 +177,8 @@ def markdown(table, environment):
         f"{environment['data']}; {environment['network']}; {environment['iterations']} epochs, "
         f"learning rate {environment['learning_rate']}; median of {environment['repeats']} "
         "interleaved runs.",
-        f"BLAS limited to 1 thread for all implementations (threadpoolctl; torch.set_num_threads"
-        f"(1)). OPENBLAS_CORETYPE={environment['OPENBLAS_CORETYPE']!r}; "
+        f"BLAS threads for every implementation: {environment['threads'] or 'library default'} "
+        "(threadpoolctl; torch.set_num_threads). OPENBLAS_CORETYPE={environment['OPENBLAS_CORETYPE']!r}; "
         f"numpy {environment['numpy']}; BLAS: {', '.join(environment['blas'])}; "
         f"torch: {environment['torch']}. 1-minute load average before/after: "
         f"{environment['load_average_1min']} on {environment['cpu_count']} CPUs.",
@@ -198,9 +203,13 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--learning-rate", type=float, default=0.2)
     parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="BLAS threads for all (0 = library default)"
+    )
     args = parser.parse_args()
-    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')!r}; BLAS threads limited to 1")
-    table, environment = run(args.repeats, args.learning_rate, args.iterations)
+    THREADS[0] = args.threads
+    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')!r}; BLAS threads {args.threads}")
+    table, environment = run(args.repeats, args.learning_rate, args.iterations, args.threads)
     text = markdown(table, environment)
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
