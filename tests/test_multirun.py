@@ -169,15 +169,17 @@ def test_worker_killed_mid_trial_loses_nothing(tmp_path, kind):
         TINY,
         [
             f"study.name={name}",
-            "study.n_trials=12",
+            "study.n_trials=16",
             "study.heartbeat_interval=1",  # lost after 4 s without a heartbeat
-            # Trials long enough (~1 s) that the kill lands inside one.
+            # Trials long enough (~1 s) that every worker is inside one while the others run,
+            # and the kill lands inside one.
             "dataset=moons",
             "dataset.n_samples=3000",
-            "search_space.iterations.low=150",
-            "search_space.iterations.high=200",
-            "search_space.hidden_units.low=16",
-            "search_space.hidden_units.high=32",
+            "search_space.iterations.low=800",
+            "search_space.iterations.high=1000",
+            "search_space.iterations.step=50",
+            "search_space.hidden_units.low=48",
+            "search_space.hidden_units.high=64",
             *overrides,
         ],
     )
@@ -207,7 +209,7 @@ def test_worker_killed_mid_trial_loses_nothing(tmp_path, kind):
         assert processes[w].returncode == 0, outputs[w][1][-3000:]
 
     study = load_study(storage, name)
-    assert_budget_exact(study, 12)
+    assert_budget_exact(study, 16)
     lost = study.trials[victim.number]
     assert lost.state == optuna.trial.TrialState.FAIL
     retries = [
@@ -226,7 +228,7 @@ def test_worker_killed_mid_trial_loses_nothing(tmp_path, kind):
     assert lost_run.info.status == "FAILED"
     assert lost_run.data.tags["optuna.state"] == "FAIL"
     assert [c.info.run_id for c in children if c.info.status == "RUNNING"] == []
-    assert "study " + name + ": 12 complete" in outputs[0][0]
+    assert "study " + name + ": 16 complete" in outputs[0][0]
 
 
 @needs_postgres
