@@ -81,6 +81,7 @@ def train(
         y_class_epoch = None if y_class is None else np.empty_like(y_class)
 
     loss_curve = []
+    loss_limit = math.inf  # set from the first iteration's loss
     for iteration in range(1, iterations + 1):
         # Overflow in exp/matmul is how divergence shows; it is reported below, not warned about.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
@@ -115,9 +116,9 @@ def train(
                     optimiser.step(network.params, network.grads)
                 if finite:
                     loss /= n_samples
-        if not finite or (loss_curve and loss > loss_limit):
+        if not finite or loss > loss_limit:
             raise TrainingDivergedError(iteration, learning_rate, loss, loss_curve)
-        if not loss_curve:
+        if iteration == 1:
             loss_limit = DIVERGENCE_FACTOR * loss
         loss_curve.append(loss)
         if callback is not None and iteration % callback_every == 0:
