@@ -520,7 +520,7 @@ def parse_args(argv=None):
     parser.add_argument("--prune-trials", type=int, default=40)
     parser.add_argument("--prune-seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--default-pruner", default="wilcoxon", help="the second row of part 1")
+    parser.add_argument("--default-pruner", default="median", help="the second row of part 1")
     parser.add_argument("--sklearn-child", metavar="OUT_JSON", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.prune_extra = []
