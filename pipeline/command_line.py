@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -68,6 +70,21 @@ def _parse(override: str):
         ) from error
 
 
+@contextmanager
+def user_errors_as_one_line() -> Iterator[None]:
+    """A :class:`UserInputError` raised inside becomes ``error: ...`` on stderr and exit code 2.
+
+    ``HYDRA_FULL_ERROR=1`` lets it through with its traceback instead.
+    """
+    try:
+        yield
+    except UserInputError as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
 def exit_if_bad(argv: list[str]) -> None:
     """Print the one-line error and exit with code 2 if ``argv`` cannot run.
 
@@ -75,11 +92,8 @@ def exit_if_bad(argv: list[str]) -> None:
     """
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         return
-    try:
+    with user_errors_as_one_line():
         check_command_line(argv)
-    except UserInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
 
 
 def _compose(config_name: str, overrides: list[str]):

@@ -18,18 +18,17 @@ if __name__ == "__main__":
     exit_if_bad(sys.argv[1:])
 
 import logging
-import os
 import time
 import warnings
 
 import hydra
 import optuna
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.champion import finalize, format_summary
+from pipeline.command_line import user_errors_as_one_line
 from pipeline.config_schema import register_configs, validate_config
 from pipeline.cross_validation import limit_worker_threads, resolve_n_jobs, stop_fold_workers
 from pipeline.data import check_class_counts, load_dataset, split_train_test
@@ -106,13 +105,6 @@ def sweep_params(cfg: DictConfig) -> dict:
         "pruner": cfg.pruner._target_,
         **{f"model.{k}": v for k, v in fixed_model_params(cfg).items()},
     }
-
-
-def is_multirun() -> bool:
-    try:
-        return HydraConfig.get().mode.name == "MULTIRUN"
-    except ValueError:  # not running under Hydra (tests call run_sweep directly)
-        return False
 
 
 def lead_study(cfg, storage, sampler, pruner, client, experiment_id) -> tuple[optuna.Study, str]:
@@ -300,12 +292,8 @@ def wait_for_running_trials(
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     try:
-        result = run_sweep(cfg)
-    except UserInputError as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        with user_errors_as_one_line():
+            result = run_sweep(cfg)
     except KeyboardInterrupt:
         print(
             "interrupted: finished trials are kept; rerun the same command to resume",

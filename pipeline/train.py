@@ -28,7 +28,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from pipeline.command_line import CONF_DIR, one_line
+from pipeline.command_line import CONF_DIR, one_line, user_errors_as_one_line
 from pipeline.config_schema import (
     ACTIVATION_NAMES,
     DATASET_NAMES,
@@ -211,12 +211,8 @@ def format_result(result: TrainResult) -> tuple[str, bool]:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     try:
-        result = run_train(cfg)
-    except UserInputError as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        with user_errors_as_one_line():
+            result = run_train(cfg)
     except TrainingDiverged as error:
         print(f"training diverged: {error} (lower params.learning_rate)", file=sys.stderr)
         sys.exit(1)

@@ -153,3 +153,29 @@ def test_no_prune_once_every_remaining_fold_is_already_running(iris):
     outcome = evaluate_folds(trial, weak, X, y, folds=3, seed=0, n_jobs=2)
     assert len(outcome.scores) == 3
     assert len(study.trials[0].intermediate_values) == 3
+
+
+def test_a_pruned_trial_leaves_the_process_pool_alive(iris):
+    """Closing the fold generator must not kill the pool: a respawn costs every later trial."""
+    X, y = iris
+    kwargs = {
+        **FIXED,
+        "hidden_layer_sizes": (8,),
+        "learning_rate": 0.02,
+        "iterations": 30,
+        "activation": "tanh",
+    }
+    before = _fold_pids(kwargs, X, y)
+    results = iter_fold_results(kwargs, X, y, folds=5, seed=0, n_jobs=2)
+    next(results)
+    results.close()  # what a pruned trial does
+    assert _fold_pids(kwargs, X, y) == before
+
+
+def _fold_pids(kwargs, X, y) -> set[int]:
+    """Pids of the pool processes, read back through the real fold path."""
+    from joblib.externals.loky import get_reusable_executor
+
+    executor = get_reusable_executor(max_workers=2)
+    list(iter_fold_results(kwargs, X, y, folds=2, seed=0, n_jobs=2))
+    return set(executor._processes)
