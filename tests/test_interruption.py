@@ -24,11 +24,14 @@ from pipeline.study import FAIL_REASON, RETRY_OF, budget_used
 
 pytestmark = pytest.mark.slow
 
-STUDY = "iris-mlp"
+STUDY = "moons-mlp"
 N_TRIALS = 4
 # Trials of about a second each, so that the signal lands while one runs.
 ARGS = [
-    "dataset=iris",
+    # Folds of about a second, so that the signal lands while the sweep waits for them (iris
+    # folds took ~0.1 s once the core got fast, and Ctrl-C then met the bookkeeping instead).
+    "dataset=moons",
+    "dataset.n_samples=3000",
     f"study.n_trials={N_TRIALS}",
     "cv.folds=3",
     "search_space.iterations.low=800",
