@@ -6,7 +6,6 @@ The data is held by the callable object, so it is loaded once per sweep, not per
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,14 +65,10 @@ def evaluate_folds(
     """Run the folds; report each score to the trial's pruner as it arrives.
 
     Raises ``optuna.TrialPruned`` or :class:`TrainingDiverged`; either way the folds not yet
-    started are cancelled. The generator is closed explicitly: left to the garbage collector it
-    can shut the shared process pool down in the middle of a later trial.
+    started are never started. The generator is closed explicitly, at once, rather than
+    whenever the garbage collector gets to the pruned trial's frame.
     """
     outcome = FoldOutcome()
-    # Cancelling the folds of a pruned trial is the point; joblib's warning about it is noise.
-    warnings.filterwarnings(
-        "ignore", message=r".*tasks which were still being processed", category=UserWarning
-    )
     results = iter_fold_results(network_kwargs, X, y, folds=folds, seed=seed, n_jobs=n_jobs)
     workers = resolve_n_jobs(n_jobs, folds)
     try:
