@@ -178,7 +178,8 @@ def markdown(table, environment):
         f"learning rate {environment['learning_rate']}; median of {environment['repeats']} "
         "interleaved runs.",
         f"BLAS threads for every implementation: {environment['threads'] or 'library default'} "
-        "(threadpoolctl; torch.set_num_threads). OPENBLAS_CORETYPE={environment['OPENBLAS_CORETYPE']!r}; "
+        "(threadpoolctl; torch.set_num_threads). "
+        f"OPENBLAS_CORETYPE={environment['OPENBLAS_CORETYPE']!r}; "
         f"numpy {environment['numpy']}; BLAS: {', '.join(environment['blas'])}; "
         f"torch: {environment['torch']}. 1-minute load average before/after: "
         f"{environment['load_average_1min']} on {environment['cpu_count']} CPUs.",

@@ -29,8 +29,7 @@ def softmax_cross_entropy(Z, Y, y_index):
 
     Written for few classes (short rows): numpy's reductions and broadcasts along rows of ~10
     elements are slow, so row sums are a matrix-vector product, row maxima are taken column by
-    column (and only when needed), and the softmax is exp(z - logsumexp) rather than a
-    broadcast division.
+    column (and only when needed), and exp runs once: softmax = e^z · (1 / Σ e^z).
     """
     n, n_classes = Z.shape
     # exp overflows above ~88 (float32) and a row underflows to a zero sum below ~-87; only
@@ -41,14 +40,14 @@ def softmax_cross_entropy(Z, Y, y_index):
             np.maximum(row_max, Z[:, k], out=row_max)
         Z -= row_max[:, None]
     true_logits_sum = float(np.take(Z, y_index).sum())
-    row_sums = np.exp(Z) @ np.ones(n_classes, dtype=Z.dtype)
-    log_row_sums = np.log(row_sums, out=row_sums)
-    loss = (float(log_row_sums.sum()) - true_logits_sum) / n
-    # delta = (softmax - Y) / n, with softmax = exp(z - logsumexp(z)).
-    Z -= log_row_sums[:, None]
     np.exp(Z, out=Z)
-    Z *= 1.0 / n
-    # Subtracting the one-hot Y/n only touches the n true-class entries.
+    row_sums = Z @ np.ones(n_classes, dtype=Z.dtype)
+    loss = (float(np.log(row_sums).sum()) - true_logits_sum) / n
+    # delta = (softmax - Y) / n: each row times 1 / (n · its sum), then the one-hot Y / n
+    # subtracted at the n true-class entries only.
+    row_sums *= n
+    np.reciprocal(row_sums, out=row_sums)
+    Z *= row_sums[:, None]
     Z.reshape(-1)[y_index] -= 1.0 / n
     return loss
 

@@ -54,6 +54,19 @@ def pack(coefs, intercepts):
     return np.concatenate(parts)
 
 
+def with_bias_column(X):
+    """X with a trailing column of ones, shape (n_samples, n_features + 1).
+
+    Given to :meth:`Network.loss_and_gradients`, it lets the first layer add its bias inside the
+    matrix product instead of in a separate pass over (n_samples, n_units).
+    """
+    n_samples, n_features = X.shape
+    out = np.empty((n_samples, n_features + 1), dtype=X.dtype)
+    out[:, :n_features] = X
+    out[:, n_features] = 1
+    return out
+
+
 def forward(coefs, intercepts, activation, loss, X):
     """Network output for any number of samples (allocates; used for prediction, not training).
 
@@ -109,6 +122,9 @@ class Network:
         self._g_prime = DERIVATIVES[activation]
         self._loss_fn = LOSSES[loss]
         self._keep_mask = activation in NEEDS_PREACTIVATION
+        first = (self.layer_sizes[0] + 1) * self.layer_sizes[1]  # W then b of the first layer
+        self._first_layer = self.params[:first].reshape(-1, self.layer_sizes[1])
+        self._first_layer_grad = self.grads[:first].reshape(-1, self.layer_sizes[1])
         self._capacity = 0
 
     def allocate(self, batch_size):
@@ -129,6 +145,17 @@ class Network:
         # Bias gradients as ones·delta: a matrix-vector product is ~5x faster than sum(axis=0).
         self._ones = np.ones(batch_size, dtype=self.dtype)
         self._capacity = batch_size
+        self._views = {}
+
+    def _batch_views(self, n):
+        """The first ``n`` rows of every buffer, made once per batch size (slicing ~10 arrays
+        on every call costs as much as a small element-wise pass)."""
+        views = self._views.get(n)
+        if views is None:
+            masks = [mask[:n] for mask in self._mask] if self._keep_mask else None
+            views = ([Z[:n] for Z in self._Z], [d[:n] for d in self._delta], masks)
+            self._views[n] = views
+        return views
 
     def loss_and_gradients(self, X, Y, y_index=None, alpha=0.0):
         """Forward pass, loss and backpropagation for one batch; gradients go to ``self.grads``.
@@ -136,6 +163,8 @@ class Network:
         Parameters
         ----------
         X : ndarray of shape (n_samples, n_features), of ``self.dtype``
+            Or ``with_bias_column(X)``, of shape (n_samples, n_features + 1), which the training
+            loop passes: the first layer then adds its bias inside its matrix product.
         Y : ndarray of shape (n_samples, n_outputs), or None for ``cross_entropy``
         y_index : ndarray of shape (n_samples,) of intp, for ``cross_entropy`` only
             Flat indices ``i * n_outputs + class_i`` of the true-class outputs.
@@ -148,19 +177,25 @@ class Network:
         """
         n = X.shape[0]
         self.allocate(n)
+        Zs, deltas, masks = self._batch_views(n)
         last = len(self.coefs) - 1
-        Zs = [Z[:n] for Z in self._Z]  # activations overwrite them in place
-        As = [X] + Zs[:-1]
-        masks = [mask[:n] for mask in self._mask] if self._keep_mask else None
+        # [X 1]·[W; b] = X·W + b: W and b of a layer are adjacent in ``params``, so [W; b] is a
+        # view, and its gradient [X 1]ᵀ·delta lands in ``grads`` as dW and db at once.
+        bias_column = X.shape[1] == self.layer_sizes[0] + 1
 
+        A = X
         for layer in range(last + 1):
             Z = Zs[layer]
-            np.matmul(As[layer], self.coefs[layer], out=Z)
-            Z += self.intercepts[layer]
+            if layer == 0 and bias_column:
+                np.matmul(X, self._first_layer, out=Z)
+            else:
+                np.matmul(A, self.coefs[layer], out=Z)
+                Z += self.intercepts[layer]
             if layer < last:
                 if masks is not None:
                     np.greater_equal(Z, 0, out=masks[layer])  # ReLU'(z) = 1 for z >= 0
                 self._g(Z, Z)
+            A = Z
 
         delta = Zs[last]
         loss = self._loss_fn(delta, Y, y_index)  # delta now holds dLoss/dZ_out
@@ -168,18 +203,22 @@ class Network:
             loss += alpha / (2 * n) * sum(float(np.vdot(W, W)) for W in self.coefs)
 
         for layer in range(last, -1, -1):
-            np.matmul(As[layer].T, delta, out=self.coef_grads[layer])
-            np.matmul(self._ones[:n], delta, out=self.intercept_grads[layer])
+            A = Zs[layer - 1] if layer else X
+            if layer == 0 and bias_column:
+                np.matmul(X.T, delta, out=self._first_layer_grad)
+            else:
+                np.matmul(A.T, delta, out=self.coef_grads[layer])
+                np.matmul(self._ones[:n], delta, out=self.intercept_grads[layer])
             if alpha:
                 self.coef_grads[layer] += (alpha / n) * self.coefs[layer]
             if layer > 0:
                 # Error of the layer below: back through the weights, then through g'.
-                previous = self._delta[layer - 1][:n]
+                previous = deltas[layer - 1]
                 np.matmul(delta, self.coefs[layer].T, out=previous)
                 if masks is not None:
                     np.multiply(previous, masks[layer - 1], out=previous)
                 else:  # the derivative from the output A alone (Z was overwritten by A)
-                    self._g_prime(As[layer], As[layer], previous)
+                    self._g_prime(A, A, previous)
                 delta = previous
         return loss
 

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from core.errors import TrainingDivergedError
+from core.network import with_bias_column
 from core.solvers import SOLVERS
 
 # A loss this many times its first value means divergence even while it is still finite: a
@@ -64,6 +65,7 @@ def train(
         As soon as a loss is not finite, or exceeds ``DIVERGENCE_FACTOR`` times the first one.
     """
     n_samples = X.shape[0]
+    X = with_bias_column(X)  # the first layer's bias inside its matrix product
     if batch_size is None or batch_size >= n_samples:
         batch_size = n_samples
     network.allocate(batch_size)
