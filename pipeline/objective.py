@@ -62,7 +62,11 @@ def evaluate_folds(
     seed: int,
     n_jobs: int,
 ) -> FoldOutcome:
-    """Run the folds; report each score to the trial's pruner as it arrives.
+    """Run the folds; report each score to the trial's pruner, in fold order.
+
+    Folds finish in whatever order the processes happen to take; they are handled in fold order
+    (a fold that finishes early waits for the ones before it), so that the pruner sees the same
+    sequence of reports, and the trial ends the same way, in every run with the same seed.
 
     Raises ``optuna.TrialPruned`` or :class:`TrainingDiverged`; either way the folds not yet
     started are never started. The generator is closed explicitly, at once, rather than
@@ -71,30 +75,35 @@ def evaluate_folds(
     outcome = FoldOutcome()
     results = iter_fold_results(network_kwargs, X, y, folds=folds, seed=seed, n_jobs=n_jobs)
     workers = resolve_n_jobs(n_jobs, folds)
+    arrived: dict[int, FoldResult] = {}
     try:
-        while True:
+        while len(outcome.curves) < folds:
             with interruptible():  # Ctrl-C stops the trial only here, not mid-write to a store
-                result = next(results, None)
-            if result is None:
-                break
-            outcome.add(result)
-            if result.error is not None:
-                raise TrainingDiverged(f"fold {result.fold}: {result.error}")
-            if trial is None:
-                continue
-            trial.report(result.score, step=result.fold)
-            # Pruning cancels only folds not yet started; once every remaining fold already runs,
-            # a prune would waste that work and hide a complete score from the sampler.
-            if not received_all_but_running(len(outcome.curves), folds, workers) and (
-                trial.should_prune()
-            ):
-                raise optuna.TrialPruned(
-                    f"pruned after {len(outcome.scores)} of {folds} folds "
-                    f"(mean {np.mean(list(outcome.scores.values())):.4f})"
-                )
+                result = next(results)
+            arrived[result.fold] = result
+            while len(outcome.curves) in arrived:
+                _handle_fold(trial, outcome, arrived.pop(len(outcome.curves)), folds, workers)
     finally:
         results.close()
     return outcome
+
+
+def _handle_fold(trial, outcome: FoldOutcome, result: FoldResult, folds: int, workers: int):
+    """Record one fold, report it, and raise if the trial must stop here."""
+    outcome.add(result)
+    if result.error is not None:
+        raise TrainingDiverged(f"fold {result.fold}: {result.error}")
+    if trial is None:
+        return
+    trial.report(result.score, step=result.fold)
+    # Pruning cancels only folds not yet started; once every remaining fold already runs, a
+    # prune would waste that work and hide a complete score from the sampler. (Counted from the
+    # folds handled, not those finished, so that the decision does not depend on timing.)
+    if not received_all_but_running(len(outcome.curves), folds, workers) and trial.should_prune():
+        raise optuna.TrialPruned(
+            f"pruned after {len(outcome.scores)} of {folds} folds "
+            f"(mean {np.mean(list(outcome.scores.values())):.4f})"
+        )
 
 
 def received_all_but_running(received: int, folds: int, workers: int) -> bool:
