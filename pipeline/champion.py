@@ -14,9 +14,9 @@ from optuna.trial import TrialState
 from sklearn.metrics import accuracy_score
 
 import core
-from pipeline.cross_validation import fold_seed
 from pipeline.data import Split
 from pipeline.fitted_model import FoldEnsemble, ScaledNetwork
+from pipeline.fold_worker import fold_seed
 from pipeline.report import log_report
 from pipeline.search_space import network_params
 from pipeline.study import replaced_numbers

@@ -6,99 +6,35 @@ are then never started. The processes are joblib's reusable loky pool, used thro
 rather than ``joblib.Parallel``: closing a ``Parallel`` generator early kills and respawns the
 pool (measured: ~0.8 s, and every new process imports NumPy, scikit-learn and the core again),
 which made each pruned trial cost more than it saved.
+
+A fold still running when its trial is pruned would otherwise be fitted to the end and thrown
+away while the next trial waits for its process: closing the generator raises a cancel flag (a
+file) that the fold's training callback checks every few iterations, so the process is free for
+the next trial within milliseconds.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
-import signal
-import time
+import shutil
+import tempfile
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, wait
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from joblib.externals.loky import get_reusable_executor
-from sklearn.metrics import accuracy_score
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-import core
-from pipeline.fitted_model import ScaledNetwork
+from pipeline.fold_worker import FoldResult, fit_fold, ready
 
 # Set by the multirun callback (pipeline/multirun.py) in the launching process: how many workers
 # a local launcher (joblib, submitit_local) runs at once on this machine.
 LOCAL_WORKERS_ENV = "MLP_SWEEP_LOCAL_WORKERS"
-
-# Set by the sweep's process (pipeline/interruption.py); a fold worker (another pid) ignores
-# Ctrl-C and leaves it to the sweep, which kills the workers. Without this, every loky worker
-# that gets the terminal's SIGINT prints its own traceback.
-SWEEP_PID_ENV = "MLP_SWEEP_PID"
-
-
-@dataclass
-class FoldResult:
-    """One fold's outcome. ``error`` is set (and ``score`` is None) when training diverged.
-
-    loss_curve : ndarray of shape (n_iterations_run,)
-    """
-
-    fold: int
-    score: float | None
-    fit_seconds: float
-    loss_curve: np.ndarray
-    model: ScaledNetwork | None
-    error: str | None = None
-
-
-def fold_seed(seed: int, fold: int) -> int:
-    """Initial weights depend on the study seed and the fold only, never on the trial: trials
-    are then compared under the same random draws (common random numbers)."""
-    return seed * 1000 + fold
-
-
-def fit_fold(
-    network_kwargs: dict[str, Any],
-    X: np.ndarray,
-    y: np.ndarray,
-    train_index: np.ndarray,
-    valid_index: np.ndarray,
-    fold: int,
-    seed: int,
-    blas_threads: int | None = None,
-) -> FoldResult:
-    """Fit scaler + network on the fold's training rows, score accuracy on its validation rows.
-
-    X : ndarray of shape (n_samples, n_features); y : ndarray of shape (n_samples,)
-    train_index, valid_index : int arrays of row numbers. ``blas_threads`` caps this process's
-    BLAS threads (in a pool process, so that processes × threads fit the cores).
-    """
-    ignore_interrupts_in_fold_worker()
-    if blas_threads is not None:
-        _limit_blas_threads(blas_threads)
-    network = core.MLPClassifier(**network_kwargs, random_state=fold_seed(seed, fold))
-    started = time.perf_counter()
-    try:
-        model = ScaledNetwork.fit(network, X[train_index], y[train_index])
-    except core.TrainingDivergedError as error:
-        curve = np.asarray(error.loss_curve, dtype=np.float64)
-        return FoldResult(fold, None, time.perf_counter() - started, curve, None, str(error))
-    seconds = time.perf_counter() - started
-    score = accuracy_score(
-        y[valid_index], model.network.predict((X[valid_index] - model.mean) / model.scale)
-    )
-    curve = np.asarray(network.loss_curve_, dtype=np.float64)
-    return FoldResult(fold, float(score), seconds, curve, model)
-
-
-_blas_limit: list[int] = []  # the limit already applied in this process
-
-
-def _limit_blas_threads(threads: int) -> None:
-    if _blas_limit != [threads]:
-        threadpool_limits(limits=threads)
-        _blas_limit[:] = [threads]
 
 
 def worker_cores() -> int:
@@ -123,11 +59,30 @@ def worker_cores() -> int:
     return max(1, cores // workers)
 
 
-def ignore_interrupts_in_fold_worker() -> None:
-    """In a fold worker process (not the sweep's own), leave Ctrl-C to the sweep."""
-    sweep_pid = os.environ.get(SWEEP_PID_ENV)
-    if sweep_pid is not None and sweep_pid != str(os.getpid()):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+def start_fold_workers(n_jobs: int, folds: int) -> None:
+    """Start the pool's processes now, without waiting for them.
+
+    A fresh process takes ~1.5 s to import NumPy, scikit-learn and this module; started while
+    the sweep itself still imports, connects to its stores and opens the study, they are ready
+    when the first trial's folds come, instead of delaying them.
+    """
+    workers = resolve_n_jobs(n_jobs, folds)
+    if workers > 1:
+        executor = get_reusable_executor(max_workers=workers)
+        for _ in range(workers):
+            executor.submit(ready)
+
+
+_cancel_folder: list[str] = []
+
+
+def new_cancel_flag() -> str:
+    """A path, not yet created, for one trial's cancel flag (under a folder removed at exit)."""
+    if not _cancel_folder:
+        folder = tempfile.mkdtemp(prefix="mlp-sweep-cancel-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _cancel_folder.append(folder)
+    return os.path.join(_cancel_folder[0], uuid.uuid4().hex)
 
 
 def stop_fold_workers() -> None:
@@ -164,13 +119,14 @@ def iter_fold_results(
     seed: int,
     n_jobs: int,
 ) -> Iterator[FoldResult]:
-    """Yield each fold's :class:`FoldResult` as it finishes (stratified, shuffled, seeded folds).
+    """Each fold's :class:`FoldResult` as it finishes (stratified, shuffled, seeded folds).
 
-    At most ``n_jobs`` folds are in the pool at once; the next is submitted when one finishes.
-    So ``close()`` on the generator (a pruned trial) leaves only the folds already running,
-    which finish in the background, and the pool's processes live on for the next trial. Each
-    fold process gets ``worker_cores() // n_jobs`` BLAS threads. With ``n_jobs=1`` the folds
-    run one after another in this process.
+    The first ``n_jobs`` folds start now, in the pool; iterating waits for results, and each
+    result received starts the next fold. ``close()`` (a pruned trial) starts no more folds and
+    cancels those still running (their results would be thrown away), so the pool's processes
+    are free for the next trial at once. Each fold process gets ``worker_cores() // n_jobs``
+    BLAS threads. With ``n_jobs=1`` the folds run one after another in this process, when
+    iterated.
     """
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     tasks = [
@@ -179,19 +135,43 @@ def iter_fold_results(
     ]
     workers = resolve_n_jobs(n_jobs, folds)
     if workers == 1:
-        for task in tasks:
-            yield fit_fold(*task)
-        return
-    executor = get_reusable_executor(max_workers=workers)
-    threads = blas_threads(workers)
-    queued = iter(tasks)
-    running = {executor.submit(fit_fold, *task, threads) for task in _take(queued, workers)}
-    while running:
-        done, running = wait(running, return_when=FIRST_COMPLETED)
-        for task in _take(queued, len(done)):
-            running.add(executor.submit(fit_fold, *task, threads))
-        for future in done:
-            yield future.result()
+        return (fit_fold(*task) for task in tasks)
+    return PooledFolds(tasks, workers)
+
+
+class PooledFolds:
+    """Folds in the reusable loky pool, at most ``workers`` at once; an iterator of results in
+    the order they finish, with ``close()`` to cancel the rest."""
+
+    def __init__(self, tasks: list[tuple], workers: int):
+        self._executor = get_reusable_executor(max_workers=workers)
+        self._threads = blas_threads(workers)
+        self._cancel_flag = new_cancel_flag()
+        self._queued = iter(tasks)
+        self._running = {self._submit(task) for task in _take(self._queued, workers)}
+        self._done: list = []
+
+    def _submit(self, task: tuple):
+        return self._executor.submit(fit_fold, *task, self._threads, self._cancel_flag)
+
+    def __iter__(self) -> PooledFolds:
+        return self
+
+    def __next__(self) -> FoldResult:
+        if not self._done:
+            if not self._running:
+                raise StopIteration
+            done, self._running = wait(self._running, return_when=FIRST_COMPLETED)
+            self._running |= {self._submit(task) for task in _take(self._queued, len(done))}
+            self._done = list(done)
+        return self._done.pop().result()
+
+    def close(self) -> None:
+        """Start no more folds; the running ones stop at their next look at the cancel flag."""
+        self._queued = iter(())
+        if self._running:
+            Path(self._cancel_flag).touch()
+            self._running = set()
 
 
 def _take(iterator: Iterator, count: int) -> list:

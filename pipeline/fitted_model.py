@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.preprocessing import StandardScaler
 
 import core
 
@@ -32,9 +31,9 @@ class ScaledNetwork:
     @classmethod
     def fit(cls, network: core.MLPClassifier, X: np.ndarray, y: np.ndarray) -> ScaledNetwork:
         """Fit the scaler on ``X`` (n_samples, n_features), then the network on the scaled rows."""
-        scaler = StandardScaler().fit(X)
-        network.fit(scaler.transform(X), y)
-        return cls(scaler.mean_, scaler.scale_, network)
+        mean, scale = standardisation(X)
+        network.fit((X - mean) / scale, y)
+        return cls(mean, scale, network)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities of shape (n_samples, n_classes), columns ordered as ``classes_``."""
@@ -43,6 +42,24 @@ class ScaledNetwork:
     @property
     def classes_(self) -> np.ndarray:
         return self.network.classes_
+
+
+def standardisation(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations of X (n_samples, n_features), each (n_features,).
+
+    scikit-learn's StandardScaler in NumPy alone (this runs in every fold process, which then
+    need not import scikit-learn): population std, and scale 1 for a constant column (variance
+    within its rounding error of 0, scikit-learn's test), which then maps to 0, not to ±huge.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n_samples = X.shape[0]
+    eps = np.finfo(np.float64).eps
+    mean = X.mean(axis=0)
+    variance = X.var(axis=0)
+    scale = np.sqrt(variance)
+    rounding = n_samples * eps * variance + (n_samples * mean * eps) ** 2
+    scale[variance <= rounding] = 1.0
+    return mean, scale
 
 
 class FoldEnsemble:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 import optuna
 from optuna.trial import TrialState
 
-from pipeline.cross_validation import SWEEP_PID_ENV
+from pipeline.fold_worker import SWEEP_PID_ENV
 from pipeline.study import FAIL_REASON, OWNER_PID, RETRY_OF, replaced_numbers
 
 INTERRUPTED = "interrupted by the user (SIGINT); its parameters are enqueued again"

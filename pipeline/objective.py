@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import optuna
 
-from pipeline.cross_validation import FoldResult, iter_fold_results, resolve_n_jobs
+from pipeline.cross_validation import iter_fold_results, resolve_n_jobs
 from pipeline.fitted_model import FoldEnsemble
+from pipeline.fold_worker import FoldResult
 from pipeline.interruption import INTERRUPTED, interruptible
 from pipeline.search_space import network_params, suggest_params
 from pipeline.study import FAIL_REASON, record_owner
@@ -61,8 +62,14 @@ def evaluate_folds(
     folds: int,
     seed: int,
     n_jobs: int,
+    outcome: FoldOutcome | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> FoldOutcome:
     """Run the folds; report each score to the trial's pruner, in fold order.
+
+    ``outcome`` (a new one if None) is filled in place, so that a caller still has the folds
+    done when a prune or a failure is raised. ``on_started()`` is called once the first folds
+    are running in the pool (work for this process that can overlap them).
 
     Folds finish in whatever order the processes happen to take; they are handled in fold order
     (a fold that finishes early waits for the ones before it), so that the pruner sees the same
@@ -72,11 +79,13 @@ def evaluate_folds(
     started are never started. The generator is closed explicitly, at once, rather than
     whenever the garbage collector gets to the pruned trial's frame.
     """
-    outcome = FoldOutcome()
+    outcome = FoldOutcome() if outcome is None else outcome
     results = iter_fold_results(network_kwargs, X, y, folds=folds, seed=seed, n_jobs=n_jobs)
     workers = resolve_n_jobs(n_jobs, folds)
     arrived: dict[int, FoldResult] = {}
     try:
+        if on_started is not None:
+            on_started()
         while len(outcome.curves) < folds:
             with interruptible():  # Ctrl-C stops the trial only here, not mid-write to a store
                 result = next(results)
@@ -141,11 +150,16 @@ class Objective:
         started = time.perf_counter()
         record_owner(trial)
         params = suggest_params(trial, self.search_space)
-        run = self.open_run(trial, params) if self.open_run else None
         outcome = FoldOutcome()
         state, reason = "FAIL", None
+        tracked = []  # the trial's run, opened while its first folds run
+
+        def open_run() -> None:
+            if self.open_run is not None:
+                tracked.append(self.open_run(trial, params))
+
         try:
-            outcome = evaluate_folds(
+            evaluate_folds(
                 trial,
                 {**self.fixed_params, **network_params(params)},
                 self.X,
@@ -153,6 +167,8 @@ class Objective:
                 folds=self.folds,
                 seed=self.seed,
                 n_jobs=self.n_jobs,
+                outcome=outcome,
+                on_started=open_run,
             )
             state = "COMPLETE"
             value = float(np.mean(list(outcome.scores.values())))
@@ -176,7 +192,7 @@ class Objective:
             raise
         finally:
             trial.set_user_attr("fit_seconds", outcome.fit_seconds)
-            if run is not None:
+            for run in tracked:
                 self._close_run(run, outcome, state, reason, time.perf_counter() - started)
 
     def _close_run(

@@ -30,7 +30,12 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.champion import finalize, format_summary
 from pipeline.command_line import user_errors_as_one_line
 from pipeline.config_schema import register_configs, validate_config
-from pipeline.cross_validation import limit_worker_threads, resolve_n_jobs, stop_fold_workers
+from pipeline.cross_validation import (
+    limit_worker_threads,
+    resolve_n_jobs,
+    start_fold_workers,
+    stop_fold_workers,
+)
 from pipeline.data import check_class_counts, load_dataset, split_train_test
 from pipeline.errors import UserInputError
 from pipeline.interruption import InterruptGuard, quiet_failed_trials, requeue_interrupted
@@ -168,6 +173,8 @@ def run_sweep(cfg: DictConfig) -> dict:
     Returns a dict with the study, the parent run id and the summary (None for other workers).
     """
     validate_config(cfg)
+    # The fold processes import while this process loads the data and opens its stores.
+    start_fold_workers(cfg.cv.n_jobs, cfg.cv.folds)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # WilcoxonPruner and friends are "experimental" only in the sense of a changeable interface.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
