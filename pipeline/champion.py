@@ -4,6 +4,7 @@ the held-out test split, log it on the parent run and register it with the alias
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,13 +12,12 @@ import optuna
 from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
-from sklearn.metrics import accuracy_score
 
-import core
+from pipeline.cross_validation import run_in_pool
 from pipeline.data import Split
-from pipeline.fitted_model import FoldEnsemble, ScaledNetwork
-from pipeline.fold_worker import fold_seed
-from pipeline.report import log_report
+from pipeline.fitted_model import FoldEnsemble
+from pipeline.fold_worker import refit
+from pipeline.report import log_champion_report, log_report, log_study_report
 from pipeline.search_space import network_params
 from pipeline.study import replaced_numbers
 from pipeline.tracking import log_champion, log_metrics
@@ -55,11 +55,13 @@ def state_counts(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
-def refit_best(study: optuna.Study, split: Split, fixed_params: dict, seed: int) -> ScaledNetwork:
-    """The best trial's network, trained on the whole training split (seeded like fold 0)."""
+def refit_best(
+    study: optuna.Study, split: Split, fixed_params: dict, seed: int, processes: int = 1
+) -> Future:
+    """The best trial's network, trained on the whole training split (seeded like fold 0): a
+    future of the ScaledNetwork, fitted in one of the fold processes when there are several."""
     kwargs = {**fixed_params, **network_params(study.best_trial.params)}
-    network = core.MLPClassifier(**kwargs, random_state=fold_seed(seed, 0))
-    return ScaledNetwork.fit(network, split.X_train, split.y_train)
+    return run_in_pool(processes, refit, kwargs, split.X_train, split.y_train, seed)
 
 
 def finalize(
@@ -71,8 +73,13 @@ def finalize(
     uri: str,
     parent_run_id: str,
     registered_model: str,
+    processes: int = 1,
 ) -> SweepSummary:
-    """Refit, test, log and register the champion; returns the summary for the terminal."""
+    """Refit, test, log and register the champion; returns the summary for the terminal.
+
+    With several fold ``processes``, the refit runs in one of them while this process draws the
+    study's plots.
+    """
     counts = state_counts(study)
     summary = SweepSummary(study.study_name, counts, parent_run_id)
     client = MlflowClient(tracking_uri=uri)
@@ -83,13 +90,20 @@ def finalize(
         log_report(client, parent_run_id, study)  # trials.csv says why each trial failed
         return summary
     best = study.best_trial
-    model = refit_best(study, split, fixed_params, seed)
+    refitting = refit_best(study, split, fixed_params, seed, processes)
+    started = time.perf_counter()
+    log_study_report(client, parent_run_id, study)
+    report_seconds = time.perf_counter() - started
+    model = refitting.result()
     champion = FoldEnsemble([model])
     summary.best_params = dict(best.params)
     summary.cv_mean = float(best.value)
     summary.cv_std = float(best.user_attrs.get("cv_std", np.nan))
     y_pred = champion.predict(split.X_test)
-    summary.test_accuracy = float(accuracy_score(split.y_test, y_pred))
+    summary.test_accuracy = float(np.mean(y_pred == split.y_test))
+    started = time.perf_counter()
+    log_champion_report(client, parent_run_id, model.network.loss_curve_, split.y_test, y_pred)
+    report_seconds += time.perf_counter() - started
     log_metrics(
         client,
         parent_run_id,
@@ -98,6 +112,8 @@ def finalize(
             Metric("best_cv_accuracy_mean", summary.cv_mean, now, 0),
             Metric("best_cv_accuracy_std", summary.cv_std, now, 0),
             Metric("test_accuracy", summary.test_accuracy, now, 0),
+            # What drawing the report cost the sweep (the refit ran meanwhile, not counted).
+            Metric("report_seconds", report_seconds, now, 0),
         ],
     )
     # Tags, not params: the best trial may change when the study is resumed; params are immutable.
@@ -108,14 +124,6 @@ def finalize(
     )
     summary.model_version = log_champion(
         uri, parent_run_id, champion, split.X_test[:5], registered_model
-    )
-    log_report(
-        client,
-        parent_run_id,
-        study,
-        loss_curve=model.network.loss_curve_,
-        y_test=split.y_test,
-        y_pred=y_pred,
     )
     if "mlflow_run_id" in best.user_attrs:
         note = f"Best trial {best.number} of study {study.study_name}: CV accuracy {best.value:.4f}"

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,20 @@ def start_fold_workers(n_jobs: int, folds: int) -> None:
 
 
 _cancel_folder: list[str] = []
+
+
+def run_in_pool(processes: int, function, *args) -> Future:
+    """``function(*args, blas_threads)`` in one of the pool's ``processes`` (started by the folds),
+    or in this process, already done, when there is no pool (``processes`` == 1)."""
+    if processes > 1:
+        executor = get_reusable_executor(max_workers=processes)
+        return executor.submit(function, *args, blas_threads(processes))
+    future: Future = Future()
+    try:
+        future.set_result(function(*args, None))
+    except Exception as error:
+        future.set_exception(error)
+    return future
 
 
 def new_cancel_flag() -> str:

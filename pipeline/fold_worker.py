@@ -123,3 +123,17 @@ def ignore_interrupts_in_fold_worker() -> None:
 
 def ready() -> None:
     """Nothing: unpickling this task imports this module (and so the core) in a pool process."""
+
+
+def refit(
+    network_kwargs: dict[str, Any],
+    X: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    blas_threads: int | None = None,
+) -> ScaledNetwork:
+    """Scaler + network trained on all of X (n_samples, n_features), seeded like fold 0."""
+    if blas_threads is not None:
+        _limit_blas_threads(blas_threads)
+    network = core.MLPClassifier(**network_kwargs, random_state=fold_seed(seed, 0))
+    return ScaledNetwork.fit(network, X, y)

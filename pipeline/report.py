@@ -159,15 +159,45 @@ def log_report(
     The seconds it took are logged as the metric ``report_seconds`` (its cost to a sweep).
     """
     started = time.perf_counter()
+    written = log_study_report(client, run_id, study)
+    written += log_champion_report(client, run_id, loss_curve, y_test, y_pred)
+    client.log_metric(run_id, "report_seconds", time.perf_counter() - started)
+    return written
+
+
+def log_study_report(client: MlflowClient, run_id: str, study: optuna.Study) -> list[str]:
+    """``trials.csv``, Optuna's plots and the fold spread; returns the artifact paths."""
     table = trials_table(study)
     client.log_text(run_id, table.to_csv(index=False), "trials.csv")
-    written = ["trials.csv"]
     figures, notes = optuna_figures(study)
     figures["fold_spread"] = fold_spread_figure(table, study.direction.name.lower())
+    written = ["trials.csv", *_log_figures(client, run_id, figures)]
+    if notes:
+        for note in notes:
+            log.info("plot skipped: %s", note)
+        client.log_text(run_id, "\n".join(notes) + "\n", "plots/skipped.txt")
+        written.append("plots/skipped.txt")
+    return written
+
+
+def log_champion_report(
+    client: MlflowClient,
+    run_id: str,
+    loss_curve: np.ndarray | None,
+    y_test: np.ndarray | None,
+    y_pred: np.ndarray | None,
+) -> list[str]:
+    """The champion's learning curve and test confusion matrix, where given; the paths."""
+    figures = {}
     if loss_curve is not None and len(loss_curve):
         figures["champion_learning_curve"] = learning_curve_figure(loss_curve)
     if y_test is not None and y_pred is not None:
         figures["champion_confusion_matrix"] = confusion_matrix_figure(y_test, y_pred)
+    return _log_figures(client, run_id, figures)
+
+
+def _log_figures(client: MlflowClient, run_id: str, figures: dict[str, Figure | None]) -> list:
+    written = []
     for name, figure in figures.items():
         if figure is None:
             continue
@@ -175,10 +205,4 @@ def log_report(
         client.log_figure(run_id, figure, path, save_kwargs={"dpi": 100, "bbox_inches": "tight"})
         plt.close(figure)
         written.append(path)
-    if notes:
-        for note in notes:
-            log.info("plot skipped: %s", note)
-        client.log_text(run_id, "\n".join(notes) + "\n", "plots/skipped.txt")
-        written.append("plots/skipped.txt")
-    client.log_metric(run_id, "report_seconds", time.perf_counter() - started)
     return written

@@ -267,6 +267,7 @@ def run_sweep(cfg: DictConfig) -> dict:
         uri=cfg.tracking.uri,
         parent_run_id=parent_id,
         registered_model=cfg.tracking.registered_model or study.study_name,
+        processes=resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds),
     )
     result["summary"] = summary
     print(format_summary(summary, redact(cfg.tracking.uri)))
