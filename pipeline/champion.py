@@ -20,7 +20,7 @@ from pipeline.fold_worker import refit
 from pipeline.report import log_champion_report, log_report, log_study_report
 from pipeline.search_space import network_params
 from pipeline.study import replaced_numbers
-from pipeline.tracking import log_champion, log_metrics
+from pipeline.tracking import TRIAL_RUN_ATTR, log_champion, log_metrics
 from pipeline.trial_config import log_best_config
 
 
@@ -125,9 +125,9 @@ def finalize(
     summary.model_version = log_champion(
         uri, parent_run_id, champion, split.X_test[:5], registered_model
     )
-    if "mlflow_run_id" in best.user_attrs:
+    if TRIAL_RUN_ATTR in best.user_attrs:
         note = f"Best trial {best.number} of study {study.study_name}: CV accuracy {best.value:.4f}"
-        log_best_config(client, parent_run_id, best.user_attrs["mlflow_run_id"], note)
+        log_best_config(client, parent_run_id, best.user_attrs[TRIAL_RUN_ATTR], note)
     return summary
 
 

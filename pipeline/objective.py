@@ -8,11 +8,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 import optuna
 
+from pipeline.background_logging import BackgroundLog
 from pipeline.cross_validation import iter_fold_results, resolve_n_jobs
 from pipeline.fitted_model import FoldEnsemble
 from pipeline.fold_worker import FoldResult
@@ -124,6 +126,8 @@ class Objective:
     """Callable for ``study.optimize``: returns the mean CV accuracy of the trial's network.
 
     ``open_run(trial, params)`` returns the trial's tracking handle (or None to track nothing).
+    With ``background`` (a :class:`~pipeline.background_logging.BackgroundLog`), the logging at
+    the end of a trial runs there, while the next trial's folds run.
     """
 
     def __init__(
@@ -138,6 +142,7 @@ class Objective:
         n_jobs: int,
         open_run: Callable | None = None,
         log_models: bool = True,
+        background: BackgroundLog | None = None,
     ):
         self.X, self.y = X, y
         self.fixed_params = fixed_params
@@ -145,6 +150,7 @@ class Objective:
         self.folds, self.seed, self.n_jobs = folds, seed, n_jobs
         self.open_run = open_run
         self.log_models = log_models
+        self.background = background
 
     def __call__(self, trial: optuna.Trial) -> float:
         started = time.perf_counter()
@@ -193,11 +199,18 @@ class Objective:
         finally:
             trial.set_user_attr("fit_seconds", outcome.fit_seconds)
             for run in tracked:
-                self._close_run(run, outcome, state, reason, time.perf_counter() - started)
+                seconds = time.perf_counter() - started
+                if self.background is None:
+                    self._close_run(run, outcome, state, reason, seconds)
+                else:
+                    self.background.submit(
+                        partial(self._close_run, run, outcome, state, reason, seconds)
+                    )
 
     def _close_run(
         self, run, outcome: FoldOutcome, state: str, reason: str | None, seconds: float
     ) -> None:
+        """Fold metrics, learning curve, the model of a complete trial, state; close the run."""
         run.log_folds(outcome.scores, outcome.fit_seconds, outcome.mean_curve(), seconds)
         if state == "COMPLETE" and self.log_models:
             run.log_model(outcome.ensemble(), self.X[:5])

@@ -24,11 +24,12 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 from sklearn.metrics import ConfusionMatrixDisplay
 
+from pipeline.tracking import TRIAL_RUN_ATTR
+
 # Files only: no display on a cluster node or in CI (switching works until a figure exists).
 matplotlib.use("Agg")
 log = logging.getLogger("pipeline.report")
 TOP_TRIALS = 10  # trials shown in the fold-spread plot
-TRIAL_RUN_ATTR = "mlflow_run_id"  # the trial's user attribute set by pipeline.sweep
 
 
 def trials_table(study: optuna.Study) -> pd.DataFrame:

@@ -212,6 +212,14 @@ def record_owner(trial: optuna.Trial) -> None:
     trial.set_user_attr(OWNER_PID, os.getpid())
 
 
+def owner_gone(trial: FrozenTrial) -> bool:
+    """True when the trial's recorded process ran on this host and exists no longer."""
+    pid = trial.user_attrs.get(OWNER_PID)
+    if trial.user_attrs.get(OWNER_HOST) != socket.gethostname() or pid is None:
+        return False
+    return int(pid) != os.getpid() and not _process_alive(int(pid))
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -244,13 +252,10 @@ def recover_lost_trials(study: optuna.Study) -> list[FrozenTrial]:
         before = {t.number for t in study.get_trials(states=(TrialState.RUNNING,))}
         optuna.storages.fail_stale_trials(study)
         lost += [t for t in study.get_trials(states=(TrialState.FAIL,)) if t.number in before]
-    host = socket.gethostname()
     for trial in study.get_trials(states=(TrialState.RUNNING,)):
-        pid = trial.user_attrs.get(OWNER_PID)
-        if trial.user_attrs.get(OWNER_HOST) != host or pid is None or _process_alive(int(pid)):
+        if not owner_gone(trial):
             continue
-        if pid == os.getpid():
-            continue
+        pid, host = trial.user_attrs[OWNER_PID], trial.user_attrs[OWNER_HOST]
         reason = f"lost: its process {pid} on {host} ended while the trial ran"
         storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
         if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):

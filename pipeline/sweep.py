@@ -27,6 +27,7 @@ from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.background_logging import BackgroundLog
 from pipeline.champion import finalize, format_summary
 from pipeline.command_line import user_errors_as_one_line
 from pipeline.config_schema import register_configs, validate_config
@@ -39,11 +40,11 @@ from pipeline.cross_validation import (
 from pipeline.data import check_class_counts, load_dataset, split_train_test
 from pipeline.errors import UserInputError
 from pipeline.interruption import InterruptGuard, quiet_failed_trials, requeue_interrupted
+from pipeline.lost_runs import close_lost_runs
 from pipeline.objective import Objective, TrainingDiverged
 from pipeline.preflight import check_local_stores
 from pipeline.redaction import redact
 from pipeline.study import (
-    FAIL_REASON,
     BudgetCallback,
     budget_used,
     check_direction,
@@ -53,11 +54,10 @@ from pipeline.study import (
     open_study,
     recover_lost_trials,
 )
-from pipeline.tracking import TrialRun, connect, create_parent_run
+from pipeline.tracking import TRIAL_RUN_ATTR, TrialRun, connect, create_parent_run
 
 log = logging.getLogger("pipeline.sweep")
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
-TRIAL_RUN_ATTR = "mlflow_run_id"
 WORKER_ATTR = "worker"
 
 register_configs()
@@ -123,25 +123,8 @@ def lead_study(cfg, storage, sampler, pruner, client, experiment_id) -> tuple[op
         )
         study.set_user_attr(PARENT_RUN_ATTR, parent_id)
     recover_lost_trials(study)
-    close_lost_runs(study, client)
+    close_lost_runs(study, client, experiment_id)
     return study, parent_id
-
-
-def close_lost_runs(study: optuna.Study, client: MlflowClient) -> None:
-    """Fail the MLflow runs of failed trials that are still RUNNING.
-
-    A trial's own process always closes its run before Optuna records the trial's state, so a
-    FAIL trial with a RUNNING run lost its process (SIGKILL, node gone): found by heartbeat
-    (RDB storages, failed by whichever worker noticed) or by pid (journal file).
-    """
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
-        run_id = trial.user_attrs.get(TRIAL_RUN_ATTR)
-        if not run_id or client.get_run(run_id).info.status != "RUNNING":
-            continue
-        reason = trial.user_attrs.get(FAIL_REASON) or "lost: its process ended mid-trial"
-        client.set_tag(run_id, "optuna.state", "FAIL")
-        client.set_tag(run_id, "optuna.fail_reason", reason)
-        client.set_terminated(run_id, status="FAILED")
 
 
 def follow_study(cfg, storage, sampler, pruner) -> tuple[optuna.Study, str]:
@@ -201,6 +184,8 @@ def run_sweep(cfg: DictConfig) -> dict:
         )
     yaml_text = config_yaml(cfg)
 
+    background = BackgroundLog()  # each trial's logging overlaps the next trial's folds
+
     def open_run(trial: optuna.Trial, params: dict) -> TrialRun:
         run = TrialRun(client, experiment_id, parent_id, study.study_name, trial.number, cfg.worker)
         trial.set_user_attr(TRIAL_RUN_ATTR, run.run_id)
@@ -217,6 +202,7 @@ def run_sweep(cfg: DictConfig) -> dict:
         n_jobs=resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds),
         open_run=open_run,
         log_models=cfg.tracking.log_trial_models,
+        background=background,
     )
     limit_worker_threads(resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds))
 
@@ -252,13 +238,18 @@ def run_sweep(cfg: DictConfig) -> dict:
                 optimize(remaining)
     except KeyboardInterrupt:
         stop_fold_workers()
+        background.flush(raise_error=False)  # every trial's run closed, KILLED ones included
         requeue_interrupted(study)
         client.set_terminated(parent_id, status="KILLED")
         raise
+    except BaseException:
+        background.flush(raise_error=False)
+        raise
+    background.flush()
     result = {"study": study, "parent_run_id": parent_id, "summary": None}
     if cfg.worker != 0:
         return result
-    close_lost_runs(study, client)
+    close_lost_runs(study, client, experiment_id)
     summary = finalize(
         study,
         split,

@@ -31,6 +31,7 @@ PYFUNC_MODEL_FILE = Path(__file__).with_name("pyfunc_model.py")
 MODEL_REQUIREMENTS = ["mlflow", "numpy", "pandas", "scikit-learn"]
 BATCH_LIMIT = 1000  # LogBatch accepts at most 1000 metrics per call
 STUDY_TAG = "mlp_sweep.study"
+TRIAL_RUN_ATTR = "mlflow_run_id"  # the Optuna trial's user attribute naming its MLflow run
 # Copying a model's few files is instant; MLflow's per-copy progress bars only flood the terminal.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 ROLE_TAG = "mlp_sweep.role"

@@ -1,0 +1,72 @@
+"""Runs left RUNNING by a trial's lost process are closed from the study; live ones are not."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import optuna
+import pytest
+
+from pipeline.lost_runs import close_lost_runs
+from pipeline.study import FAIL_REASON, OWNER_HOST, OWNER_PID
+from pipeline.tracking import TRIAL_RUN_ATTR, TrialRun, connect
+
+STUDY = "lost-runs"
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def add_trial(study, client, experiment_id, *, state, host, pid, reason=None, scores=()):
+    trial = study.ask()
+    for fold, score in enumerate(scores):
+        trial.report(score, step=fold)
+    trial.set_user_attr(OWNER_HOST, host)
+    trial.set_user_attr(OWNER_PID, pid)
+    if reason:
+        trial.set_user_attr(FAIL_REASON, reason)
+    run = TrialRun(client, experiment_id, None, STUDY, trial.number)
+    trial.set_user_attr(TRIAL_RUN_ATTR, run.run_id)
+    value = sum(scores) / len(scores) if state == optuna.trial.TrialState.COMPLETE else None
+    study.tell(trial, value, state=state)
+    return run.run_id
+
+
+def test_only_runs_whose_trial_process_is_gone_are_closed(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client, experiment_id = connect(uri, str(tmp_path / "artifacts"), "lost")
+    study = optuna.create_study(study_name=STUDY, direction="maximize")
+    here, gone = socket.gethostname(), dead_pid()
+    complete = optuna.trial.TrialState.COMPLETE
+    failed = optuna.trial.TrialState.FAIL
+    lost_complete = add_trial(
+        study, client, experiment_id, state=complete, host=here, pid=gone, scores=(0.9, 0.8)
+    )
+    live_complete = add_trial(
+        study, client, experiment_id, state=complete, host=here, pid=os.getpid(), scores=(0.7,)
+    )
+    heartbeat_lost = add_trial(study, client, experiment_id, state=failed, host="node-7", pid=1)
+    live_diverged = add_trial(
+        study, client, experiment_id, state=failed, host="node-7", pid=1, reason="diverged: ..."
+    )
+
+    close_lost_runs(study, client, experiment_id)
+
+    run = client.get_run(lost_complete)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["fold_0_accuracy"] == 0.9
+    assert run.data.metrics["cv_accuracy_mean"] == pytest.approx(0.85)
+    assert run.data.tags["optuna.state"] == "COMPLETE"
+    assert "mlp_sweep.closed_by" in run.data.tags
+    run = client.get_run(heartbeat_lost)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["optuna.fail_reason"].startswith("lost")
+    # A live process (this one; or another host's that failed a trial itself) logs its own run.
+    assert client.get_run(live_complete).info.status == "RUNNING"
+    assert client.get_run(live_diverged).info.status == "RUNNING"
