@@ -137,3 +137,23 @@ def _override_of(headline: str) -> str | None:
 def _first_line(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
+
+
+def exit_without_teardown() -> None:
+    """End a successful command at once: the usual exit work, without the interpreter's teardown.
+
+    After ``main()`` returns, Python would spend ~1.3 s (measured) tearing down the ~4000
+    modules MLflow, SQLAlchemy, pandas and matplotlib bring in, with nothing left to write. The
+    exit work that matters still runs first, in its usual order: the fold pool is shut down, the
+    ``atexit`` handlers run (logging's flush and close, temporary folders, MLflow's own), and the
+    standard streams are flushed. Only for exit code 0: errors leave through ``sys.exit``.
+    """
+    import atexit
+
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.background_logging import BackgroundLog
 from pipeline.champion import finalize, format_summary
-from pipeline.command_line import user_errors_as_one_line
+from pipeline.command_line import exit_without_teardown, user_errors_as_one_line
 from pipeline.config_schema import register_configs, validate_config
 from pipeline.cross_validation import (
     limit_worker_threads,
@@ -305,3 +305,4 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     main()
+    exit_without_teardown()

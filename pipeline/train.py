@@ -28,7 +28,12 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from pipeline.command_line import CONF_DIR, one_line, user_errors_as_one_line
+from pipeline.command_line import (
+    CONF_DIR,
+    exit_without_teardown,
+    one_line,
+    user_errors_as_one_line,
+)
 from pipeline.config_schema import (
     ACTIVATION_NAMES,
     DATASET_NAMES,
@@ -247,3 +252,4 @@ def exit_if_bad(argv: list[str]) -> None:
 if __name__ == "__main__":
     exit_if_bad(sys.argv[1:])
     main()
+    exit_without_teardown()
