@@ -4,7 +4,8 @@ Three parts, run side by side in one invocation on digits (the pipeline's own st
 train split; the sklearn side gets the very same rows and the very same StratifiedKFold folds):
 
 1. Equal budget (trials x folds x iterations over the same space): ``python -m pipeline.sweep``
-   with ``model.solver=gd sampler=random`` (pruner off, then the default pruner) against
+   with ``model.solver=gd``, random sampling (pruner off, then the default pruner) and the
+   default sampler (TPE) and pruner, against
    ``RandomizedSearchCV(MLPClassifier(solver="sgd", full batch, momentum 0, ...), n_jobs=-1)``.
    Our side runs the real entry point as a subprocess in a temp folder; its wall time is measured
    from outside (process start-up, Hydra, Optuna, MLflow, the champion refit and registration
@@ -309,7 +310,6 @@ def fmt(value, digits=3) -> str:
 
 def part_equal_budget(args, space: Space) -> tuple[list[str], dict, list[PipelineRun]]:
     common = [
-        "sampler=random",
         "model.solver=gd",
         "model.alpha=0.0",
         f"study.seed={args.seed}",
@@ -321,14 +321,18 @@ def part_equal_budget(args, space: Space) -> tuple[list[str], dict, list[Pipelin
     print(f"part 1: scikit-learn RandomizedSearchCV, {args.trials} trials x {args.folds} folds")
     sk = run_sklearn_process(args)
     runs = []
-    for pruner in ("none", args.default_pruner):
-        print(f"part 1: python -m pipeline.sweep pruner={pruner}")
-        runs.append(run_pipeline(f"ours, pruner={pruner}", [*common, f"pruner={pruner}"]))
+    # Random sampling as scikit-learn's (the same draws are not possible: other generators),
+    # then the pipeline as a user runs it: its default sampler (TPE) and pruner.
+    for sampler, pruner in (("random", "none"), ("random", args.default_pruner), ("tpe", None)):
+        chosen = [f"sampler={sampler}"] + ([f"pruner={pruner}"] if pruner else [])
+        label = f"ours, sampler={sampler}, pruner={pruner or 'default'}"
+        print(f"part 1: python -m pipeline.sweep {' '.join(chosen)}")
+        runs.append(run_pipeline(label, [*common, *chosen]))
     lines = [
         f"### 1. Equal budget: {args.trials} trials x {args.folds} folds, iterations "
         f"{space.iter_low}..{space.iter_high}, learning rate {space.lr_low}..{space.lr_high} "
         f"(log), {space.units_low}..{space.units_high} units (log) x {space.layers_low}.."
-        f"{space.layers_high} layers, activation {'/'.join(space.activations)}, random sampling",
+        f"{space.layers_high} layers, activation {'/'.join(space.activations)}",
         "",
         "| run | wall s | wall ratio ours/sklearn | CPU s (user+sys) | best CV accuracy | "
         "CV ratio ours/sklearn | test accuracy | trials complete/pruned/failed | fold fits | "
@@ -343,7 +347,7 @@ def part_equal_budget(args, space: Space) -> tuple[list[str], dict, list[Pipelin
     for run in runs:
         ratio = run.best_value / sk["best_value"] if run.best_value else None
         lines.append(
-            f"| {run.label} (model.solver=gd, sampler=random) | {run.wall:.1f} | "
+            f"| {run.label} (model.solver=gd) | {run.wall:.1f} | "
             f"{run.wall / sk['wall']:.2f} | {run.cpu_seconds:.1f} | {fmt(run.best_value, 4)} | "
             f"{fmt(ratio)} | {fmt(run.test_accuracy, 4)} | {run.states.get('complete')}/"
             f"{run.states.get('pruned')}/{run.states.get('fail')} | {run.folds_reported} | "
