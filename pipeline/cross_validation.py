@@ -1,16 +1,16 @@
 """k-fold cross-validation of one configuration, the folds fitted in parallel worker processes.
 
-Results arrive in completion order so that the objective can report each fold to the pruner as
-soon as it is known, and stop a hopeless trial by closing the generator: folds not yet started
-are then never started. The processes are joblib's reusable loky pool, used through its futures
-rather than ``joblib.Parallel``: closing a ``Parallel`` generator early kills and respawns the
-pool (measured: ~0.8 s, and every new process imports NumPy, scikit-learn and the core again),
-which made each pruned trial cost more than it saved.
+Results arrive as the folds finish, so that the objective can report them to the pruner as
+soon as it may (in fold order, see pipeline.objective) and stop a hopeless trial by closing the
+iterator: folds not yet started are then never started. The processes are joblib's reusable
+loky pool, used through its futures rather than ``joblib.Parallel``: closing a ``Parallel``
+generator early kills and respawns the pool (measured: ~0.8 s, and every new process imports
+its modules again), which made each pruned trial cost more than it saved.
 
 A fold still running when its trial is pruned would otherwise be fitted to the end and thrown
-away while the next trial waits for its process: closing the generator raises a cancel flag (a
-file) that the fold's training callback checks every few iterations, so the process is free for
-the next trial within milliseconds.
+away while the next trial waits for its process: closing raises a cancel flag (a file) that the
+fold's training callback checks every few iterations, so the process is free for the next trial
+within milliseconds. What runs inside a fold process is in pipeline.fold_worker.
 """
 
 from __future__ import annotations
@@ -62,18 +62,15 @@ def worker_cores() -> int:
 def start_fold_workers(n_jobs: int, folds: int) -> None:
     """Start the pool's processes now, without waiting for them.
 
-    A fresh process takes ~1.5 s to import NumPy, scikit-learn and this module; started while
-    the sweep itself still imports, connects to its stores and opens the study, they are ready
-    when the first trial's folds come, instead of delaying them.
+    A fresh process takes a moment to start and import NumPy and the core (0.1 s of imports,
+    more while the sweep's own start competes for the cores); started while the sweep still
+    loads its data and opens its stores, the processes are ready when the first folds come.
     """
     workers = resolve_n_jobs(n_jobs, folds)
     if workers > 1:
         executor = get_reusable_executor(max_workers=workers)
         for _ in range(workers):
             executor.submit(ready)
-
-
-_cancel_folder: list[str] = []
 
 
 def run_in_pool(processes: int, function, *args) -> Future:
@@ -88,6 +85,9 @@ def run_in_pool(processes: int, function, *args) -> Future:
     except Exception as error:
         future.set_exception(error)
     return future
+
+
+_cancel_folder: list[str] = []  # this process's folder of cancel flags, made when first needed
 
 
 def new_cancel_flag() -> str:

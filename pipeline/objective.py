@@ -78,7 +78,7 @@ def evaluate_folds(
     sequence of reports, and the trial ends the same way, in every run with the same seed.
 
     Raises ``optuna.TrialPruned`` or :class:`TrainingDiverged`; either way the folds not yet
-    started are never started. The generator is closed explicitly, at once, rather than
+    started are never started. The fold iterator is closed explicitly, at once, rather than
     whenever the garbage collector gets to the pruned trial's frame.
     """
     outcome = FoldOutcome() if outcome is None else outcome
