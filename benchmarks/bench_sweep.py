@@ -6,7 +6,9 @@ train split; the sklearn side gets the very same rows and the very same Stratifi
 1. Equal budget (trials x folds x iterations over the same space): ``python -m pipeline.sweep``
    with ``model.solver=gd``, random sampling (pruner off, then the default pruner) and the
    default sampler (TPE) and pruner, against
-   ``RandomizedSearchCV(MLPClassifier(solver="sgd", full batch, momentum 0, ...), n_jobs=-1)``.
+   ``RandomizedSearchCV(MLPClassifier(solver="sgd", full batch, momentum 0, ...), n_jobs=-1)``
+   and against ``GridSearchCV`` over exactly the configurations our random sampler drew (the
+   same networks, folds and iterations: equal work, where two random draws differ in cost).
    Our side runs the real entry point as a subprocess in a temp folder; its wall time is measured
    from outside (process start-up, Hydra, Optuna, MLflow, the champion refit and registration
    included). scikit-learn's side runs in this process and is timed around ``search.fit``
@@ -49,7 +51,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 from scipy.stats import loguniform
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import RandomizedSearchCV, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, StratifiedKFold
 from sklearn.neural_network import MLPClassifier as SklearnMLP
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -218,8 +220,15 @@ class HiddenLayerSizes:
         return (int(np.clip(units, space.units_low, space.units_high)),) * layers
 
 
-def run_sklearn(split, space: Space, trials: int, folds: int, seed: int) -> dict:
-    """RandomizedSearchCV with full-batch plain SGD, the same budget, folds and rows as ours."""
+def run_sklearn(
+    split, space: Space, trials: int, folds: int, seed: int, configs: list[dict] | None = None
+) -> dict:
+    """RandomizedSearchCV with full-batch plain SGD, the same budget, folds and rows as ours.
+
+    With ``configs`` (our trials' parameters), GridSearchCV over exactly those configurations
+    instead: the same networks, folds and iterations on both sides, so that the wall times
+    compare equal work rather than two different random draws.
+    """
     estimator = make_pipeline(
         StandardScaler(),
         SklearnMLP(
@@ -244,15 +253,28 @@ def run_sklearn(split, space: Space, trials: int, folds: int, seed: int) -> dict
         ),
         "mlpclassifier__activation": [SKLEARN_ACTIVATION[a] for a in space.activations],
     }
-    search = RandomizedSearchCV(
-        estimator,
-        distributions,
-        n_iter=trials,
-        cv=StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed),
-        n_jobs=-1,
-        random_state=seed,
-        error_score=np.nan,  # a diverged fit scores NaN, like our failed trials
-    )
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    if configs is None:
+        search = RandomizedSearchCV(
+            estimator,
+            distributions,
+            n_iter=trials,
+            cv=splitter,
+            n_jobs=-1,
+            random_state=seed,
+            error_score=np.nan,  # a diverged fit scores NaN, like our failed trials
+        )
+    else:
+        points = [
+            {
+                "mlpclassifier__learning_rate_init": [c["learning_rate"]],
+                "mlpclassifier__hidden_layer_sizes": [(c["hidden_units"],) * c["hidden_layers"]],
+                "mlpclassifier__max_iter": [c["iterations"]],
+                "mlpclassifier__activation": [SKLEARN_ACTIVATION[c["activation"]]],
+            }
+            for c in configs
+        ]
+        search = GridSearchCV(estimator, points, cv=splitter, n_jobs=-1, error_score=np.nan)
     # max_iter reached is the point of a fixed budget; the loky workers inherit this filter.
     os.environ["PYTHONWARNINGS"] = "ignore::UserWarning"
     with warnings.catch_warnings():
@@ -272,13 +294,16 @@ def run_sklearn(split, space: Space, trials: int, folds: int, seed: int) -> dict
     }
 
 
-def run_sklearn_process(args) -> dict:
+def run_sklearn_process(args, configs: list[dict] | None = None) -> dict:
     """run_sklearn in a child process of this script, measured from outside like ours."""
     with tempfile.TemporaryDirectory(prefix="bench-sklearn-") as tmp:
         out = Path(tmp) / "sklearn.json"
         command = [sys.executable, str(Path(__file__).resolve()), "--sklearn-child", str(out)]
         command += ["--trials", str(args.trials), "--folds", str(args.folds)]
         command += ["--seed", str(args.seed), *(["--quick"] if args.quick else [])]
+        if configs is not None:
+            (Path(tmp) / "configs.json").write_text(json.dumps(configs))
+            command += ["--sklearn-configs", str(Path(tmp) / "configs.json")]
         proc = run_process(command, tmp)
         if proc.returncode != 0:
             raise RuntimeError(f"scikit-learn side failed:\n{proc.output[-3000:]}")
@@ -321,44 +346,67 @@ def part_equal_budget(args, space: Space) -> tuple[list[str], dict, list[Pipelin
     print(f"part 1: scikit-learn RandomizedSearchCV, {args.trials} trials x {args.folds} folds")
     sk = run_sklearn_process(args)
     runs = []
-    # Random sampling as scikit-learn's (the same draws are not possible: other generators),
-    # then the pipeline as a user runs it: its default sampler (TPE) and pruner.
+    # Random sampling as scikit-learn's, then the pipeline as a user runs it: its default
+    # sampler (TPE) and pruner. The random sampler draws the same configurations with and
+    # without pruning (same seed), but not scikit-learn's (other generators).
     for sampler, pruner in (("random", "none"), ("random", args.default_pruner), ("tpe", None)):
         chosen = [f"sampler={sampler}"] + ([f"pruner={pruner}"] if pruner else [])
         label = f"ours, sampler={sampler}, pruner={pruner or 'default'}"
         print(f"part 1: python -m pipeline.sweep {' '.join(chosen)}")
         runs.append(run_pipeline(label, [*common, *chosen]))
+    # So scikit-learn also fits exactly our random configurations: equal work on both sides.
+    configs = [t["params"] for t in sorted(runs[0].trials, key=lambda t: t["number"])]
+    print(f"part 1: scikit-learn GridSearchCV over those {len(configs)} configurations")
+    same = run_sklearn_process(args, configs)
     lines = [
         f"### 1. Equal budget: {args.trials} trials x {args.folds} folds, iterations "
         f"{space.iter_low}..{space.iter_high}, learning rate {space.lr_low}..{space.lr_high} "
         f"(log), {space.units_low}..{space.units_high} units (log) x {space.layers_low}.."
         f"{space.layers_high} layers, activation {'/'.join(space.activations)}",
         "",
-        "| run | wall s | wall ratio ours/sklearn | CPU s (user+sys) | best CV accuracy | "
-        "CV ratio ours/sklearn | test accuracy | trials complete/pruned/failed | fold fits | "
-        "load avg before/after |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|---|",
-        f"| scikit-learn RandomizedSearchCV (sgd, full batch, momentum 0), n_jobs=-1; "
-        f"search.fit alone {sk['search_fit_wall']:.1f} s | {sk['wall']:.1f} | 1.00 | "
-        f"{sk['cpu_seconds']:.1f} | {sk['best_value']:.4f} | 1.000 | "
-        f"{sk['test_accuracy']:.4f} | {args.trials - sk['failed']}/0/{sk['failed']} | "
-        f"{args.trials * args.folds} | {sk['load'][0]:.1f}/{sk['load'][1]:.1f} |",
+        "Ratios: against RandomizedSearchCV (its own random draws), and for the random-sampling "
+        "rows against GridSearchCV over exactly our configurations (equal work).",
+        "",
+        "| run | wall s | wall ratio ours/sklearn | ... same configurations | CPU s (user+sys) | "
+        "best CV accuracy | CV ratio ours/sklearn | ... same configurations | test accuracy | "
+        "trials complete/pruned/failed | fold fits | load avg before/after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
     ]
+    for name, result in (
+        ("scikit-learn RandomizedSearchCV (sgd, full batch, momentum 0), n_jobs=-1", sk),
+        ("scikit-learn GridSearchCV over ours' random configurations, n_jobs=-1", same),
+    ):
+        lines.append(
+            f"| {name}; search.fit alone {result['search_fit_wall']:.1f} s | "
+            f"{result['wall']:.1f} | {result['wall'] / sk['wall']:.2f} | "
+            f"{result['wall'] / same['wall']:.2f} | {result['cpu_seconds']:.1f} | "
+            f"{result['best_value']:.4f} | {result['best_value'] / sk['best_value']:.3f} | "
+            f"{result['best_value'] / same['best_value']:.3f} | "
+            f"{result['test_accuracy']:.4f} | {args.trials - result['failed']}/0/"
+            f"{result['failed']} | {args.trials * args.folds} | "
+            f"{result['load'][0]:.1f}/{result['load'][1]:.1f} |"
+        )
     for run in runs:
         ratio = run.best_value / sk["best_value"] if run.best_value else None
+        equal = "random" in run.label  # our random configurations are the grid's
+        same_wall = f"{run.wall / same['wall']:.2f}" if equal else "-"
+        same_cv = fmt(run.best_value / same["best_value"]) if equal and run.best_value else "-"
         lines.append(
             f"| {run.label} (model.solver=gd) | {run.wall:.1f} | "
-            f"{run.wall / sk['wall']:.2f} | {run.cpu_seconds:.1f} | {fmt(run.best_value, 4)} | "
-            f"{fmt(ratio)} | {fmt(run.test_accuracy, 4)} | {run.states.get('complete')}/"
+            f"{run.wall / sk['wall']:.2f} | {same_wall} | {run.cpu_seconds:.1f} | "
+            f"{fmt(run.best_value, 4)} | {fmt(ratio)} | {same_cv} | "
+            f"{fmt(run.test_accuracy, 4)} | {run.states.get('complete')}/"
             f"{run.states.get('pruned')}/{run.states.get('fail')} | {run.folds_reported} | "
             f"{run.load[0]:.1f}/{run.load[1]:.1f} |"
         )
     lines += [
         "",
-        f"scikit-learn's best: {sk['best_params']}",
+        f"scikit-learn RandomizedSearchCV's best: {sk['best_params']}",
+        f"scikit-learn GridSearchCV's best (our configurations): {same['best_params']}",
         *[f"{run.label} best: {best_params(run)}" for run in runs],
     ]
-    return lines, {"sklearn": sk, "ours": [asdict(r) for r in runs]}, runs
+    raw = {"sklearn": sk, "sklearn_same_configurations": same, "ours": [asdict(r) for r in runs]}
+    return lines, raw, runs
 
 
 def best_params(run: PipelineRun) -> dict | None:
@@ -526,6 +574,7 @@ def parse_args(argv=None):
     parser.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--default-pruner", default="median", help="the second row of part 1")
     parser.add_argument("--sklearn-child", metavar="OUT_JSON", help=argparse.SUPPRESS)
+    parser.add_argument("--sklearn-configs", metavar="IN_JSON", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.prune_extra = []
     args.space = Space()
@@ -543,7 +592,12 @@ def parse_args(argv=None):
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.sklearn_child:  # the scikit-learn side, in its own process
-        result = run_sklearn(train_split(args.seed), args.space, args.trials, args.folds, args.seed)
+        configs = None
+        if args.sklearn_configs:
+            configs = json.loads(Path(args.sklearn_configs).read_text())
+        result = run_sklearn(
+            train_split(args.seed), args.space, args.trials, args.folds, args.seed, configs
+        )
         Path(args.sklearn_child).write_text(json.dumps(result))
         return
     lines = header(args)
