@@ -2,7 +2,7 @@
 
 Results arrive as the folds finish, so that the objective can report them to the pruner as
 soon as it may (in fold order, see pipeline.objective) and stop a hopeless trial by closing the
-iterator: folds not yet started then return at once without fitting. The processes are joblib's reusable
+iterator: folds not yet started are then never started. The processes are joblib's reusable
 loky pool, used through its futures rather than ``joblib.Parallel``: closing a ``Parallel``
 generator early kills and respawns the pool (measured: ~0.8 s, and every new process imports
 its modules again), which made each pruned trial cost more than it saved.
@@ -135,11 +135,12 @@ def iter_fold_results(
 ) -> Iterator[FoldResult]:
     """Each fold's :class:`FoldResult` as it finishes (stratified, shuffled, seeded folds).
 
-    The folds are queued now in the pool of ``n_jobs`` processes; iterating waits for results.
-    ``close()`` (a pruned trial) cancels the folds not finished (their results would be thrown
-    away), so the pool's processes are free for the next trial at once. Each fold process gets
-    ``worker_cores() // n_jobs`` BLAS threads. With ``n_jobs=1`` the folds run one after another
-    in this process, when iterated.
+    The first ``n_jobs`` folds start now, in the pool; iterating waits for results, and each
+    result received starts the next fold. ``close()`` (a pruned trial) starts no more folds and
+    cancels those still running (their results would be thrown away), so the pool's processes
+    are free for the next trial at once. Each fold process gets ``worker_cores() // n_jobs``
+    BLAS threads. With ``n_jobs=1`` the folds run one after another in this process, when
+    iterated.
     """
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     tasks = [
@@ -153,37 +154,39 @@ def iter_fold_results(
 
 
 class PooledFolds:
-    """Folds in the reusable loky pool; an iterator of results in the order they finish, with
-    ``close()`` to cancel the rest.
-
-    Every fold is queued at once: the pool's processes go from one fold to the next without
-    waiting for this process (which may be busy logging, or waiting for its tracking store).
-    ``close()`` raises the cancel flag: a queued fold then returns at once when a process takes
-    it, and a running one at its next look at the flag.
-    """
+    """Folds in the reusable loky pool, at most ``workers`` at once; an iterator of results in
+    the order they finish, with ``close()`` to cancel the rest."""
 
     def __init__(self, tasks: list[tuple], workers: int):
-        executor = get_reusable_executor(max_workers=workers)
-        threads = blas_threads(workers)
+        self._executor = get_reusable_executor(max_workers=workers)
+        self._threads = blas_threads(workers)
         self._cancel_flag = new_cancel_flag()
-        self._pending = {
-            executor.submit(fit_fold, *task, threads, self._cancel_flag) for task in tasks
-        }
+        self._queued = iter(tasks)
+        self._running = {self._submit(task) for task in _take(self._queued, workers)}
         self._done: list = []
+
+    def _submit(self, task: tuple):
+        return self._executor.submit(fit_fold, *task, self._threads, self._cancel_flag)
 
     def __iter__(self) -> PooledFolds:
         return self
 
     def __next__(self) -> FoldResult:
         if not self._done:
-            if not self._pending:
+            if not self._running:
                 raise StopIteration
-            done, self._pending = wait(self._pending, return_when=FIRST_COMPLETED)
+            done, self._running = wait(self._running, return_when=FIRST_COMPLETED)
+            self._running |= {self._submit(task) for task in _take(self._queued, len(done))}
             self._done = list(done)
         return self._done.pop().result()
 
     def close(self) -> None:
-        """Cancel the folds not finished yet (queued or running)."""
-        if self._pending:
+        """Start no more folds; the running ones stop at their next look at the cancel flag."""
+        self._queued = iter(())
+        if self._running:
             Path(self._cancel_flag).touch()
-            self._pending = set()
+            self._running = set()
+
+
+def _take(iterator: Iterator, count: int) -> list:
+    return [item for _, item in zip(range(count), iterator, strict=False)]

@@ -84,8 +84,6 @@ def fit_fold(
     early, with ``error`` "cancelled", once the file ``cancel_flag`` exists.
     """
     ignore_interrupts_in_fold_worker()
-    if cancel_flag is not None and os.path.exists(cancel_flag):  # queued, then cancelled
-        return FoldResult(fold, None, 0.0, np.empty(0), None, "cancelled")
     if blas_threads is not None:
         _limit_blas_threads(blas_threads)
     if cancel_flag is not None:

@@ -20,9 +20,6 @@ if __name__ == "__main__":
 import logging
 import time
 import warnings
-from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
-from typing import NamedTuple
 
 import hydra
 import optuna
@@ -115,55 +112,19 @@ def sweep_params(cfg: DictConfig) -> dict:
     }
 
 
-class Tracking(NamedTuple):
-    """The MLflow side of a sweep: the client, the experiment and the study's parent run."""
-
-    client: MlflowClient
-    experiment_id: str
-    parent_id: str
-
-
-def lead_study(cfg, storage, sampler, pruner) -> optuna.Study:
-    """Worker 0: open the study and fail (and re-enqueue) trials whose process is gone."""
-    study = open_study(storage, study_name(cfg), cfg.study.direction, sampler, pruner)
-    recover_lost_trials(study)
-    return study
-
-
-def lead_tracking(cfg, study: optuna.Study) -> Tracking:
-    """Worker 0's MLflow side: connect, find or create the parent run, close the runs that dead
-    processes left open; the parent run is RUNNING while a sweep works on the study."""
-    client, experiment_id = connect(
-        cfg.tracking.uri, cfg.tracking.artifact_location, cfg.tracking.experiment
-    )
+def lead_study(cfg, storage, sampler, pruner, client, experiment_id) -> tuple[optuna.Study, str]:
+    """Worker 0: open the study, find or create its parent run, close what a dead run left."""
+    name = study_name(cfg)
+    study = open_study(storage, name, cfg.study.direction, sampler, pruner)
     parent_id = study.user_attrs.get(PARENT_RUN_ATTR)
     if parent_id is None or not _run_exists(client, parent_id):
         parent_id = create_parent_run(
-            client, experiment_id, study.study_name, sweep_params(cfg), config_yaml(cfg)
+            client, experiment_id, name, sweep_params(cfg), config_yaml(cfg)
         )
         study.set_user_attr(PARENT_RUN_ATTR, parent_id)
+    recover_lost_trials(study)
     close_lost_runs(study, client, experiment_id)
-    client.update_run(parent_id, status="RUNNING")
-    return Tracking(client, experiment_id, parent_id)
-
-
-def start_lead_tracking(cfg, study: optuna.Study) -> Future:
-    """:func:`lead_tracking` as a future: on a thread when it creates a new local SQLite store
-    (~2 s of MLflow's schema migrations, which then overlap the first trial's folds: the trial
-    waits for it only to open its run), else done here and now.
-
-    The store's folder was checked writable by the preflight, so an error there is left to
-    surface when the first trial opens its run.
-    """
-    uri = str(cfg.tracking.uri)
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlp-sweep-store")
-        future = executor.submit(lead_tracking, cfg, study)
-        executor.shutdown(wait=False)
-        return future
-    future = Future()
-    future.set_result(lead_tracking(cfg, study))
-    return future
+    return study, parent_id
 
 
 def follow_study(cfg, storage, sampler, pruner) -> tuple[optuna.Study, str]:
@@ -210,8 +171,10 @@ def run_sweep(cfg: DictConfig) -> dict:
     storage = open_storage(cfg.study.storage, cfg.study.heartbeat_interval)
     check_direction(storage, study_name(cfg), cfg.study.direction)
     if cfg.worker == 0:
-        study = lead_study(cfg, storage, sampler, pruner)
-        tracking = start_lead_tracking(cfg, study)
+        client, experiment_id = connect(
+            cfg.tracking.uri, cfg.tracking.artifact_location, cfg.tracking.experiment
+        )
+        study, parent_id = lead_study(cfg, storage, sampler, pruner, client, experiment_id)
     else:
         # Connect only once worker 0 has created the tracking store: processes creating a fresh
         # MLflow SQLite store at the same instant crash in its schema migration.
@@ -219,14 +182,11 @@ def run_sweep(cfg: DictConfig) -> dict:
         client, experiment_id = connect(
             cfg.tracking.uri, cfg.tracking.artifact_location, cfg.tracking.experiment
         )
-        tracking = Future()
-        tracking.set_result(Tracking(client, experiment_id, parent_id))
     yaml_text = config_yaml(cfg)
 
     background = BackgroundLog()  # each trial's logging overlaps the next trial's folds
 
     def open_run(trial: optuna.Trial, params: dict) -> TrialRun:
-        client, experiment_id, parent_id = tracking.result()
         run = TrialRun(client, experiment_id, parent_id, study.study_name, trial.number, cfg.worker)
         trial.set_user_attr(TRIAL_RUN_ATTR, run.run_id)
         run.log_start({**params, **fixed_model_params(cfg)}, yaml_text)
@@ -266,6 +226,7 @@ def run_sweep(cfg: DictConfig) -> dict:
     try:
         with guard:
             if remaining > 0:
+                client.update_run(parent_id, status="RUNNING")
                 optimize(remaining)
             # Worker 0 waits for the others' trials; a lost one found meanwhile is re-enqueued
             # and run here, so that the study still ends with its whole budget.
@@ -279,14 +240,12 @@ def run_sweep(cfg: DictConfig) -> dict:
         stop_fold_workers()
         background.flush(raise_error=False)  # every trial's run closed, KILLED ones included
         requeue_interrupted(study)
-        client, _, parent_id = tracking.result()
         client.set_terminated(parent_id, status="KILLED")
         raise
     except BaseException:
         background.flush(raise_error=False)
         raise
     background.flush()
-    client, experiment_id, parent_id = tracking.result()
     result = {"study": study, "parent_run_id": parent_id, "summary": None}
     if cfg.worker != 0:
         return result
