@@ -235,30 +235,23 @@ def test_closing_the_folds_cancels_the_ones_still_running(iris):
 def test_a_flagged_fold_stops_its_training_and_says_so(iris, tmp_path):
     X, y = iris
     flag = tmp_path / "cancel"
+    kwargs = {
+        **FIXED,
+        "hidden_layer_sizes": (8,),
+        "learning_rate": 0.01,
+        "iterations": 500,
+        "activation": "tanh",
+    }
+
+    def fit():
+        train, valid = np.arange(0, 150, 2), np.arange(1, 150, 2)
+        return fit_fold(kwargs, X, y, train, valid, fold=0, seed=0, cancel_flag=str(flag))
+
     flag.touch()
-    kwargs = {**FIXED, "hidden_layer_sizes": (8,), "learning_rate": 0.01, "iterations": 500}
-    result = fit_fold(
-        {**kwargs, "activation": "tanh"},
-        X,
-        y,
-        np.arange(0, 150, 2),
-        np.arange(1, 150, 2),
-        fold=0,
-        seed=0,
-        cancel_flag=str(flag),
-    )
+    result = fit()
     assert result.error == "cancelled" and result.score is None
     flag.unlink()
-    result = fit_fold(
-        {**kwargs, "activation": "tanh"},
-        X,
-        y,
-        np.arange(0, 150, 2),
-        np.arange(1, 150, 2),
-        fold=0,
-        seed=0,
-        cancel_flag=str(flag),
-    )
+    result = fit()
     assert result.error is None and len(result.loss_curve) == 500
 
 
