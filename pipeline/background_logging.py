@@ -15,6 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 
 
 class BackgroundLog:
@@ -59,3 +60,23 @@ class BackgroundLog:
                 self._error = error
             finally:
                 self._calls.task_done()
+
+
+def run_in_thread(function: Callable[[], object], name: str = "mlp-sweep-setup") -> Future:
+    """``function()`` on a new daemon thread; its result (or exception) in the returned future.
+
+    A daemon thread, unlike a ``ThreadPoolExecutor``'s, never holds the interpreter's exit up
+    (a tracking server that does not answer, say).
+    """
+    future: Future = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(function())
+        except BaseException as error:  # handed to whoever asks for the result
+            future.set_exception(error)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future

@@ -65,13 +65,14 @@ def evaluate_folds(
     seed: int,
     n_jobs: int,
     outcome: FoldOutcome | None = None,
-    on_started: Callable[[], None] | None = None,
+    on_progress: Callable[[], None] | None = None,
 ) -> FoldOutcome:
     """Run the folds; report each score to the trial's pruner, in fold order.
 
     ``outcome`` (a new one if None) is filled in place, so that a caller still has the folds
-    done when a prune or a failure is raised. ``on_started()`` is called once the first folds
-    are running in the pool (work for this process that can overlap them).
+    done when a prune or a failure is raised. ``on_progress()`` is called once the first folds
+    are running in the pool, then after each fold received (short work for this process that
+    can overlap the folds).
 
     Folds finish in whatever order the processes happen to take; they are handled in fold order
     (a fold that finishes early waits for the ones before it), so that the pruner sees the same
@@ -86,12 +87,14 @@ def evaluate_folds(
     workers = resolve_n_jobs(n_jobs, folds)
     arrived: dict[int, FoldResult] = {}
     try:
-        if on_started is not None:
-            on_started()
+        if on_progress is not None:
+            on_progress()
         while len(outcome.curves) < folds:
             with interruptible():  # Ctrl-C stops the trial only here, not mid-write to a store
                 result = next(results)
             arrived[result.fold] = result
+            if on_progress is not None:
+                on_progress()
             while len(outcome.curves) in arrived:
                 _handle_fold(trial, outcome, arrived.pop(len(outcome.curves)), folds, workers)
     finally:
@@ -125,9 +128,12 @@ def received_all_but_running(received: int, folds: int, workers: int) -> bool:
 class Objective:
     """Callable for ``study.optimize``: returns the mean CV accuracy of the trial's network.
 
-    ``open_run(trial, params)`` returns the trial's tracking handle (or None to track nothing).
-    With ``background`` (a :class:`~pipeline.background_logging.BackgroundLog`), the logging at
-    the end of a trial runs there, while the next trial's folds run.
+    ``open_run(trial, params, wait)`` returns the trial's tracking handle, or None while the
+    tracking store is not ready yet and ``wait`` is False: it is asked again as folds arrive,
+    and with ``wait=True`` when the folds are done, so that the sweep's first folds need not
+    wait for MLflow's start-up. With ``background`` (a
+    :class:`~pipeline.background_logging.BackgroundLog`), the logging at the end of a trial runs
+    there, while the next trial's folds run.
     """
 
     def __init__(
@@ -158,11 +164,13 @@ class Objective:
         params = suggest_params(trial, self.search_space)
         outcome = FoldOutcome()
         state, reason = "FAIL", None
-        tracked = []  # the trial's run, opened while its first folds run
+        tracked = []  # the trial's run, opened while its folds run
 
-        def open_run() -> None:
-            if self.open_run is not None:
-                tracked.append(self.open_run(trial, params))
+        def open_run(wait: bool = False) -> None:
+            if self.open_run is not None and not tracked:
+                run = self.open_run(trial, params, wait)
+                if run is not None:
+                    tracked.append(run)
 
         try:
             evaluate_folds(
@@ -174,7 +182,7 @@ class Objective:
                 seed=self.seed,
                 n_jobs=self.n_jobs,
                 outcome=outcome,
-                on_started=open_run,
+                on_progress=open_run,
             )
             state = "COMPLETE"
             value = float(np.mean(list(outcome.scores.values())))
@@ -198,6 +206,8 @@ class Objective:
             raise
         finally:
             trial.set_user_attr("fit_seconds", outcome.fit_seconds)
+            if state != "KILLED":
+                open_run(wait=True)  # a trial shorter than the tracking store's start-up
             for run in tracked:
                 seconds = time.perf_counter() - started
                 if self.background is None:

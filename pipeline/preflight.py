@@ -8,7 +8,9 @@ by permissions, so the checks look at what the path *is*, then at write access.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from pathlib import Path
 
 from pipeline.errors import UserInputError
@@ -63,9 +65,30 @@ def _check_folder_creatable(key: str, location: str, folder: Path) -> None:
         )
 
 
+def check_sqlite_file(key: str, location: str) -> None:
+    """An existing file behind an ``sqlite:///`` URL is an SQLite database (read, not changed).
+
+    The sweep opens its MLflow store while the first trial already runs; a file that is not a
+    database must fail the sweep before that, with no trial begun.
+    """
+    path = local_file_of(location)
+    if not location.startswith(SQLITE_PREFIX) or path is None or not path.is_file():
+        return
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        ) as db:
+            db.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as error:
+        raise UserInputError(
+            f"{key}={redact(location)}: not an SQLite database ({error}); give a new file name"
+        ) from None
+
+
 def check_local_stores(cfg) -> None:
     """``study.storage``, ``tracking.uri`` and ``tracking.artifact_location`` can be written."""
     check_file_location("study.storage", str(cfg.study.storage))
     check_file_location("tracking.uri", str(cfg.tracking.uri))
+    check_sqlite_file("tracking.uri", str(cfg.tracking.uri))
     if cfg.tracking.artifact_location:
         check_folder_location("tracking.artifact_location", str(cfg.tracking.artifact_location))

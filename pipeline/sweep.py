@@ -20,15 +20,15 @@ if __name__ == "__main__":
 import logging
 import time
 import warnings
+from concurrent.futures import Future
+from typing import NamedTuple
 
 import hydra
 import optuna
 from hydra.utils import instantiate
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.background_logging import BackgroundLog
-from pipeline.champion import finalize, format_summary
+from pipeline.background_logging import BackgroundLog, run_in_thread
 from pipeline.command_line import exit_without_teardown, user_errors_as_one_line
 from pipeline.config_schema import register_configs, validate_config
 from pipeline.cross_validation import (
@@ -40,7 +40,6 @@ from pipeline.cross_validation import (
 from pipeline.data import check_class_counts, load_dataset, split_train_test
 from pipeline.errors import UserInputError
 from pipeline.interruption import InterruptGuard, quiet_failed_trials, requeue_interrupted
-from pipeline.lost_runs import close_lost_runs
 from pipeline.objective import Objective, TrainingDiverged
 from pipeline.preflight import check_local_stores
 from pipeline.redaction import redact
@@ -54,7 +53,9 @@ from pipeline.study import (
     open_study,
     recover_lost_trials,
 )
-from pipeline.tracking import TRIAL_RUN_ATTR, TrialRun, connect, create_parent_run
+
+# MLflow (pipeline.tracking, .lost_runs, .champion) is imported on the tracking thread, not
+# here: its 2 s of imports then overlap the first trial's folds instead of preceding them.
 
 log = logging.getLogger("pipeline.sweep")
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
@@ -112,19 +113,45 @@ def sweep_params(cfg: DictConfig) -> dict:
     }
 
 
-def lead_study(cfg, storage, sampler, pruner, client, experiment_id) -> tuple[optuna.Study, str]:
-    """Worker 0: open the study, find or create its parent run, close what a dead run left."""
-    name = study_name(cfg)
-    study = open_study(storage, name, cfg.study.direction, sampler, pruner)
+class Tracking(NamedTuple):
+    """The sweep's MLflow side, once connected."""
+
+    client: object  # mlflow.MlflowClient
+    experiment_id: str
+    parent_run_id: str
+
+
+def connect_tracking(cfg: DictConfig) -> tuple:
+    from pipeline.tracking import connect
+
+    return connect(cfg.tracking.uri, cfg.tracking.artifact_location, cfg.tracking.experiment)
+
+
+def lead_tracking(cfg: DictConfig, study: optuna.Study, resuming: bool) -> Tracking:
+    """Worker 0: find or create the study's parent run, close what a dead run left."""
+    from pipeline.lost_runs import close_lost_runs
+    from pipeline.tracking import create_parent_run
+
+    client, experiment_id = connect_tracking(cfg)
     parent_id = study.user_attrs.get(PARENT_RUN_ATTR)
     if parent_id is None or not _run_exists(client, parent_id):
         parent_id = create_parent_run(
-            client, experiment_id, name, sweep_params(cfg), config_yaml(cfg)
+            client, experiment_id, study.study_name, sweep_params(cfg), config_yaml(cfg)
         )
         study.set_user_attr(PARENT_RUN_ATTR, parent_id)
-    recover_lost_trials(study)
+    elif resuming:
+        client.update_run(parent_id, status="RUNNING")
     close_lost_runs(study, client, experiment_id)
-    return study, parent_id
+    return Tracking(client, experiment_id, parent_id)
+
+
+def start_tracking(cfg: DictConfig, setup) -> Future:
+    """``setup()`` on a thread. Only a local SQLite store (checked by pipeline.preflight) is
+    left to finish while the first trial runs: a server's errors come before any trial."""
+    tracking = run_in_thread(setup)
+    if not str(cfg.tracking.uri).startswith("sqlite:///"):
+        tracking.result()
+    return tracking
 
 
 def follow_study(cfg, storage, sampler, pruner) -> tuple[optuna.Study, str]:
@@ -143,7 +170,11 @@ def follow_study(cfg, storage, sampler, pruner) -> tuple[optuna.Study, str]:
     )
 
 
-def _run_exists(client: MlflowClient, run_id: str) -> bool:
+def import_finalisation() -> None:
+    import pipeline.champion  # noqa: F401
+
+
+def _run_exists(client, run_id: str) -> bool:
     try:
         return client.get_run(run_id).info.lifecycle_stage == "active"
     except Exception:
@@ -171,22 +202,28 @@ def run_sweep(cfg: DictConfig) -> dict:
     storage = open_storage(cfg.study.storage, cfg.study.heartbeat_interval)
     check_direction(storage, study_name(cfg), cfg.study.direction)
     if cfg.worker == 0:
-        client, experiment_id = connect(
-            cfg.tracking.uri, cfg.tracking.artifact_location, cfg.tracking.experiment
-        )
-        study, parent_id = lead_study(cfg, storage, sampler, pruner, client, experiment_id)
+        study = open_study(storage, study_name(cfg), cfg.study.direction, sampler, pruner)
+        recover_lost_trials(study)
+        resuming = budget_used(study) < cfg.study.n_trials
+        tracking = start_tracking(cfg, lambda: lead_tracking(cfg, study, resuming))
     else:
         # Connect only once worker 0 has created the tracking store: processes creating a fresh
         # MLflow SQLite store at the same instant crash in its schema migration.
         study, parent_id = follow_study(cfg, storage, sampler, pruner)
-        client, experiment_id = connect(
-            cfg.tracking.uri, cfg.tracking.artifact_location, cfg.tracking.experiment
-        )
+        tracking = start_tracking(cfg, lambda: Tracking(*connect_tracking(cfg), parent_id))
     yaml_text = config_yaml(cfg)
 
     background = BackgroundLog()  # each trial's logging overlaps the next trial's folds
+    if cfg.worker == 0:
+        # The end's modules (plots: matplotlib, pandas; 0.6 s) are imported during the trials.
+        tracking.add_done_callback(lambda _: background.submit(import_finalisation))
 
-    def open_run(trial: optuna.Trial, params: dict) -> TrialRun:
+    def open_run(trial: optuna.Trial, params: dict, wait: bool):
+        if not (wait or tracking.done()):
+            return None  # asked again as the trial's folds arrive
+        from pipeline.tracking import TRIAL_RUN_ATTR, TrialRun
+
+        client, experiment_id, parent_id = tracking.result()
         run = TrialRun(client, experiment_id, parent_id, study.study_name, trial.number, cfg.worker)
         trial.set_user_attr(TRIAL_RUN_ATTR, run.run_id)
         run.log_start({**params, **fixed_model_params(cfg)}, yaml_text)
@@ -226,7 +263,6 @@ def run_sweep(cfg: DictConfig) -> dict:
     try:
         with guard:
             if remaining > 0:
-                client.update_run(parent_id, status="RUNNING")
                 optimize(remaining)
             # Worker 0 waits for the others' trials; a lost one found meanwhile is re-enqueued
             # and run here, so that the study still ends with its whole budget.
@@ -240,15 +276,21 @@ def run_sweep(cfg: DictConfig) -> dict:
         stop_fold_workers()
         background.flush(raise_error=False)  # every trial's run closed, KILLED ones included
         requeue_interrupted(study)
-        client.set_terminated(parent_id, status="KILLED")
+        if tracking.done() and tracking.exception() is None:  # else no parent run to close
+            client, _, parent_id = tracking.result()
+            client.set_terminated(parent_id, status="KILLED")
         raise
     except BaseException:
         background.flush(raise_error=False)
         raise
     background.flush()
+    client, experiment_id, parent_id = tracking.result()
     result = {"study": study, "parent_run_id": parent_id, "summary": None}
     if cfg.worker != 0:
         return result
+    from pipeline.champion import finalize, format_summary
+    from pipeline.lost_runs import close_lost_runs
+
     close_lost_runs(study, client, experiment_id)
     summary = finalize(
         study,

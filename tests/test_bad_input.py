@@ -163,6 +163,12 @@ CASES = [
         {"afile2": b"x"},
     ),
     Case(
+        "tracking-not-a-database",
+        ["tracking.uri=sqlite:///junk.db", "study.name=junk"],
+        ["tracking.uri=sqlite:///junk.db", "not an SQLite database"],
+        {"junk.db": b"not a database, " * 64},
+    ),
+    Case(
         "artifacts-under-file",
         ["tracking.artifact_location=afile3/art", "tracking.experiment=other"],
         ["tracking.artifact_location=afile3/art", "is a file"],

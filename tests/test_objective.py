@@ -11,6 +11,7 @@ from pipeline.cross_validation import iter_fold_results
 from pipeline.fitted_model import standardisation
 from pipeline.fold_worker import fit_fold
 from pipeline.objective import Objective, TrainingDiverged, evaluate_folds
+from pipeline.tracking import TrialRun, connect
 from tests.helpers import compose_config
 
 FIXED = {"solver": "adam", "batch_size": None, "alpha": 0.0, "init": "xavier", "dtype": "float32"}
@@ -61,6 +62,31 @@ def test_diverging_training_fails_the_trial_with_its_reason(iris):
     with pytest.raises(TrainingDiverged, match="diverged at iteration"):
         objective(trial)
     assert trial.user_attrs["fail_reason"].startswith("diverged")
+
+
+def test_a_run_not_ready_at_the_first_folds_is_opened_before_the_trial_ends(iris, tmp_path):
+    """The sweep's tracking store may still be starting while the first trial's folds run: the
+    objective asks for the run as folds arrive, then waits for it before the trial ends."""
+    X, y = iris
+    client, experiment_id = connect(
+        f"sqlite:///{tmp_path / 'mlflow.db'}", str(tmp_path / "art"), "deferred"
+    )
+    asked = []
+
+    def open_run(trial, params, wait):
+        asked.append(wait)
+        if not wait:
+            return None  # the store is not ready yet
+        run = TrialRun(client, experiment_id, None, "study", trial.number)
+        run.log_start(params, "config: {}")
+        return run
+
+    value = make_objective(X, y, open_run=open_run, log_models=False)(optuna.trial.FixedTrial(GOOD))
+    assert asked == [False] * 4 + [True]  # when the folds start, after each of 3, at the end
+    (run,) = client.search_runs([experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["cv_accuracy_mean"] == pytest.approx(value)
+    assert run.data.params["hidden_units"] == "16"
 
 
 def test_fold_results_arrive_for_every_fold_and_preprocessing_stays_in_the_fold(iris):
