@@ -5,7 +5,8 @@ train split; the sklearn side gets the very same rows and the very same Stratifi
 
 1. Equal budget (trials x folds x iterations over the same space): ``python -m pipeline.sweep``
    with ``model.solver=gd``, random sampling (pruner off, then the default pruner) and the
-   default sampler (TPE) and pruner, against
+   default sampler (TPE) and pruner, and the pruned random run once more with one trial at a
+   time (``study.trials_in_flight=1``, what overlapping two trials gains), against
    ``RandomizedSearchCV(MLPClassifier(solver="sgd", full batch, momentum 0, ...), n_jobs=-1)``
    and against ``GridSearchCV`` over exactly the configurations our random sampler drew (the
    same networks, folds and iterations: equal work, where two random draws differ in cost).
@@ -349,9 +350,19 @@ def part_equal_budget(args, space: Space) -> tuple[list[str], dict, list[Pipelin
     # Random sampling as scikit-learn's, then the pipeline as a user runs it: its default
     # sampler (TPE) and pruner. The random sampler draws the same configurations with and
     # without pruning (same seed), but not scikit-learn's (other generators).
-    for sampler, pruner in (("random", "none"), ("random", args.default_pruner), ("tpe", None)):
-        chosen = [f"sampler={sampler}"] + ([f"pruner={pruner}"] if pruner else [])
+    # Last, the pruned random row with one trial at a time (study.trials_in_flight=1): what
+    # overlapping two trials (the default) gains.
+    plans = [
+        ("random", "none", []),
+        ("random", args.default_pruner, []),
+        ("tpe", None, []),
+        ("random", args.default_pruner, ["study.trials_in_flight=1"]),
+    ]
+    for sampler, pruner, extra in plans:
+        chosen = [f"sampler={sampler}"] + ([f"pruner={pruner}"] if pruner else []) + extra
         label = f"ours, sampler={sampler}, pruner={pruner or 'default'}"
+        if extra:
+            label += ", one trial at a time"
         print(f"part 1: python -m pipeline.sweep {' '.join(chosen)}")
         runs.append(run_pipeline(label, [*common, *chosen]))
     # So scikit-learn also fits exactly our random configurations: equal work on both sides.

@@ -75,6 +75,8 @@ class StudyConfig:
     heartbeat_interval: int = 10
     # How long a non-leader worker waits for worker 0 to create the study and the parent run.
     leader_wait_seconds: float = 300.0
+    # 2: the next trial is asked before the current one ends (pipeline/trial_loop.py).
+    trials_in_flight: int = 2
 
 
 @dataclass
@@ -186,6 +188,11 @@ def validate_config(cfg: DictConfig) -> None:
         raise _fail("cv.folds", f"must be >= 2, got {cfg.cv.folds}")
     if cfg.cv.n_jobs == 0 or cfg.cv.n_jobs < -1:
         raise _fail("cv.n_jobs", f"must be -1 (all cores) or >= 1, got {cfg.cv.n_jobs}")
+    if cfg.study.trials_in_flight not in (1, 2):
+        raise _fail(
+            "study.trials_in_flight",
+            f"must be 1 or 2 (trials at a time), got {cfg.study.trials_in_flight}",
+        )
     if not 0.0 < cfg.cv.test_size < 1.0:
         raise _fail("cv.test_size", f"must be between 0 and 1 (exclusive), got {cfg.cv.test_size}")
     _check_choice("model.solver", cfg.model.solver, SOLVER_NAMES)

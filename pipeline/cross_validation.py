@@ -124,6 +124,18 @@ def limit_worker_threads(n_jobs: int) -> None:
     threadpool_limits(limits=blas_threads(n_jobs))
 
 
+def fold_tasks(
+    network_kwargs: dict[str, Any], X: np.ndarray, y: np.ndarray, *, folds: int, seed: int
+) -> list[tuple]:
+    """The arguments of :func:`~pipeline.fold_worker.fit_fold` for each stratified, shuffled,
+    seeded fold, in fold order."""
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [
+        (network_kwargs, X, y, train, valid, fold, seed)
+        for fold, (train, valid) in enumerate(splitter.split(X, y))
+    ]
+
+
 def iter_fold_results(
     network_kwargs: dict[str, Any],
     X: np.ndarray,
@@ -142,51 +154,92 @@ def iter_fold_results(
     BLAS threads. With ``n_jobs=1`` the folds run one after another in this process, when
     iterated.
     """
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    tasks = [
-        (network_kwargs, X, y, train, valid, fold, seed)
-        for fold, (train, valid) in enumerate(splitter.split(X, y))
-    ]
+    tasks = fold_tasks(network_kwargs, X, y, folds=folds, seed=seed)
     workers = resolve_n_jobs(n_jobs, folds)
     if workers == 1:
         return (fit_fold(*task) for task in tasks)
     return PooledFolds(tasks, workers)
 
 
+class FoldScheduler:
+    """The pool's processes shared by the trials in flight: at most ``workers`` folds run at
+    once, and a free process takes the next fold of the oldest trial that still has one.
+
+    So a second trial's folds only fill processes the first would leave idle (the tail of its
+    last fold), and never delay it. Owners are any hashable objects (the trials' evaluations);
+    their priority is the order in which they were added. With ``workers == 1`` there is no
+    pool: :meth:`wait` fits the oldest owner's next fold in this process.
+    """
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self._executor = get_reusable_executor(max_workers=workers) if workers > 1 else None
+        self._threads = blas_threads(workers)
+        self._queues: dict[Any, list[tuple]] = {}  # owner -> folds not started, in fold order
+        self._flags: dict[Any, str] = {}
+        self._running: dict[Future, Any] = {}
+
+    def add(self, owner, tasks: list[tuple]) -> None:
+        """Queue ``owner``'s folds behind those of the owners added before it; start what fits."""
+        self._queues[owner] = list(tasks)
+        self._flags[owner] = new_cancel_flag()
+        self._fill()
+
+    def remove(self, owner) -> None:
+        """Start no more of ``owner``'s folds; its running ones stop at their next look at the
+        cancel flag (their results, which come back at once, are dropped)."""
+        self._queues.pop(owner, None)
+        flag = self._flags.pop(owner, None)
+        running = [future for future, o in self._running.items() if o is owner]
+        if running and flag is not None:
+            Path(flag).touch()
+        for future in running:
+            del self._running[future]
+        self._fill()
+
+    def wait(self) -> list[tuple[Any, FoldResult]]:
+        """The folds that finished next, as (owner, result); [] when nothing is queued or running."""
+        if self._executor is None:
+            owner = next((o for o, queue in self._queues.items() if queue), None)
+            return [] if owner is None else [(owner, fit_fold(*self._queues[owner].pop(0)))]
+        if not self._running:
+            return []
+        done, _ = wait(self._running, return_when=FIRST_COMPLETED)
+        finished = [(self._running.pop(future), future.result()) for future in done]
+        self._fill()
+        return finished
+
+    def _fill(self) -> None:
+        if self._executor is None:
+            return
+        while len(self._running) < self.workers:
+            owner = next((o for o, queue in self._queues.items() if queue), None)
+            if owner is None:
+                return
+            task = self._queues[owner].pop(0)
+            future = self._executor.submit(fit_fold, *task, self._threads, self._flags[owner])
+            self._running[future] = owner
+
+
 class PooledFolds:
-    """Folds in the reusable loky pool, at most ``workers`` at once; an iterator of results in
-    the order they finish, with ``close()`` to cancel the rest."""
+    """One trial's folds in the pool (a :class:`FoldScheduler` of its own): an iterator of
+    results in the order they finish, with ``close()`` to cancel the rest."""
 
     def __init__(self, tasks: list[tuple], workers: int):
-        self._executor = get_reusable_executor(max_workers=workers)
-        self._threads = blas_threads(workers)
-        self._cancel_flag = new_cancel_flag()
-        self._queued = iter(tasks)
-        self._running = {self._submit(task) for task in _take(self._queued, workers)}
-        self._done: list = []
-
-    def _submit(self, task: tuple):
-        return self._executor.submit(fit_fold, *task, self._threads, self._cancel_flag)
+        self._scheduler = FoldScheduler(workers)
+        self._scheduler.add(self, tasks)
+        self._done: list[FoldResult] = []
 
     def __iter__(self) -> PooledFolds:
         return self
 
     def __next__(self) -> FoldResult:
         if not self._done:
-            if not self._running:
+            self._done = [result for _, result in self._scheduler.wait()]
+            if not self._done:
                 raise StopIteration
-            done, self._running = wait(self._running, return_when=FIRST_COMPLETED)
-            self._running |= {self._submit(task) for task in _take(self._queued, len(done))}
-            self._done = list(done)
-        return self._done.pop().result()
+        return self._done.pop()
 
     def close(self) -> None:
         """Start no more folds; the running ones stop at their next look at the cancel flag."""
-        self._queued = iter(())
-        if self._running:
-            Path(self._cancel_flag).touch()
-            self._running = set()
-
-
-def _take(iterator: Iterator, count: int) -> list:
-    return [item for _, item in zip(range(count), iterator, strict=False)]
+        self._scheduler.remove(self)

@@ -82,7 +82,7 @@ class InterruptGuard:
     ``UnboundLocalError`` in ``_run_trial``) or in a half-written store record. So while the
     guard is installed, SIGINT interrupts at once only while the sweep waits for fold results
     (:func:`interruptible`); otherwise it is remembered, and the sweep stops at the next safe
-    point: the next wait for folds, or the end of the current trial (:meth:`after_trial`).
+    point: the next wait for folds (pipeline.trial_loop asks for no new trial meanwhile).
     A second Ctrl-C interrupts at once, wherever the sweep is.
     """
 
@@ -114,11 +114,6 @@ class InterruptGuard:
     def raise_if_requested(self) -> None:
         if self.requested:
             raise KeyboardInterrupt
-
-    def after_trial(self, study: optuna.Study, trial) -> None:
-        """Optuna callback: a Ctrl-C that came during bookkeeping stops the study here."""
-        if self.requested:
-            study.stop()
 
 
 @contextmanager

@@ -15,7 +15,7 @@ import numpy as np
 import optuna
 
 from pipeline.background_logging import BackgroundLog
-from pipeline.cross_validation import iter_fold_results, resolve_n_jobs
+from pipeline.cross_validation import FoldScheduler, fold_tasks, iter_fold_results, resolve_n_jobs
 from pipeline.fitted_model import FoldEnsemble
 from pipeline.fold_worker import FoldResult
 from pipeline.interruption import INTERRUPTED, interruptible
@@ -65,14 +65,11 @@ def evaluate_folds(
     seed: int,
     n_jobs: int,
     outcome: FoldOutcome | None = None,
-    on_progress: Callable[[], None] | None = None,
 ) -> FoldOutcome:
     """Run the folds; report each score to the trial's pruner, in fold order.
 
     ``outcome`` (a new one if None) is filled in place, so that a caller still has the folds
-    done when a prune or a failure is raised. ``on_progress()`` is called once the first folds
-    are running in the pool, then after each fold received (short work for this process that
-    can overlap the folds).
+    done when a prune or a failure is raised.
 
     Folds finish in whatever order the processes happen to take; they are handled in fold order
     (a fold that finishes early waits for the ones before it), so that the pruner sees the same
@@ -87,14 +84,10 @@ def evaluate_folds(
     workers = resolve_n_jobs(n_jobs, folds)
     arrived: dict[int, FoldResult] = {}
     try:
-        if on_progress is not None:
-            on_progress()
         while len(outcome.curves) < folds:
             with interruptible():  # Ctrl-C stops the trial only here, not mid-write to a store
                 result = next(results)
             arrived[result.fold] = result
-            if on_progress is not None:
-                on_progress()
             while len(outcome.curves) in arrived:
                 _handle_fold(trial, outcome, arrived.pop(len(outcome.curves)), folds, workers)
     finally:
@@ -134,6 +127,10 @@ class Objective:
     wait for MLflow's start-up. With ``background`` (a
     :class:`~pipeline.background_logging.BackgroundLog`), the logging at the end of a trial runs
     there, while the next trial's folds run.
+
+    Calling it runs one trial to its end; :meth:`begin` hands out the trial as a
+    :class:`TrialEvaluation` instead, for a driver that keeps several in flight
+    (pipeline.trial_loop).
     """
 
     def __init__(
@@ -154,68 +151,32 @@ class Objective:
         self.fixed_params = fixed_params
         self.search_space = search_space
         self.folds, self.seed, self.n_jobs = folds, seed, n_jobs
+        self.workers = resolve_n_jobs(n_jobs, folds)
         self.open_run = open_run
         self.log_models = log_models
         self.background = background
 
+    def begin(self, trial: optuna.Trial) -> TrialEvaluation:
+        """Suggest the trial's parameters; its folds are then the caller's to schedule."""
+        return TrialEvaluation(self, trial)
+
     def __call__(self, trial: optuna.Trial) -> float:
-        started = time.perf_counter()
-        record_owner(trial)
-        params = suggest_params(trial, self.search_space)
-        outcome = FoldOutcome()
-        state, reason = "FAIL", None
-        tracked = []  # the trial's run, opened while its folds run
-
-        def open_run(wait: bool = False) -> None:
-            if self.open_run is not None and not tracked:
-                run = self.open_run(trial, params, wait)
-                if run is not None:
-                    tracked.append(run)
-
+        evaluation = self.begin(trial)
+        scheduler = FoldScheduler(self.workers)
+        scheduler.add(evaluation, evaluation.tasks)
         try:
-            evaluate_folds(
-                trial,
-                {**self.fixed_params, **network_params(params)},
-                self.X,
-                self.y,
-                folds=self.folds,
-                seed=self.seed,
-                n_jobs=self.n_jobs,
-                outcome=outcome,
-                on_progress=open_run,
-            )
-            state = "COMPLETE"
-            value = float(np.mean(list(outcome.scores.values())))
-            trial.set_user_attr("fold_scores", [outcome.scores[f] for f in sorted(outcome.scores)])
-            trial.set_user_attr("cv_std", float(np.std(list(outcome.scores.values()))))
-            return value
-        except optuna.TrialPruned as pruned:
-            state, reason = "PRUNED", str(pruned)
-            trial.set_user_attr(FAIL_REASON, reason)
-            raise
-        except TrainingDiverged as error:
-            reason = f"diverged: {error}"
-            trial.set_user_attr(FAIL_REASON, reason)
-            raise
+            evaluation.open_run()
+            while not evaluation.advance():
+                with interruptible():  # Ctrl-C stops the trial only here, not mid-write
+                    for _, result in scheduler.wait():
+                        evaluation.receive(result)
+                evaluation.open_run()
         except BaseException as error:  # KeyboardInterrupt included: the run must not stay open
-            if isinstance(error, KeyboardInterrupt):
-                state, reason = "KILLED", INTERRUPTED
-                trial.set_user_attr(FAIL_REASON, reason)  # the sweep re-enqueues its params
-            else:
-                state, reason = "FAIL", repr(error)
+            evaluation.fail(error)
             raise
         finally:
-            trial.set_user_attr("fit_seconds", outcome.fit_seconds)
-            if state != "KILLED":
-                open_run(wait=True)  # a trial shorter than the tracking store's start-up
-            for run in tracked:
-                seconds = time.perf_counter() - started
-                if self.background is None:
-                    self._close_run(run, outcome, state, reason, seconds)
-                else:
-                    self.background.submit(
-                        partial(self._close_run, run, outcome, state, reason, seconds)
-                    )
+            scheduler.remove(evaluation)  # folds of a pruned or failed trial: never started
+        return evaluation.complete()
 
     def _close_run(
         self, run, outcome: FoldOutcome, state: str, reason: str | None, seconds: float
@@ -225,3 +186,83 @@ class Objective:
         if state == "COMPLETE" and self.log_models:
             run.log_model(outcome.ensemble(), self.X[:5])
         run.end(state, reason)
+
+
+class TrialEvaluation:
+    """One trial in flight: its parameters, its folds (``tasks``) and their results, its run.
+
+    The driver schedules ``tasks``, hands each result to :meth:`receive` and calls
+    :meth:`advance`, which reports the folds to the pruner in fold order (a fold that finishes
+    early waits for the ones before it, so the pruner sees the same sequence in every run with
+    the same seed) and raises ``optuna.TrialPruned`` or :class:`TrainingDiverged` when the trial
+    must stop. It ends with :meth:`complete` (returns the value) or :meth:`fail`.
+    """
+
+    def __init__(self, objective: Objective, trial: optuna.Trial):
+        self.objective, self.trial = objective, trial
+        self.started = time.perf_counter()
+        record_owner(trial)
+        self.params = suggest_params(trial, objective.search_space)
+        network_kwargs = {**objective.fixed_params, **network_params(self.params)}
+        self.tasks = fold_tasks(
+            network_kwargs, objective.X, objective.y, folds=objective.folds, seed=objective.seed
+        )
+        self.outcome = FoldOutcome()
+        self._arrived: dict[int, FoldResult] = {}
+        self._runs: list = []  # the trial's run, opened while its folds run
+
+    def receive(self, result: FoldResult) -> None:
+        self._arrived[result.fold] = result
+
+    def advance(self) -> bool:
+        """Handle the folds received so far, in fold order; True once all are handled."""
+        objective, outcome = self.objective, self.outcome
+        while len(outcome.curves) in self._arrived:
+            result = self._arrived.pop(len(outcome.curves))
+            _handle_fold(self.trial, outcome, result, objective.folds, objective.workers)
+        return len(outcome.curves) == objective.folds
+
+    def complete(self) -> float:
+        """The mean of the fold scores; records them and closes the trial's run."""
+        scores = self.outcome.scores
+        self.trial.set_user_attr("fold_scores", [scores[f] for f in sorted(scores)])
+        self.trial.set_user_attr("cv_std", float(np.std(list(scores.values()))))
+        self._end("COMPLETE", None)
+        return float(np.mean(list(scores.values())))
+
+    def fail(self, error: BaseException) -> None:
+        """Record why the trial stops (pruned, diverged, interrupted, crashed); close its run."""
+        recorded = True  # the reason goes on the trial too, except for a crash's repr
+        if isinstance(error, optuna.TrialPruned):
+            state, reason = "PRUNED", str(error)
+        elif isinstance(error, TrainingDiverged):
+            state, reason = "FAIL", f"diverged: {error}"
+        elif isinstance(error, KeyboardInterrupt):
+            state, reason = "KILLED", INTERRUPTED  # the sweep re-enqueues its params
+        else:
+            state, reason, recorded = "FAIL", repr(error), False
+        if recorded:
+            self.trial.set_user_attr(FAIL_REASON, reason)
+        self._end(state, reason)
+
+    def open_run(self, wait: bool = False) -> None:
+        """Open the trial's run if the tracking store is ready (or once it is, with ``wait``);
+        the drivers ask while the folds run."""
+        open_run = self.objective.open_run
+        if open_run is not None and not self._runs:
+            run = open_run(self.trial, self.params, wait)
+            if run is not None:
+                self._runs.append(run)
+
+    def _end(self, state: str, reason: str | None) -> None:
+        self.trial.set_user_attr("fit_seconds", self.outcome.fit_seconds)
+        if state != "KILLED":
+            self.open_run(wait=True)  # a trial shorter than the tracking store's start-up
+        seconds = time.perf_counter() - self.started
+        objective = self.objective
+        for run in self._runs:
+            close = partial(objective._close_run, run, self.outcome, state, reason, seconds)
+            if objective.background is None:
+                close()
+            else:
+                objective.background.submit(close)

@@ -195,17 +195,6 @@ def claim_budget(trial: optuna.Trial, n_trials: int) -> None:
         raise BudgetReached(f"study budget of {n_trials} trials reached by other workers")
 
 
-class BudgetCallback:
-    """Stops this worker once the study's finished + running trials reach the budget."""
-
-    def __init__(self, n_trials: int):
-        self.n_trials = n_trials
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if budget_used(study) >= self.n_trials:
-            study.stop()
-
-
 def record_owner(trial: optuna.Trial) -> None:
     """Remember which process runs the trial, so that a later start can tell if it died."""
     trial.set_user_attr(OWNER_HOST, socket.gethostname())

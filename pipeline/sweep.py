@@ -40,11 +40,10 @@ from pipeline.cross_validation import (
 from pipeline.data import check_class_counts, load_dataset, split_train_test
 from pipeline.errors import UserInputError
 from pipeline.interruption import InterruptGuard, quiet_failed_trials, requeue_interrupted
-from pipeline.objective import Objective, TrainingDiverged
+from pipeline.objective import Objective, TrainingDiverged, TrialEvaluation
 from pipeline.preflight import check_local_stores
 from pipeline.redaction import redact
 from pipeline.study import (
-    BudgetCallback,
     budget_used,
     check_direction,
     claim_budget,
@@ -53,6 +52,7 @@ from pipeline.study import (
     open_study,
     recover_lost_trials,
 )
+from pipeline.trial_loop import run_trials
 
 # MLflow (pipeline.tracking, .lost_runs, .champion) is imported on the tracking thread, not
 # here: its 2 s of imports then overlap the first trial's folds instead of preceding them.
@@ -243,18 +243,23 @@ def run_sweep(cfg: DictConfig) -> dict:
     )
     limit_worker_threads(resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds))
 
-    def budgeted(trial: optuna.Trial) -> float:
+    def begin(trial: optuna.Trial) -> TrialEvaluation:
         claim_budget(trial, cfg.study.n_trials)
         trial.set_user_attr(WORKER_ATTR, cfg.worker)
-        return objective(trial)
+        return objective.begin(trial)
 
     def optimize(n_trials: int) -> None:
-        study.optimize(
-            budgeted,
+        run_trials(
+            study,
+            begin,
             n_trials=n_trials,
+            workers=objective.workers,
             catch=(TrainingDiverged,),
-            callbacks=[BudgetCallback(cfg.study.n_trials), guard.after_trial],
-            show_progress_bar=cfg.progress_bar,
+            # Ask no more once the study's budget is taken (other workers' trials included) or
+            # Ctrl-C came during bookkeeping (the loop then stops at its next wait for folds).
+            stop=lambda: guard.requested or budget_used(study) >= cfg.study.n_trials,
+            in_flight=cfg.study.trials_in_flight if objective.workers > 1 else 1,
+            progress_bar=cfg.progress_bar,
         )
         guard.raise_if_requested()
 

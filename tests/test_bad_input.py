@@ -102,6 +102,7 @@ CASES = [
     Case("unknown-sampler", ["sampler=annealing"], ["sampler=annealing", "tpe"]),
     Case("unknown-pruner", ["pruner=early"], ["pruner=early", "median"]),
     Case("unknown-direction", ["study.direction=sideways"], ["study.direction", "maximize"]),
+    Case("three-in-flight", ["study.trials_in_flight=3"], ["study.trials_in_flight", "1 or 2"]),
     Case("unknown-solver", ["model.solver=rmsprop"], ["model.solver", "adam"]),
     Case("batch-with-gd", ["model.solver=gd", "model.batch_size=16"], ["model.batch_size", "sgd"]),
     Case("empty-activations", ["search_space.activation.choices=[]"], ["activation.choices"]),

@@ -7,7 +7,7 @@ import optuna
 import pytest
 from sklearn.datasets import load_iris
 
-from pipeline.cross_validation import iter_fold_results
+from pipeline.cross_validation import FoldScheduler, fold_tasks, iter_fold_results
 from pipeline.fitted_model import standardisation
 from pipeline.fold_worker import fit_fold
 from pipeline.objective import Objective, TrainingDiverged, evaluate_folds
@@ -82,11 +82,33 @@ def test_a_run_not_ready_at_the_first_folds_is_opened_before_the_trial_ends(iris
         return run
 
     value = make_objective(X, y, open_run=open_run, log_models=False)(optuna.trial.FixedTrial(GOOD))
-    assert asked == [False] * 4 + [True]  # when the folds start, after each of 3, at the end
+    # Asked when the folds start and as they arrive (not ready), then waited for at the end.
+    assert len(asked) >= 2 and not any(asked[:-1]) and asked[-1] is True
     (run,) = client.search_runs([experiment_id])
     assert run.info.status == "FINISHED"
     assert run.data.metrics["cv_accuracy_mean"] == pytest.approx(value)
     assert run.data.params["hidden_units"] == "16"
+
+
+def test_free_processes_go_to_the_oldest_trials_folds_first(iris):
+    """Two trials in flight: the second one's folds run only on processes the first one cannot
+    use any more (all its folds started), so they never delay it."""
+    X, y = iris
+    quick = {**FIXED, "hidden_layer_sizes": (8,), "learning_rate": 0.02, "iterations": 30}
+    scheduler = FoldScheduler(2)
+    scheduler.add("first", fold_tasks({**quick, "activation": "tanh"}, X, y, folds=3, seed=0))
+    scheduler.add("second", fold_tasks({**quick, "activation": "relu"}, X, y, folds=3, seed=0))
+    assert sorted(scheduler._running.values()) == ["first", "first"]  # white box: the pool's
+    finished = []
+    while batch := scheduler.wait():
+        finished += [(owner, result.fold) for owner, result in batch]
+        if "second" in scheduler._running.values():
+            assert scheduler._queues["first"] == []
+    assert sorted(finished) == [("first", 0), ("first", 1), ("first", 2)] + [
+        ("second", 0),
+        ("second", 1),
+        ("second", 2),
+    ]
 
 
 def test_fold_results_arrive_for_every_fold_and_preprocessing_stays_in_the_fold(iris):
@@ -249,7 +271,7 @@ def test_closing_the_folds_cancels_the_ones_still_running(iris):
         "activation": "tanh",
     }
     results = iter_fold_results(slow, X, y, folds=5, seed=0, n_jobs=2)  # folds 0 and 1 start
-    running = list(results._running)  # white box: the pool's futures of those two folds
+    running = list(results._scheduler._running)  # white box: the pool's futures of the two
     results.close()
     stopped = [future.result(timeout=120) for future in running]
     # Finished fits would carry error None: "cancelled" comes from the training callback only.

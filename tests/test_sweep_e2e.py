@@ -133,7 +133,16 @@ def test_csv_with_string_labels(tmp_path):
 
 
 def test_seeded_sweeps_give_the_same_trials_and_scores(tmp_path):
-    args = [*FAST, "dataset=iris", "study.n_trials=4", "study.seed=7"]
+    # TPE past its start-up trials and the median pruner past its own: both depend on which
+    # trials are finished when a trial is sampled or pruned, and two trials are in flight.
+    args = [
+        *FAST,
+        "dataset=iris",
+        "study.n_trials=8",
+        "study.seed=7",
+        "sampler.n_startup_trials=3",
+        "pruner.n_startup_trials=2",
+    ]
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         assert_ok(run_cli(args, tmp_path / name))
@@ -142,6 +151,22 @@ def test_seeded_sweeps_give_the_same_trials_and_scores(tmp_path):
     assert [t.value for t in a] == [t.value for t in b]
     assert [t.state for t in a] == [t.state for t in b]
     assert [t.intermediate_values for t in a] == [t.intermediate_values for t in b]
+
+
+def test_the_next_trial_is_asked_before_the_current_one_ends(tmp_path):
+    """study.trials_in_flight=2 (default): trial k+1 starts before trial k is told, so that its
+    folds can take the process trial k leaves idle; with 1, trials run one after another."""
+    for in_flight in (2, 1):
+        folder = tmp_path / str(in_flight)
+        folder.mkdir()
+        args = [*FAST, "dataset=iris", "study.n_trials=5", f"study.trials_in_flight={in_flight}"]
+        assert_ok(run_cli(args, folder))
+        trials = load_study(folder, "iris-mlp").trials
+        overlaps = [
+            later.datetime_start < earlier.datetime_complete
+            for earlier, later in zip(trials, trials[1:], strict=False)
+        ]
+        assert overlaps == [in_flight == 2] * 4
 
 
 def test_help_and_cfg_job_work(tmp_path):
