@@ -232,7 +232,6 @@ class TrialEvaluation:
 
     def fail(self, error: BaseException) -> None:
         """Record why the trial stops (pruned, diverged, interrupted, crashed); close its run."""
-        recorded = True  # the reason goes on the trial too, except for a crash's repr
         if isinstance(error, optuna.TrialPruned):
             state, reason = "PRUNED", str(error)
         elif isinstance(error, TrainingDiverged):
@@ -240,9 +239,8 @@ class TrialEvaluation:
         elif isinstance(error, KeyboardInterrupt):
             state, reason = "KILLED", INTERRUPTED  # the sweep re-enqueues its params
         else:
-            state, reason, recorded = "FAIL", repr(error), False
-        if recorded:
-            self.trial.set_user_attr(FAIL_REASON, reason)
+            state, reason = "FAIL", repr(error)
+        self.trial.set_user_attr(FAIL_REASON, reason)
         self._end(state, reason)
 
     def open_run(self, wait: bool = False) -> None:

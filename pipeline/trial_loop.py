@@ -110,17 +110,21 @@ def run_trials(
                 _finish(study, current.trial, value, None, heartbeats, callbacks, bar)
                 continue
             with interruptible():  # Ctrl-C stops the sweep only here, not mid-write to a store
-                for evaluation, result in scheduler.wait():
-                    evaluation.receive(result)
+                finished = scheduler.wait()
+            if not finished:  # a fold neither running nor queued: would wait forever
+                raise RuntimeError(f"trial {current.trial.number}: its folds were lost")
+            for evaluation, result in finished:
+                evaluation.receive(result)
             for evaluation in flight:
                 evaluation.open_run()
     except BaseException as error:
         # Ctrl-C, or a trial's error raised above: the trials still in flight end with it.
+        reason = error if isinstance(error, KeyboardInterrupt) else _Abandoned()
         while flight:
             evaluation = flight.popleft()
             scheduler.remove(evaluation)
-            evaluation.fail(error if isinstance(error, KeyboardInterrupt) else _Abandoned())
-            _finish(study, evaluation.trial, None, error, heartbeats, callbacks=(), bar=None)
+            evaluation.fail(reason)
+            _finish(study, evaluation.trial, None, reason, heartbeats, callbacks=(), bar=None)
         raise
     finally:
         heartbeats.stop()
