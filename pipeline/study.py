@@ -174,8 +174,8 @@ def claim_budget(trial: optuna.Trial, n_trials: int) -> None:
     Workers check the budget before asking for a trial, but two of them can both see one trial
     left and both ask. Trial numbers are handed out in one order by the storage, so each trial
     counts the trials numbered before it (finished, running, or waiting to be run, like an
-    enqueued retry) and the one that comes too late is marked :data:`OVER_BUDGET`, stops its
-    worker and raises :class:`BudgetReached` before any work or MLflow run. Without a lock that
+    enqueued retry) and the one that comes too late is marked :data:`OVER_BUDGET` and raises
+    :class:`BudgetReached` before any work or MLflow run (pipeline.trial_loop then asks no more). Without a lock that
     every storage shares, this is what makes the total exact: Optuna's MaxTrialsCallback
     overshoots by up to workers - 1 (seen here with 2 workers on 10 trials).
     """
@@ -191,7 +191,6 @@ def claim_budget(trial: optuna.Trial, n_trials: int) -> None:
     if earlier >= n_trials:
         trial.set_user_attr(OVER_BUDGET, True)
         trial.set_user_attr(FAIL_REASON, f"over budget: {n_trials} trials were already taken")
-        trial.study.stop()
         raise BudgetReached(f"study budget of {n_trials} trials reached by other workers")
 
 

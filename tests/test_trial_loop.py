@@ -8,6 +8,7 @@ from optuna.trial import TrialState
 from sklearn.datasets import load_iris
 
 from pipeline.objective import Objective, TrainingDiverged
+from pipeline.study import OVER_BUDGET, claim_budget
 from pipeline.trial_loop import run_trials
 from tests.helpers import compose_config
 
@@ -78,3 +79,21 @@ def test_no_new_trial_once_stop_says_so(objective):
     run_trials(study, objective.begin, n_trials=10, workers=2, stop=lambda: len(study.trials) >= 3)
     assert len(study.trials) == 3
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
+
+
+def test_a_trial_over_the_budget_ends_quietly_and_stops_the_asking(objective):
+    """Another worker took trials meanwhile: the trial that comes too late is marked, pruned
+    (not failed) and the loop asks no more, while the trial in flight completes."""
+    study = new_study()
+    taken = [study.ask(), study.ask()]  # "another worker's" trials, still running
+
+    def begin(trial):
+        claim_budget(trial, 3)
+        return objective.begin(trial)
+
+    run_trials(study, begin, n_trials=5, workers=2)
+    trials = study.trials
+    assert [t.state for t in trials[2:]] == [TrialState.COMPLETE, TrialState.PRUNED]
+    assert trials[3].user_attrs[OVER_BUDGET] is True
+    for trial in taken:
+        study.tell(trial, state=TrialState.FAIL)
