@@ -40,14 +40,21 @@ def test_trials_run_two_at_a_time_and_all_are_told(objective):
     )
 
 
-def test_a_caught_failure_ends_its_trial_only(objective):
-    study = new_study()
+def failing_at(number: int, error: Exception, objective: Objective):
+    """``objective.begin``, except that trial ``number`` raises ``error`` as it begins."""
 
     def begin(trial):
-        if trial.number == 1:
-            raise TrainingDiverged("fold 0: diverged at iteration 1 (a test)")
+        if trial.number == number:
+            raise error
         return objective.begin(trial)
 
+    return begin
+
+
+def test_a_caught_failure_ends_its_trial_only(objective):
+    study = new_study()
+    diverged = TrainingDiverged("fold 0: diverged at iteration 1 (a test)")
+    begin = failing_at(1, diverged, objective)
     run_trials(study, begin, n_trials=4, workers=2, catch=(TrainingDiverged,))
     states = [t.state for t in study.trials]
     assert states == [
@@ -60,14 +67,8 @@ def test_a_caught_failure_ends_its_trial_only(objective):
 
 def test_an_uncaught_error_also_ends_the_other_trial_in_flight(objective):
     study = new_study()
-
-    def begin(trial):
-        if trial.number == 2:
-            raise RuntimeError("a bug")
-        return objective.begin(trial)
-
     with pytest.raises(RuntimeError, match="a bug"):
-        run_trials(study, begin, n_trials=6, workers=2)
+        run_trials(study, failing_at(2, RuntimeError("a bug"), objective), n_trials=6, workers=2)
     # Trial 2 is asked once trial 0 is told, while trial 1 is in flight: 1 and 2 end failed.
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL]
