@@ -1,14 +1,14 @@
 """k-fold cross-validation of one configuration, the folds fitted in parallel worker processes.
 
-Results arrive as the folds finish, so that the objective can report them to the pruner as
-soon as it may (in fold order, see pipeline.objective) and stop a hopeless trial by closing the
-iterator: folds not yet started are then never started. The processes are joblib's reusable
+Results arrive as the folds finish (:class:`FoldScheduler`), so that the objective can report
+them to the pruner as soon as it may (in fold order, see pipeline.objective) and stop a hopeless
+trial by removing it: folds not yet started are then never started. The processes are joblib's reusable
 loky pool, used through its futures rather than ``joblib.Parallel``: closing a ``Parallel``
 generator early kills and respawns the pool (measured: ~0.8 s, and every new process imports
 its modules again), which made each pruned trial cost more than it saved.
 
 A fold still running when its trial is pruned would otherwise be fitted to the end and thrown
-away while the next trial waits for its process: closing raises a cancel flag (a file) that the
+away while the next trial waits for its process: removing the trial raises a cancel flag (a file) that the
 fold's training callback checks every few iterations, so the process is free for the next trial
 within milliseconds. What runs inside a fold process is in pipeline.fold_worker.
 """
@@ -20,7 +20,6 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
 from typing import Any
@@ -136,31 +135,6 @@ def fold_tasks(
     ]
 
 
-def iter_fold_results(
-    network_kwargs: dict[str, Any],
-    X: np.ndarray,
-    y: np.ndarray,
-    *,
-    folds: int,
-    seed: int,
-    n_jobs: int,
-) -> Iterator[FoldResult]:
-    """Each fold's :class:`FoldResult` as it finishes (stratified, shuffled, seeded folds).
-
-    The first ``n_jobs`` folds start now, in the pool; iterating waits for results, and each
-    result received starts the next fold. ``close()`` (a pruned trial) starts no more folds and
-    cancels those still running (their results would be thrown away), so the pool's processes
-    are free for the next trial at once. Each fold process gets ``worker_cores() // n_jobs``
-    BLAS threads. With ``n_jobs=1`` the folds run one after another in this process, when
-    iterated.
-    """
-    tasks = fold_tasks(network_kwargs, X, y, folds=folds, seed=seed)
-    workers = resolve_n_jobs(n_jobs, folds)
-    if workers == 1:
-        return (fit_fold(*task) for task in tasks)
-    return PooledFolds(tasks, workers)
-
-
 class FoldScheduler:
     """The pool's processes shared by the trials in flight: at most ``workers`` folds run at
     once, and a free process takes the next fold of the oldest trial that still has one.
@@ -219,27 +193,3 @@ class FoldScheduler:
             task = self._queues[owner].pop(0)
             future = self._executor.submit(fit_fold, *task, self._threads, self._flags[owner])
             self._running[future] = owner
-
-
-class PooledFolds:
-    """One trial's folds in the pool (a :class:`FoldScheduler` of its own): an iterator of
-    results in the order they finish, with ``close()`` to cancel the rest."""
-
-    def __init__(self, tasks: list[tuple], workers: int):
-        self._scheduler = FoldScheduler(workers)
-        self._scheduler.add(self, tasks)
-        self._done: list[FoldResult] = []
-
-    def __iter__(self) -> PooledFolds:
-        return self
-
-    def __next__(self) -> FoldResult:
-        if not self._done:
-            self._done = [result for _, result in self._scheduler.wait()]
-            if not self._done:
-                raise StopIteration
-        return self._done.pop()
-
-    def close(self) -> None:
-        """Start no more folds; the running ones stop at their next look at the cancel flag."""
-        self._scheduler.remove(self)

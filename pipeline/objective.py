@@ -15,7 +15,7 @@ import numpy as np
 import optuna
 
 from pipeline.background_logging import BackgroundLog
-from pipeline.cross_validation import FoldScheduler, fold_tasks, iter_fold_results, resolve_n_jobs
+from pipeline.cross_validation import FoldScheduler, fold_tasks, resolve_n_jobs
 from pipeline.fitted_model import FoldEnsemble
 from pipeline.fold_worker import FoldResult
 from pipeline.interruption import INTERRUPTED, interruptible
@@ -76,22 +76,23 @@ def evaluate_folds(
     sequence of reports, and the trial ends the same way, in every run with the same seed.
 
     Raises ``optuna.TrialPruned`` or :class:`TrainingDiverged`; either way the folds not yet
-    started are never started. The fold iterator is closed explicitly, at once, rather than
-    whenever the garbage collector gets to the pruned trial's frame.
+    started are never started, and those running are cancelled at once, rather than whenever
+    the garbage collector gets to the pruned trial's frame.
     """
     outcome = FoldOutcome() if outcome is None else outcome
-    results = iter_fold_results(network_kwargs, X, y, folds=folds, seed=seed, n_jobs=n_jobs)
     workers = resolve_n_jobs(n_jobs, folds)
+    scheduler, owner = FoldScheduler(workers), object()
+    scheduler.add(owner, fold_tasks(network_kwargs, X, y, folds=folds, seed=seed))
     arrived: dict[int, FoldResult] = {}
     try:
         while len(outcome.curves) < folds:
             with interruptible():  # Ctrl-C stops the trial only here, not mid-write to a store
-                result = next(results)
-            arrived[result.fold] = result
+                for _, result in scheduler.wait():
+                    arrived[result.fold] = result
             while len(outcome.curves) in arrived:
                 _handle_fold(trial, outcome, arrived.pop(len(outcome.curves)), folds, workers)
     finally:
-        results.close()
+        scheduler.remove(owner)
     return outcome
 
 

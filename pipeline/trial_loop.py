@@ -15,9 +15,9 @@ a seeded sweep still repeats itself:
 - trial k+1's results are reported to the pruner, in fold order, only after trial k is told.
 
 The loop does what ``study.optimize`` did for the sweep: heartbeats and stale-trial checks on
-storages with heartbeats, ``tell`` with the trial's state, the caught exceptions, the
-callbacks, the progress bar; Ctrl-C stops it only while it waits for folds (or, requested
-meanwhile, after a trial is told), and ends the trials in flight as interrupted.
+storages with heartbeats, ``tell`` with the trial's state, the caught exceptions, the progress
+bar; Ctrl-C stops it only while it waits for folds (requested meanwhile, the sweep's ``stop()``
+asks for no new trial and the next wait stops), and ends the trials in flight as interrupted.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import logging
 import threading
 import warnings
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import optuna
 from optuna.storages import fail_stale_trials
@@ -47,7 +47,6 @@ def run_trials(
     n_trials: int,
     workers: int,
     catch: tuple[type[Exception], ...] = (),
-    callbacks: Sequence[Callable] = (),
     stop: Callable[[], bool] = lambda: False,
     in_flight: int = 2,
     progress_bar: bool = False,
@@ -57,8 +56,7 @@ def run_trials(
     ``begin(trial)`` suggests a new trial's parameters and returns its
     :class:`~pipeline.objective.TrialEvaluation`; raising :class:`~pipeline.study.BudgetReached`
     there ends the trial and the loop. ``stop()`` is asked before each new trial (True: ask no
-    more). ``callbacks(study, frozen_trial)`` run after each trial is told, as in Optuna.
-    An exception of a trial that is not in ``catch`` ends the loop and is raised, after the
+    more). An exception of a trial that is not in ``catch`` ends the loop and is raised, after the
     other trial in flight has been ended too.
     """
     scheduler = FoldScheduler(workers)
@@ -80,10 +78,10 @@ def run_trials(
                     evaluation = begin(trial)
                 except BudgetReached as over:
                     exhausted = True
-                    _finish(study, trial, None, over, heartbeats, callbacks, bar)
+                    _finish(study, trial, None, over, heartbeats, bar)
                     continue
                 except BaseException as error:
-                    _finish(study, trial, None, error, heartbeats, callbacks, bar)
+                    _finish(study, trial, None, error, heartbeats, bar)
                     if isinstance(error, catch):
                         continue
                     raise
@@ -99,7 +97,7 @@ def run_trials(
                 flight.popleft()
                 scheduler.remove(current)
                 current.fail(error)
-                _finish(study, current.trial, None, error, heartbeats, callbacks, bar)
+                _finish(study, current.trial, None, error, heartbeats, bar)
                 if isinstance(error, (optuna.TrialPruned, *catch)):
                     continue
                 raise
@@ -107,7 +105,7 @@ def run_trials(
                 flight.popleft()
                 scheduler.remove(current)
                 value = current.complete()
-                _finish(study, current.trial, value, None, heartbeats, callbacks, bar)
+                _finish(study, current.trial, value, None, heartbeats, bar)
                 continue
             with interruptible():  # Ctrl-C stops the sweep only here, not mid-write to a store
                 finished = scheduler.wait()
@@ -124,7 +122,7 @@ def run_trials(
             evaluation = flight.popleft()
             scheduler.remove(evaluation)
             evaluation.fail(reason)
-            _finish(study, evaluation.trial, None, reason, heartbeats, callbacks=(), bar=None)
+            _finish(study, evaluation.trial, None, reason, heartbeats, bar=None)
         raise
     finally:
         heartbeats.stop()
@@ -139,7 +137,7 @@ class _Abandoned(Exception):
         return "abandoned: the sweep stopped on another trial's error"
 
 
-def _finish(study, trial, value, error, heartbeats, callbacks, bar) -> None:
+def _finish(study, trial, value, error, heartbeats, bar) -> None:
     """Tell the trial's state to the study, then run the callbacks and move the bar."""
     heartbeats.remove(trial)
     if error is None:
@@ -153,9 +151,6 @@ def _finish(study, trial, value, error, heartbeats, callbacks, bar) -> None:
         study.tell(trial, state=TrialState.FAIL)
         if not isinstance(error, KeyboardInterrupt):
             log.warning("Trial %d failed: %r", trial.number, error)
-    frozen = study._storage.get_trial(trial._trial_id)
-    for callback in callbacks:
-        callback(study, frozen)
     if bar is not None:
         bar.update(1)
         try:

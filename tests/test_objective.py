@@ -7,7 +7,7 @@ import optuna
 import pytest
 from sklearn.datasets import load_iris
 
-from pipeline.cross_validation import FoldScheduler, fold_tasks, iter_fold_results
+from pipeline.cross_validation import FoldScheduler, fold_tasks
 from pipeline.fitted_model import standardisation
 from pipeline.fold_worker import fit_fold
 from pipeline.objective import Objective, TrainingDiverged, evaluate_folds
@@ -27,6 +27,21 @@ GOOD = {
 @pytest.fixture(scope="module")
 def iris():
     return load_iris(return_X_y=True)
+
+
+def start_folds(kwargs, X, y, folds: int) -> FoldScheduler:
+    """One trial's folds (owner "trial") started in the pool of 2 processes."""
+    scheduler = FoldScheduler(2)
+    scheduler.add("trial", fold_tasks(kwargs, X, y, folds=folds, seed=0))
+    return scheduler
+
+
+def all_results(kwargs, X, y, folds: int) -> list:
+    """Every fold's FoldResult, in the order the folds finish."""
+    scheduler, results = start_folds(kwargs, X, y, folds), []
+    while batch := scheduler.wait():
+        results += [result for _, result in batch]
+    return results
 
 
 def make_objective(X, y, **kwargs) -> Objective:
@@ -123,7 +138,7 @@ def test_fold_results_arrive_for_every_fold_and_preprocessing_stays_in_the_fold(
         "iterations": 100,
         "activation": "relu",
     }
-    results = list(iter_fold_results(kwargs, X, y, folds=3, seed=0, n_jobs=2))
+    results = all_results(kwargs, X, y, folds=3)
     assert sorted(r.fold for r in results) == [0, 1, 2]
     assert all(r.score > 0.8 for r in results)
     for r in results:  # each fold's scaler was fitted on its own training rows only
@@ -206,7 +221,7 @@ def test_no_prune_once_every_remaining_fold_is_already_running(iris):
 
 
 def test_a_pruned_trial_leaves_the_process_pool_alive(iris):
-    """Closing the fold generator must not kill the pool: a respawn costs every later trial."""
+    """Cancelling a trial's folds must not kill the pool: a respawn costs every later trial."""
     X, y = iris
     kwargs = {
         **FIXED,
@@ -216,9 +231,9 @@ def test_a_pruned_trial_leaves_the_process_pool_alive(iris):
         "activation": "tanh",
     }
     before = _fold_pids(kwargs, X, y)
-    results = iter_fold_results(kwargs, X, y, folds=5, seed=0, n_jobs=2)
-    next(results)
-    results.close()  # what a pruned trial does
+    scheduler = start_folds(kwargs, X, y, folds=5)
+    scheduler.wait()
+    scheduler.remove("trial")  # what a pruned trial does
     assert _fold_pids(kwargs, X, y) == before
 
 
@@ -227,7 +242,7 @@ def _fold_pids(kwargs, X, y) -> set[int]:
     from joblib.externals.loky import get_reusable_executor
 
     executor = get_reusable_executor(max_workers=2)
-    list(iter_fold_results(kwargs, X, y, folds=2, seed=0, n_jobs=2))
+    all_results(kwargs, X, y, folds=2)
     return set(executor._processes)
 
 
@@ -270,14 +285,14 @@ def test_closing_the_folds_cancels_the_ones_still_running(iris):
         "iterations": 20000,  # ~6 s per fold
         "activation": "tanh",
     }
-    results = iter_fold_results(slow, X, y, folds=5, seed=0, n_jobs=2)  # folds 0 and 1 start
-    running = list(results._scheduler._running)  # white box: the pool's futures of the two
-    results.close()
+    scheduler = start_folds(slow, X, y, folds=5)  # folds 0 and 1 start
+    running = list(scheduler._running)  # white box: the pool's futures of those two
+    scheduler.remove("trial")
     stopped = [future.result(timeout=120) for future in running]
     # Finished fits would carry error None: "cancelled" comes from the training callback only.
     assert [r.error for r in stopped] == ["cancelled", "cancelled"]
     quick = {**slow, "hidden_layer_sizes": (4,), "iterations": 3}
-    assert len(list(iter_fold_results(quick, X, y, folds=2, seed=0, n_jobs=2))) == 2
+    assert len(all_results(quick, X, y, folds=2)) == 2
 
 
 def test_a_flagged_fold_stops_its_training_and_says_so(iris, tmp_path):
