@@ -175,9 +175,10 @@ def claim_budget(trial: optuna.Trial, n_trials: int) -> None:
     left and both ask. Trial numbers are handed out in one order by the storage, so each trial
     counts the trials numbered before it (finished, running, or waiting to be run, like an
     enqueued retry) and the one that comes too late is marked :data:`OVER_BUDGET` and raises
-    :class:`BudgetReached` before any work or MLflow run (pipeline.trial_loop then asks no more). Without a lock that
-    every storage shares, this is what makes the total exact: Optuna's MaxTrialsCallback
-    overshoots by up to workers - 1 (seen here with 2 workers on 10 trials).
+    :class:`BudgetReached` before any work or MLflow run (pipeline.trial_loop then asks no
+    more). Without a lock that every storage shares, this is what makes the total exact:
+    Optuna's MaxTrialsCallback overshoots by up to workers - 1 (seen here with 2 workers on 10
+    trials).
     """
     trials = trial.study.get_trials(deepcopy=False)
     replaced = replaced_numbers(trials)
