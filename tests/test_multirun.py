@@ -143,7 +143,8 @@ def merged(base: list[str], changes: list[str]) -> list[str]:
 
 
 def wait_for_running_trial(storage: str, name: str, worker: int, timeout: float = 240):
-    """A RUNNING trial of ``worker`` whose MLflow run is open: it is inside its folds now."""
+    """The newest RUNNING trial of ``worker`` whose MLflow run is open: it is inside its folds
+    now. (With two trials in flight, the older one may be told before a kill lands.)"""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -151,7 +152,7 @@ def wait_for_running_trial(storage: str, name: str, worker: int, timeout: float 
         except KeyError:  # not created yet
             time.sleep(0.2)
             continue
-        for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+        for trial in reversed(study.get_trials(states=(optuna.trial.TrialState.RUNNING,))):
             attrs = trial.user_attrs
             if attrs.get("worker") == worker and OWNER_PID in attrs and "mlflow_run_id" in attrs:
                 return trial
@@ -220,6 +221,14 @@ def test_worker_killed_mid_trial_loses_nothing(tmp_path, kind):
     ]
     assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.COMPLETE
     assert retries[0].params == lost.params
+    # The victim's other trial in flight, if it was still running, is lost and retried too.
+    for other in study.trials:
+        if other.user_attrs.get(OWNER_PID) == victim.user_attrs[OWNER_PID] and (
+            other.state == optuna.trial.TrialState.FAIL
+        ):
+            again = [t for t in study.trials if t.user_attrs.get(RETRY_OF) == other.number]
+            again += [t for t in study.trials if t.system_attrs.get("failed_trial") == other.number]
+            assert [t.state for t in again] == [optuna.trial.TrialState.COMPLETE]
 
     client = sqlite_client(tmp_path)
     parents, children = study_runs(client, EXPERIMENT, name)
