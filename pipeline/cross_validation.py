@@ -176,6 +176,7 @@ class FoldScheduler:
         if self._executor is None:
             owner = next((o for o, queue in self._queues.items() if queue), None)
             return [] if owner is None else [(owner, fit_fold(*self._queues[owner].pop(0)))]
+        self._fill()
         if not self._running:
             return []
         done, _ = wait(self._running, return_when=FIRST_COMPLETED)
@@ -184,9 +185,12 @@ class FoldScheduler:
         return finished
 
     def _fill(self) -> None:
+        """Start folds on the free processes. A finished fold frees its process at once, even
+        before :meth:`wait` hands its result over: the driver may be busy elsewhere meanwhile
+        (logging a trial, sampling the next one), and the processes should not idle for it."""
         if self._executor is None:
             return
-        while len(self._running) < self.workers:
+        while sum(not future.done() for future in self._running) < self.workers:
             owner = next((o for o, queue in self._queues.items() if queue), None)
             if owner is None:
                 return

@@ -126,6 +126,24 @@ def test_free_processes_go_to_the_oldest_trials_folds_first(iris):
     ]
 
 
+def test_a_finished_fold_frees_its_process_before_its_result_is_collected(iris):
+    """While the driver is busy elsewhere (logging, sampling) and has not collected a finished
+    fold yet, a trial added meanwhile still gets that process at once."""
+    X, y = iris
+    quick = {**FIXED, "hidden_layer_sizes": (4,), "learning_rate": 0.02, "iterations": 3}
+    scheduler = FoldScheduler(2)
+    scheduler.add("first", fold_tasks(quick, X, y, folds=2, seed=0))
+    for future in list(scheduler._running):  # white box: both folds done, none collected
+        future.result(timeout=60)
+    scheduler.add("second", fold_tasks(quick, X, y, folds=2, seed=0))
+    assert list(scheduler._running.values()).count("second") == 2
+    assert scheduler._queues["second"] == []
+    finished = []
+    while batch := scheduler.wait():
+        finished += [(owner, result.fold) for owner, result in batch]
+    assert sorted(finished) == [("first", 0), ("first", 1), ("second", 0), ("second", 1)]
+
+
 def test_fold_results_arrive_for_every_fold_and_preprocessing_stays_in_the_fold(iris):
     X, y = iris
     # A huge offset on one feature: scaling fitted per fold must absorb it.
