@@ -30,6 +30,7 @@ from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from pipeline.fold_worker import FoldResult, fit_fold, ready
+from pipeline.study import process_alive
 
 # Set by the multirun callback (pipeline/multirun.py) in the launching process: how many workers
 # a local launcher (joblib, submitit_local) runs at once on this machine.
@@ -87,15 +88,26 @@ def run_in_pool(processes: int, function, *args) -> Future:
 
 
 _cancel_folder: list[str] = []  # this process's folder of cancel flags, made when first needed
+CANCEL_FOLDER_PREFIX = "mlp-sweep-cancel-"  # then the sweep's pid, "-", a random suffix
 
 
 def new_cancel_flag() -> str:
     """A path, not yet created, for one trial's cancel flag (under a folder removed at exit)."""
     if not _cancel_folder:
-        folder = tempfile.mkdtemp(prefix="mlp-sweep-cancel-")
+        remove_stale_cancel_folders(tempfile.gettempdir())
+        folder = tempfile.mkdtemp(prefix=f"{CANCEL_FOLDER_PREFIX}{os.getpid()}-")
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         _cancel_folder.append(folder)
     return os.path.join(_cancel_folder[0], uuid.uuid4().hex)
+
+
+def remove_stale_cancel_folders(parent: str) -> None:
+    """Remove the cancel-flag folders of sweeps whose process is gone: a killed sweep (SIGKILL,
+    a lost node) never runs the clean-up registered at exit."""
+    for folder in Path(parent).glob(f"{CANCEL_FOLDER_PREFIX}*-*"):
+        pid = folder.name.removeprefix(CANCEL_FOLDER_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def stop_fold_workers() -> None:

@@ -206,10 +206,11 @@ def owner_gone(trial: FrozenTrial) -> bool:
     pid = trial.user_attrs.get(OWNER_PID)
     if trial.user_attrs.get(OWNER_HOST) != socket.gethostname() or pid is None:
         return False
-    return int(pid) != os.getpid() and not _process_alive(int(pid))
+    return int(pid) != os.getpid() and not process_alive(int(pid))
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs (a zombie does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import optuna
 import pytest
 from sklearn.datasets import load_iris
 
-from pipeline.cross_validation import FoldScheduler, fold_tasks
+from pipeline.cross_validation import (
+    CANCEL_FOLDER_PREFIX,
+    FoldScheduler,
+    fold_tasks,
+    remove_stale_cancel_folders,
+)
 from pipeline.fitted_model import standardisation
 from pipeline.fold_worker import fit_fold
 from pipeline.objective import Objective, TrainingDiverged, evaluate_folds
@@ -357,3 +366,23 @@ def test_a_fold_process_does_not_import_scikit_learn():
     code = "import sys, pipeline.fold_worker; print('sklearn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_cancel_folders_of_killed_sweeps_are_removed(tmp_path):
+    """A sweep killed by SIGKILL never runs its exit clean-up; the next one removes its folder."""
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    killed = tmp_path / f"{CANCEL_FOLDER_PREFIX}{ended.stdout.strip()}-a1"
+    killed.mkdir()
+    (killed / "flag").touch()
+    running = tmp_path / f"{CANCEL_FOLDER_PREFIX}{os.getpid()}-b2"
+    running.mkdir()
+    unrelated = tmp_path / "mlp-sweep-cancel-c3"  # no pid in its name: not ours to judge
+    unrelated.mkdir()
+    remove_stale_cancel_folders(str(tmp_path))
+    assert not killed.exists()
+    assert running.exists() and unrelated.exists()
