@@ -178,6 +178,8 @@ class FoldScheduler:
         flag = self._flags.pop(owner, None)
         running = [future for future, o in self._running.items() if o is owner]
         if running and flag is not None:
+            # Its folder is recreated if another sweep took this one for dead and removed it.
+            Path(flag).parent.mkdir(parents=True, exist_ok=True)
             Path(flag).touch()
         for future in running:
             del self._running[future]
