@@ -62,6 +62,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from pipeline.data import load_dataset, split_train_test
+from pipeline.sweep import PARENT_RUN_ATTR
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -199,7 +200,7 @@ def parent_metric(folder: Path, study: optuna.Study, name: str) -> float:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
-    return client.get_run(study.user_attrs["mlflow_parent_run_id"]).data.metrics.get(name, 0.0)
+    return client.get_run(study.user_attrs[PARENT_RUN_ATTR]).data.metrics.get(name, 0.0)
 
 
 def read_study(run: PipelineRun, study: optuna.Study, started_at: float) -> None:

@@ -17,7 +17,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.study import OWNER_PID, RETRY_OF
+from pipeline.study import FAIL_REASON, OWNER_PID, RETRY_OF
 from tests.workers import (
     POSTGRES_URL,
     TINY,
@@ -219,7 +219,7 @@ def test_worker_killed_mid_trial_loses_nothing(tmp_path, kind):
         for t in study.trials
         if t.user_attrs.get(OWNER_PID) == processes[1].pid
         and t.state == optuna.trial.TrialState.FAIL
-        and not t.user_attrs.get("fail_reason", "").startswith("diverged")
+        and not t.user_attrs.get(FAIL_REASON, "").startswith("diverged")
     ]
     assert lost_trials, "the kill landed in none of the victim's trials"
     assert victim.number in [t.number for t in lost_trials] or study.trials[
