@@ -5,17 +5,19 @@ simplifies to ``(P - Y) / n`` (softmax + cross-entropy, sigmoid + binary cross-e
 identity + squared error). So one function computes, in place on the output buffer, the output
 activation, the loss and the output delta, and never forms a log of every probability.
 
-``LOSSES[name](Z, Y, y_index)``:
+``LOSSES[name](Z, Y, y_index)``, with samples in columns as in training (see core.network):
 
-Z : ndarray of shape (n_samples, n_outputs)
+Z : ndarray of shape (n_outputs, n_samples)
     Output pre-activations; overwritten with the output delta dLoss/dZ.
-Y : ndarray of shape (n_samples, n_outputs)
-    Targets: one-hot rows for ``cross_entropy``, 0/1 column for ``binary_cross_entropy``,
-    real values for ``squared_error``.
+Y : ndarray of shape (n_outputs, n_samples)
+    Targets: 0/1 row for ``binary_cross_entropy``, real values for ``squared_error``; None for
+    ``cross_entropy``, which takes the classes as ``y_index``.
 y_index : ndarray of shape (n_samples,) of intp, or None
-    For ``cross_entropy`` only: flat indices ``i * n_outputs + y_i`` of the true class logits.
+    For ``cross_entropy`` only: flat indices ``y_i * n_samples + i`` of the true class logits.
 
 Returns the mean loss over the samples as a Python float (without the L2 penalty).
+
+``OUTPUT_ACTIVATIONS`` are for prediction, with samples in rows: shape (n_samples, n_outputs).
 """
 
 import numpy as np
@@ -25,36 +27,36 @@ SAFE_LOGIT = 60.0
 
 
 def softmax_cross_entropy(Z, Y, y_index):
-    """Softmax output + multi-class cross-entropy: loss = mean_i(log Σ_k e^z_ik - z_iy).
+    """Softmax output + multi-class cross-entropy: loss = mean_i(log Σ_k e^z_ki - z_yi,i).
 
-    Written for few classes (short rows): numpy's reductions and broadcasts along rows of ~10
-    elements are slow, so row sums are a matrix-vector product, row maxima are taken column by
-    column (and only when needed), and exp runs once: softmax = e^z · (1 / Σ e^z).
+    With samples in columns every step runs along contiguous rows of n_samples: the per-sample
+    sums over the few classes are a vector-matrix product, the maxima (taken only when needed)
+    an element-wise maximum of the class rows, and exp runs once: softmax = e^z · (1 / Σ e^z).
     """
-    n, n_classes = Z.shape
-    # exp overflows above ~88 (float32) and a row underflows to a zero sum below ~-87; only
-    # then shift each row by its maximum (which cancels in the softmax). Usually not needed.
+    n_classes, n = Z.shape
+    # exp overflows above ~88 (float32) and a column underflows to a zero sum below ~-87; only
+    # then shift each sample by its maximum (which cancels in the softmax). Usually not needed.
     if Z.max() > SAFE_LOGIT or Z.min() < -SAFE_LOGIT:
-        row_max = Z[:, 0].copy()
-        for k in range(1, n_classes):
-            np.maximum(row_max, Z[:, k], out=row_max)
-        Z -= row_max[:, None]
+        Z -= Z.max(axis=0)
     true_logits_sum = float(np.take(Z, y_index).sum())
     np.exp(Z, out=Z)
-    row_sums = Z @ np.ones(n_classes, dtype=Z.dtype)
-    loss = (float(np.log(row_sums).sum()) - true_logits_sum) / n
-    # delta = (softmax - Y) / n: each row times 1 / (n · its sum), then the one-hot Y / n
+    sums = np.ones(n_classes, dtype=Z.dtype) @ Z
+    loss = (float(np.log(sums).sum()) - true_logits_sum) / n
+    # delta = (softmax - Y) / n: each column times 1 / (n · its sum), then the one-hot Y / n
     # subtracted at the n true-class entries only.
-    row_sums *= n
-    np.reciprocal(row_sums, out=row_sums)
-    Z *= row_sums[:, None]
+    sums *= n
+    np.reciprocal(sums, out=sums)
+    Z *= sums
     Z.reshape(-1)[y_index] -= 1.0 / n
     return loss
 
 
 def sigmoid_binary_cross_entropy(Z, Y, y_index=None):
-    """Sigmoid output + binary cross-entropy: loss = mean_i(log(1 + e^z_i) - y_i z_i)."""
-    n = Z.shape[0]
+    """Sigmoid output + binary cross-entropy: loss = mean_i(log(1 + e^z_i) - y_i z_i).
+
+    Z, Y : shape (1, n_samples).
+    """
+    n = Z.shape[1]
     # log(1 + e^z) = max(z, 0) + log1p(e^-|z|): stable for any z.
     softplus = np.logaddexp(0.0, Z)
     loss = (float(softplus.sum()) - float(np.vdot(Y, Z))) / n
@@ -69,8 +71,8 @@ def sigmoid_binary_cross_entropy(Z, Y, y_index=None):
 
 
 def squared_error(Z, Y, y_index=None):
-    """Identity output + squared error: loss = Σ_ik (z_ik - y_ik)² / (2n)."""
-    n = Z.shape[0]
+    """Identity output + squared error: loss = Σ_ki (z_ki - y_ki)² / (2n)."""
+    n = Z.shape[1]
     Z -= Y
     loss = float(np.vdot(Z, Z)) / (2 * n)
     Z *= 1.0 / n

@@ -1,9 +1,15 @@
 """A fully connected network: parameters in one flat vector, forward pass, backpropagation.
 
-Layer l computes ``Z[l] = A[l-1] · W[l] + b[l]`` and ``A[l] = g(Z[l])`` with samples in rows:
-``A[0] = X`` of shape (n_samples, n_features) and ``W[l]`` of shape (n_in, n_out). (The notes
-write ``W·a`` with samples in columns; this is the same map transposed, which lets the whole
-batch go through one matrix product per layer.)
+Training works in the notes' layout, samples in columns: layer l computes
+``Z[l] = W[l]·A[l-1] + b[l]`` and ``A[l] = g(Z[l])`` with ``A[0] = Xᵀ`` of shape
+(n_features, n_samples) and ``W[l]`` of shape (n_out, n_in). One matrix product per layer
+takes the whole batch. The parameters are stored the scikit-learn way, ``coefs_[l]`` of shape
+(n_in, n_out) = ``W[l]ᵀ``, followed by its bias, so that a layer's ``[W[l]ᵀ; b[l]]`` of shape
+(n_in + 1, n_out) is one contiguous block; with a row of ones under ``A[l-1]`` the bias enters
+through the matrix product itself (``[W b]·[A; 1] = W·A + b``), and its gradient
+``[A; 1]·δᵀ`` lands in ``grads`` as dW and db at once. (Measured on the digits benchmark against
+samples in rows: 4-6% faster in float32, 7-12% in float64, mostly because the forward products
+and the bias run in fewer passes.)
 
 All weights and biases are views into one flat ``params`` vector and all gradients views into
 one flat ``grads`` vector (scikit-learn's ``_pack``/``_unpack``, but without copies). A solver
@@ -46,6 +52,16 @@ def unpack(flat, layer_sizes):
     return coefs, intercepts
 
 
+def unpack_with_bias(flat, layer_sizes):
+    """Views of a flat vector as one (n_in + 1, n_out) block ``[coef; intercept]`` per layer."""
+    blocks, start = [], 0
+    for n_in, n_out in pairwise(layer_sizes):
+        size = (n_in + 1) * n_out
+        blocks.append(flat[start : start + size].reshape(n_in + 1, n_out))
+        start += size
+    return blocks
+
+
 def pack(coefs, intercepts):
     """The inverse of :func:`unpack`: one new flat vector, layer by layer (W then b)."""
     parts = []
@@ -54,16 +70,23 @@ def pack(coefs, intercepts):
     return np.concatenate(parts)
 
 
-def with_bias_column(X):
-    """X with a trailing column of ones, shape (n_samples, n_features + 1).
+def with_bias_row(X, dtype=None):
+    """``[Xᵀ; 1]``: the samples as columns with a row of ones under them.
 
-    Given to :meth:`Network.loss_and_gradients`, it lets the first layer add its bias inside the
-    matrix product instead of in a separate pass over (n_samples, n_units).
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    dtype : numpy dtype, default X's
+
+    Returns
+    -------
+    ndarray of shape (n_features + 1, n_samples), C-contiguous: the input
+    :meth:`Network.loss_and_gradients` expects.
     """
     n_samples, n_features = X.shape
-    out = np.empty((n_samples, n_features + 1), dtype=X.dtype)
-    out[:, :n_features] = X
-    out[:, n_features] = 1
+    out = np.empty((n_features + 1, n_samples), dtype=dtype or X.dtype)
+    out[:n_features] = X.T
+    out[n_features] = 1
     return out
 
 
@@ -93,6 +116,28 @@ def forward(coefs, intercepts, activation, loss, X):
     return OUTPUT_ACTIVATIONS[loss](Z)
 
 
+class _BatchBuffers:
+    """Work arrays for batches of exactly ``n`` samples (all C-contiguous, samples in columns).
+
+    ``inputs[l]`` of shape (n_units + 1, n) holds hidden layer l's pre-activations, overwritten in
+    place by its activations, over a constant row of ones (the next layer's bias input);
+    ``outputs`` of shape (n_outputs, n) the output pre-activations, then the output delta;
+    ``deltas[l]`` of shape (n_units, n) the backpropagated error; for ReLU ``masks[l]``, the
+    boolean z >= 0 (A = 0 cannot tell z = 0, slope 1, from z < 0), a quarter or an eighth of the
+    memory traffic of a second float buffer.
+    """
+
+    def __init__(self, layer_sizes, n, dtype, keep_mask):
+        hidden = layer_sizes[1:-1]
+        self.inputs = [np.empty((width + 1, n), dtype=dtype) for width in hidden]
+        for A in self.inputs:
+            A[-1] = 1
+        self.hidden = [A[:-1] for A in self.inputs]  # contiguous: all rows but the last
+        self.outputs = np.empty((layer_sizes[-1], n), dtype=dtype)
+        self.deltas = [np.empty((width, n), dtype=dtype) for width in hidden]
+        self.masks = [np.empty((width, n), dtype=bool) for width in hidden] if keep_mask else None
+
+
 class Network:
     """Parameters, gradients and reusable work buffers of one network.
 
@@ -118,56 +163,28 @@ class Network:
         self.grads = np.zeros(size, dtype=self.dtype)
         self.coefs, self.intercepts = unpack(self.params, self.layer_sizes)
         self.coef_grads, self.intercept_grads = unpack(self.grads, self.layer_sizes)
+        # [coefᵀ b] of each layer, shape (n_out, n_in + 1): the notes' W with its bias column.
+        self._weights = [block.T for block in unpack_with_bias(self.params, self.layer_sizes)]
+        self._weight_grads = unpack_with_bias(self.grads, self.layer_sizes)
         self._g = ACTIVATIONS[activation]
         self._g_prime = DERIVATIVES[activation]
         self._loss_fn = LOSSES[loss]
         self._keep_mask = activation in NEEDS_PREACTIVATION
-        first = (self.layer_sizes[0] + 1) * self.layer_sizes[1]  # W then b of the first layer
-        self._first_layer = self.params[:first].reshape(-1, self.layer_sizes[1])
-        self._first_layer_grad = self.grads[:first].reshape(-1, self.layer_sizes[1])
-        self._capacity = 0
+        # One set per batch length (a full batch, or a mini-batch size and the last remainder);
+        # slicing one large set would leave the short batch's arrays non-contiguous.
+        self._buffers = {}
 
-    def allocate(self, batch_size):
-        """Preallocate the per-layer buffers for batches of up to ``batch_size`` rows.
-
-        Z[l] holds the pre-activations, overwritten in place by the activations; delta[l] the
-        backpropagated error. The output layer's Z doubles as its delta. For ReLU, whose
-        derivative needs z (A = 0 cannot tell z = 0 from z < 0), a boolean mask z >= 0 is kept
-        instead of a second float buffer: a quarter or an eighth of the memory traffic.
-        """
-        if batch_size <= self._capacity:
-            return
-        widths = self.layer_sizes[1:]
-        self._Z = [np.empty((batch_size, w), dtype=self.dtype) for w in widths]
-        self._delta = [np.empty_like(Z) for Z in self._Z[:-1]]
-        if self._keep_mask:
-            self._mask = [np.empty(Z.shape, dtype=bool) for Z in self._Z[:-1]]
-        # Bias gradients as ones·delta: a matrix-vector product is ~5x faster than sum(axis=0).
-        self._ones = np.ones(batch_size, dtype=self.dtype)
-        self._capacity = batch_size
-        self._views = {}
-
-    def _batch_views(self, n):
-        """The first ``n`` rows of every buffer, made once per batch size (slicing ~10 arrays
-        on every call costs as much as a small element-wise pass)."""
-        views = self._views.get(n)
-        if views is None:
-            masks = [mask[:n] for mask in self._mask] if self._keep_mask else None
-            views = ([Z[:n] for Z in self._Z], [d[:n] for d in self._delta], masks)
-            self._views[n] = views
-        return views
-
-    def loss_and_gradients(self, X, Y, y_index=None, alpha=0.0):
+    def loss_and_gradients(self, XT, Y, y_index=None, alpha=0.0):
         """Forward pass, loss and backpropagation for one batch; gradients go to ``self.grads``.
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, n_features), of ``self.dtype``
-            Or ``with_bias_column(X)``, of shape (n_samples, n_features + 1), which the training
-            loop passes: the first layer then adds its bias inside its matrix product.
-        Y : ndarray of shape (n_samples, n_outputs), or None for ``cross_entropy``
+        XT : ndarray of shape (n_features + 1, n_samples), of ``self.dtype``
+            ``with_bias_row(X)``: samples in columns over a row of ones. A view of columns of a
+            larger such array will do (only its rows must be contiguous).
+        Y : ndarray of shape (n_outputs, n_samples), or None for ``cross_entropy``
         y_index : ndarray of shape (n_samples,) of intp, for ``cross_entropy`` only
-            Flat indices ``i * n_outputs + class_i`` of the true-class outputs.
+            Flat indices ``class_i * n_samples + i`` of the true-class outputs.
         alpha : float
             L2 penalty; adds ``alpha / (2 n) · Σ‖W‖²`` to the loss (biases are not penalised).
 
@@ -175,49 +192,41 @@ class Network:
         -------
         float : the mean loss over the batch, penalty included.
         """
-        n = X.shape[0]
-        self.allocate(n)
-        Zs, deltas, masks = self._batch_views(n)
+        n = XT.shape[1]
+        buffers = self._buffers.get(n)
+        if buffers is None:
+            buffers = _BatchBuffers(self.layer_sizes, n, self.dtype, self._keep_mask)
+            self._buffers[n] = buffers
+        inputs, hidden, masks = buffers.inputs, buffers.hidden, buffers.masks
         last = len(self.coefs) - 1
-        # [X 1]·[W; b] = X·W + b: W and b of a layer are adjacent in ``params``, so [W; b] is a
-        # view, and its gradient [X 1]ᵀ·delta lands in ``grads`` as dW and db at once.
-        bias_column = X.shape[1] == self.layer_sizes[0] + 1
 
-        A = X
-        for layer in range(last + 1):
-            Z = Zs[layer]
-            if layer == 0 and bias_column:
-                np.matmul(X, self._first_layer, out=Z)
-            else:
-                np.matmul(A, self.coefs[layer], out=Z)
-                Z += self.intercepts[layer]
-            if layer < last:
-                if masks is not None:
-                    np.greater_equal(Z, 0, out=masks[layer])  # ReLU'(z) = 1 for z >= 0
-                self._g(Z, Z)
-            A = Z
-
-        delta = Zs[last]
+        A = XT
+        for layer in range(last):
+            Z = hidden[layer]
+            np.matmul(self._weights[layer], A, out=Z)
+            if masks is not None:
+                np.greater_equal(Z, 0, out=masks[layer])  # ReLU'(z) = 1 for z >= 0
+            self._g(Z, Z)
+            A = inputs[layer]
+        delta = buffers.outputs
+        np.matmul(self._weights[last], A, out=delta)
         loss = self._loss_fn(delta, Y, y_index)  # delta now holds dLoss/dZ_out
         if alpha:
             loss += alpha / (2 * n) * sum(float(np.vdot(W, W)) for W in self.coefs)
 
         for layer in range(last, -1, -1):
-            A = Zs[layer - 1] if layer else X
-            if layer == 0 and bias_column:
-                np.matmul(X.T, delta, out=self._first_layer_grad)
-            else:
-                np.matmul(A.T, delta, out=self.coef_grads[layer])
-                np.matmul(self._ones[:n], delta, out=self.intercept_grads[layer])
+            A = inputs[layer - 1] if layer else XT
+            np.matmul(A, delta.T, out=self._weight_grads[layer])  # [dW; db] = [A; 1]·δᵀ
             if alpha:
                 self.coef_grads[layer] += (alpha / n) * self.coefs[layer]
             if layer > 0:
                 # Error of the layer below: back through the weights, then through g'.
-                previous = deltas[layer - 1]
-                np.matmul(delta, self.coefs[layer].T, out=previous)
+                previous = buffers.deltas[layer - 1]
+                np.matmul(self.coefs[layer], delta, out=previous)
                 if masks is not None:
                     np.multiply(previous, masks[layer - 1], out=previous)
                 else:  # the derivative from the output A alone (Z was overwritten by A)
+                    A = hidden[layer - 1]
                     self._g_prime(A, A, previous)
                 delta = previous
         return loss

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from core.errors import TrainingDivergedError
-from core.network import with_bias_column
+from core.network import with_bias_row
 from core.solvers import SOLVERS
 
 # A loss this many times its first value means divergence even while it is still finite: a
@@ -65,21 +65,23 @@ def train(
         As soon as a loss is not finite, or exceeds ``DIVERGENCE_FACTOR`` times the first one.
     """
     n_samples = X.shape[0]
-    X = with_bias_column(X)  # the first layer's bias inside its matrix product
+    # Samples in columns, over a row of ones that carries the first layer's bias (core.network).
+    XT = with_bias_row(X)
+    YT = None if Y is None else np.ascontiguousarray(Y.T, dtype=network.dtype)
     if batch_size is None or batch_size >= n_samples:
         batch_size = n_samples
-    network.allocate(batch_size)
     optimiser = SOLVERS[solver](network.params.size, network.dtype, learning_rate)
-    n_outputs = network.layer_sizes[-1]
-    # Flat index of the true-class output within a batch's output buffer: row * K + class.
-    row_offsets = np.arange(batch_size, dtype=np.intp) * n_outputs
+    # Flat index of the true-class output within a batch's (n_classes, m) output buffer:
+    # class * m + column.
+    columns = np.arange(batch_size, dtype=np.intp)
     y_index = np.empty(batch_size, dtype=np.intp)
     full_batch = batch_size == n_samples
     if full_batch and y_class is not None:
-        np.add(row_offsets, y_class, out=y_index)
+        np.multiply(y_class, n_samples, out=y_index)
+        y_index += columns
     if not full_batch:
-        X_epoch = np.empty_like(X)
-        Y_epoch = None if Y is None else np.empty_like(Y)
+        XT_epoch = np.empty_like(XT)
+        YT_epoch = None if YT is None else np.empty_like(YT)
         y_class_epoch = None if y_class is None else np.empty_like(y_class)
 
     loss_curve = []
@@ -88,15 +90,15 @@ def train(
         # Overflow in exp/matmul is how divergence shows; it is reported below, not warned about.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             if full_batch:
-                loss = network.loss_and_gradients(X, Y, y_index, alpha)
+                loss = network.loss_and_gradients(XT, YT, y_index, alpha)
                 finite = math.isfinite(loss)
                 if finite:
                     optimiser.step(network.params, network.grads)
             else:
                 order = rng.permutation(n_samples)
-                np.take(X, order, axis=0, out=X_epoch)
-                if Y is not None:
-                    np.take(Y, order, axis=0, out=Y_epoch)
+                np.take(XT, order, axis=1, out=XT_epoch)
+                if YT is not None:
+                    np.take(YT, order, axis=1, out=YT_epoch)
                 if y_class is not None:
                     np.take(y_class, order, out=y_class_epoch)
                 loss, finite = 0.0, True
@@ -106,10 +108,11 @@ def train(
                     batch_index = None
                     if y_class is not None:
                         batch_index = y_index[:m]
-                        np.add(row_offsets[:m], y_class_epoch[start:stop], out=batch_index)
-                    batch_Y = None if Y is None else Y_epoch[start:stop]
+                        np.multiply(y_class_epoch[start:stop], m, out=batch_index)
+                        batch_index += columns[:m]
+                    batch_Y = None if YT is None else YT_epoch[:, start:stop]
                     batch_loss = network.loss_and_gradients(
-                        X_epoch[start:stop], batch_Y, batch_index, alpha
+                        XT_epoch[:, start:stop], batch_Y, batch_index, alpha
                     )
                     if not math.isfinite(batch_loss):
                         loss, finite = batch_loss, False

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core import ACTIVATIONS
-from core.network import Network, pack, unpack
+from core.network import Network, pack, unpack, with_bias_row
 from core.solvers import GradientDescent
 
 LOSSES = ["cross_entropy", "binary_cross_entropy", "squared_error"]
@@ -15,6 +15,7 @@ HIDDEN = {1: (), 2: (4,), 3: (5, 3)}  # depth = number of weight layers
 
 
 def make_problem(loss, depth, activation, seed=0):
+    """A small network and a batch in the training layout (samples in columns)."""
     rng = np.random.default_rng(seed)
     n_samples, n_features = 7, 3
     n_outputs = N_OUTPUTS[loss]
@@ -24,12 +25,12 @@ def make_problem(loss, depth, activation, seed=0):
     Y, y_index = None, None
     if loss == "cross_entropy":
         classes = rng.integers(0, n_outputs, n_samples)
-        y_index = np.arange(n_samples) * n_outputs + classes
+        y_index = classes * n_samples + np.arange(n_samples)
     elif loss == "binary_cross_entropy":
-        Y = rng.integers(0, 2, (n_samples, 1)).astype(np.float64)
+        Y = rng.integers(0, 2, (1, n_samples)).astype(np.float64)
     else:
-        Y = rng.normal(size=(n_samples, n_outputs))
-    return network, X, Y, y_index
+        Y = rng.normal(size=(n_outputs, n_samples))
+    return network, with_bias_row(X), Y, y_index
 
 
 @pytest.mark.parametrize(
@@ -71,7 +72,7 @@ def test_one_step_worked_by_hand():
     network.intercepts[0][:] = [0.125]
     network.coefs[1][:] = [[2.0]]
     network.intercepts[1][:] = [0.25]
-    X = np.array([[1.0, 2.0]])
+    X = with_bias_row(np.array([[1.0, 2.0]]))
     Y = np.array([[1.5]])
 
     loss = network.loss_and_gradients(X, Y)
@@ -113,8 +114,8 @@ def test_float32_gradients_agree_with_float64():
 def test_softmax_loss_is_stable_for_huge_logits():
     from core.losses import softmax_cross_entropy
 
-    Z = np.array([[1000.0, 0.0, -1000.0], [-500.0, -400.0, -600.0]])
-    y_index = np.array([0, 3 + 1])  # classes 0 and 1: the largest logit of each row
+    Z = np.array([[1000.0, 0.0, -1000.0], [-500.0, -400.0, -600.0]]).T  # samples in columns
+    y_index = np.array([0 * 2 + 0, 1 * 2 + 1])  # classes 0 and 1: each sample's largest logit
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         loss = softmax_cross_entropy(Z.copy(), None, y_index)
     assert loss == pytest.approx(np.log1p(np.exp(-100.0) + np.exp(-200.0)) / 2)

@@ -107,6 +107,44 @@ def test_other_losses_train(loss_kind):
     assert model.loss_curve_[-1] < model.loss_curve_[0]
 
 
+@pytest.mark.parametrize(
+    ("loss", "n_outputs"), [("cross_entropy", 3), ("binary_cross_entropy", 1), ("squared_error", 2)]
+)
+def test_mini_batches_with_a_short_last_one_see_every_sample_once(loss, n_outputs):
+    # With a zero learning rate the weights never move, so each epoch's loss (the mean of the
+    # batch losses weighted by their sizes) must equal the full batch's: 23 = 3 x 7 + 2 samples
+    # checks the shuffled columns, the targets and the class indices of the short last batch.
+    rng = np.random.default_rng(5)
+    n_samples = 23
+    X = rng.normal(size=(n_samples, 4))
+    y_class, Y = None, None
+    if loss == "cross_entropy":
+        y_class = rng.integers(0, n_outputs, n_samples).astype(np.intp)
+    elif loss == "binary_cross_entropy":
+        Y = rng.integers(0, 2, (n_samples, 1)).astype(np.float64)
+    else:
+        Y = rng.normal(size=(n_samples, n_outputs))
+
+    def epoch_losses(batch_size):
+        network = Network((4, 6, 5, n_outputs), "relu", loss, np.float64)
+        network.params[:] = np.random.default_rng(0).normal(0.0, 0.5, network.params.size)
+        return train(
+            network,
+            X,
+            Y,
+            y_class,
+            solver="sgd",
+            learning_rate=0.0,
+            iterations=3,
+            batch_size=batch_size,
+            rng=np.random.default_rng(1),
+        )
+
+    full = epoch_losses(None)
+    np.testing.assert_allclose(epoch_losses(7), full, rtol=1e-12)
+    assert full[0] > 0
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("solver", sorted(set(core.SOLVERS)))
 def test_same_random_state_gives_identical_models(solver, dtype):
