@@ -473,7 +473,7 @@ def part_overhead(runs: list[PipelineRun], startup: float) -> list[str]:
 
 
 def part_pruning(args) -> tuple[list[str], list[dict], list[PipelineRun]]:
-    pruners = ("none", "wilcoxon", "median", "hyperband")
+    pruners = args.pruners
     records, unpruned = [], []
     plans = [("tpe", seed) for seed in args.prune_seeds] + [("random", args.prune_seeds[0])]
     for sampler, seed in plans:
@@ -608,7 +608,13 @@ def parse_args(argv=None):
     parser.add_argument("--prune-trials", type=int, default=40)
     parser.add_argument("--prune-seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--default-pruner", default="median", help="the second row of part 1")
+    parser.add_argument(
+        "--pruners",
+        nargs="+",
+        default=["none", "wilcoxon", "median", "hyperband", "percentile"],
+        help="part 3's pruner configs (conf/pruner/); 'none' first: the others are compared to it",
+    )
+    parser.add_argument("--default-pruner", default="percentile", help="the second row of part 1")
     parser.add_argument(
         "--default-run", action="store_true", help="part 2: also the default command, as is"
     )

@@ -24,7 +24,9 @@ def test_every_group_has_its_documented_options():
         ["digits", "iris", "wine", "breast_cancer", "moons", "csv"]
     )
     assert group_options("sampler") == sorted(["tpe", "random", "gp", "qmc", "grid"])
-    assert group_options("pruner") == sorted(["wilcoxon", "median", "hyperband", "none"])
+    assert group_options("pruner") == sorted(
+        ["wilcoxon", "median", "hyperband", "percentile", "none"]
+    )
 
 
 @pytest.mark.parametrize("dataset", group_options("dataset"))

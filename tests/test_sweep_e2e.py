@@ -134,7 +134,7 @@ def test_csv_with_string_labels(tmp_path):
 
 
 def test_seeded_sweeps_give_the_same_trials_and_scores(tmp_path):
-    # TPE past its start-up trials and the median pruner past its own: both depend on which
+    # TPE past its start-up trials and the default pruner past its own: both depend on which
     # trials are finished when a trial is sampled or pruned, and two trials are in flight.
     args = [
         *FAST,
@@ -174,7 +174,7 @@ def test_help_and_cfg_job_work(tmp_path):
     helped = run_cli(["--help"], tmp_path)
     assert_ok(helped)
     assert "sampler: gp, grid, qmc, random, tpe" in helped.stdout
-    assert "pruner: hyperband, median, none, wilcoxon" in helped.stdout
+    assert "pruner: hyperband, median, none, percentile, wilcoxon" in helped.stdout
     shown = run_cli(["--cfg", "job", "dataset=wine"], tmp_path)
     assert_ok(shown)
     assert "name: wine" in shown.stdout
