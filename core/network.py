@@ -180,8 +180,8 @@ class Network:
         Parameters
         ----------
         XT : ndarray of shape (n_features + 1, n_samples), of ``self.dtype``
-            ``with_bias_row(X)``: samples in columns over a row of ones. A view of columns of a
-            larger such array will do (only its rows must be contiguous).
+            ``with_bias_row(X)``: samples in columns over a row of ones. Any strided view will
+            do, e.g. the transpose of a block of rows of ``with_bias_row(X).T`` (a mini-batch).
         Y : ndarray of shape (n_outputs, n_samples), or None for ``cross_entropy``
         y_index : ndarray of shape (n_samples,) of intp, for ``cross_entropy`` only
             Flat indices ``class_i * n_samples + i`` of the true-class outputs.
