@@ -30,36 +30,32 @@ def n_parameters(layer_sizes):
     return sum(n_in * n_out + n_out for n_in, n_out in pairwise(layer_sizes))
 
 
-def unpack(flat, layer_sizes):
-    """Views of a flat vector as per-layer weights and biases.
+def unpack_with_bias(flat, layer_sizes):
+    """Views of a flat vector as one (n_in + 1, n_out) block ``[coef; intercept]`` per layer.
 
     Parameters
     ----------
     flat : ndarray of shape (n_parameters(layer_sizes),)
     layer_sizes : sequence of int, (n_features, *hidden_layer_sizes, n_outputs)
-
-    Returns
-    -------
-    coefs : list of ndarray of shape (n_in, n_out), views into ``flat``
-    intercepts : list of ndarray of shape (n_out,), views into ``flat``
     """
-    coefs, intercepts, start = [], [], 0
-    for n_in, n_out in pairwise(layer_sizes):
-        coefs.append(flat[start : start + n_in * n_out].reshape(n_in, n_out))
-        start += n_in * n_out
-        intercepts.append(flat[start : start + n_out])
-        start += n_out
-    return coefs, intercepts
-
-
-def unpack_with_bias(flat, layer_sizes):
-    """Views of a flat vector as one (n_in + 1, n_out) block ``[coef; intercept]`` per layer."""
     blocks, start = [], 0
     for n_in, n_out in pairwise(layer_sizes):
         size = (n_in + 1) * n_out
         blocks.append(flat[start : start + size].reshape(n_in + 1, n_out))
         start += size
     return blocks
+
+
+def unpack(flat, layer_sizes):
+    """Views of a flat vector as per-layer weights and biases (each layer's W, then its b).
+
+    Returns
+    -------
+    coefs : list of ndarray of shape (n_in, n_out), views into ``flat``
+    intercepts : list of ndarray of shape (n_out,), views into ``flat``
+    """
+    blocks = unpack_with_bias(flat, layer_sizes)
+    return [block[:-1] for block in blocks], [block[-1] for block in blocks]
 
 
 def pack(coefs, intercepts):
