@@ -164,6 +164,7 @@ class FoldScheduler:
         self._queues: dict[Any, list[tuple]] = {}  # owner -> folds not started, in fold order
         self._flags: dict[Any, str] = {}
         self._running: dict[Future, Any] = {}
+        self._discarded: list[Future] = []  # folds of removed owners, results dropped
 
     def add(self, owner, tasks: list[tuple]) -> None:
         """Queue ``owner``'s folds behind those of the owners added before it; start what fits."""
@@ -183,7 +184,22 @@ class FoldScheduler:
             Path(flag).touch()
         for future in running:
             del self._running[future]
+        self._discarded += running
         self._fill()
+
+    def discarded_seconds(self, timeout: float = 30.0) -> float:
+        """Seconds of fitting thrown away: the folds that were running when their owner was
+        removed (cut short, or finished but not collected), as timed in their processes.
+
+        Waits up to ``timeout`` for them; a cut-short fold returns within milliseconds. What
+        pruning costs besides the folds it saves (see benchmarks/bench_sweep.py).
+        """
+        done, _ = wait(self._discarded, timeout=timeout) if self._discarded else (set(), None)
+        return sum(
+            future.result().fit_seconds
+            for future in done
+            if not future.cancelled() and future.exception() is None
+        )
 
     def wait(self) -> list[tuple[Any, FoldResult]]:
         """The folds that finished next, as (owner, result); [] when nothing is queued or running."""

@@ -174,6 +174,17 @@ def import_finalisation() -> None:
     import pipeline.champion  # noqa: F401
 
 
+def log_discarded_fitting(client, parent_id: str, seconds: float, worker: int) -> None:
+    """The parent run's metric ``discarded_fit_seconds`` (step = worker): fitting that pruning
+    threw away, the folds still running when their trial was pruned (or failed)."""
+    from mlflow.entities import Metric
+
+    from pipeline.tracking import log_metrics
+
+    now = int(time.time() * 1000)
+    log_metrics(client, parent_id, [Metric("discarded_fit_seconds", seconds, now, worker)])
+
+
 def _run_exists(client, run_id: str) -> bool:
     try:
         return client.get_run(run_id).info.lifecycle_stage == "active"
@@ -248,8 +259,10 @@ def run_sweep(cfg: DictConfig) -> dict:
         trial.set_user_attr(WORKER_ATTR, cfg.worker)
         return objective.begin(trial)
 
+    discarded = []  # seconds of fitting each run_trials threw away
+
     def optimize(n_trials: int) -> None:
-        run_trials(
+        seconds = run_trials(
             study,
             begin,
             n_trials=n_trials,
@@ -261,6 +274,7 @@ def run_sweep(cfg: DictConfig) -> dict:
             in_flight=cfg.study.trials_in_flight if objective.workers > 1 else 1,
             progress_bar=cfg.progress_bar,
         )
+        discarded.append(seconds)
         guard.raise_if_requested()
 
     remaining = cfg.study.n_trials - budget_used(study)
@@ -290,6 +304,7 @@ def run_sweep(cfg: DictConfig) -> dict:
         raise
     background.flush()
     client, experiment_id, parent_id = tracking.result()
+    log_discarded_fitting(client, parent_id, sum(discarded), cfg.worker)
     result = {"study": study, "parent_run_id": parent_id, "summary": None}
     if cfg.worker != 0:
         return result

@@ -50,7 +50,7 @@ def run_trials(
     stop: Callable[[], bool] = lambda: False,
     in_flight: int = 2,
     progress_bar: bool = False,
-) -> None:
+) -> float:
     """Run up to ``n_trials`` trials of ``study``, ``in_flight`` at a time (1 = one by one).
 
     ``begin(trial)`` suggests a new trial's parameters and returns its
@@ -58,6 +58,9 @@ def run_trials(
     there ends the trial and the loop. ``stop()`` is asked before each new trial (True: ask no
     more). An exception of a trial that is not in ``catch`` ends the loop and is raised, after the
     other trial in flight has been ended too.
+
+    Returns the seconds of fitting thrown away (folds running when their trial was pruned or
+    failed; :meth:`~pipeline.cross_validation.FoldScheduler.discarded_seconds`).
     """
     scheduler = FoldScheduler(workers)
     flight: deque[TrialEvaluation] = deque()
@@ -89,7 +92,7 @@ def run_trials(
                 scheduler.add(evaluation, evaluation.tasks)
                 evaluation.open_run()  # its MLflow run, if the store is ready
             if not flight:
-                return
+                return scheduler.discarded_seconds()
             current = flight[0]
             try:
                 done = current.advance()

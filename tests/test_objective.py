@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import optuna
@@ -320,6 +321,34 @@ def test_closing_the_folds_cancels_the_ones_still_running(iris):
     assert [r.error for r in stopped] == ["cancelled", "cancelled"]
     quick = {**slow, "hidden_layer_sizes": (4,), "iterations": 3}
     assert len(all_results(quick, X, y, folds=2)) == 2
+
+
+def test_the_fitting_a_removed_trial_threw_away_is_counted(iris):
+    """The seconds its running folds had fitted when it was removed (what pruning costs),
+    and nothing for a trial whose folds all ran to the end."""
+    X, y = iris
+    slow = {
+        **FIXED,
+        "solver": "gd",
+        "hidden_layer_sizes": (128, 128),
+        "learning_rate": 0.01,
+        "iterations": 20000,  # ~6 s per fold
+        "activation": "tanh",
+    }
+    scheduler = start_folds(slow, X, y, folds=5)  # folds 0 and 1 start
+    started = time.perf_counter()
+    time.sleep(2.0)
+    scheduler.remove("trial")
+    elapsed = time.perf_counter() - started
+    discarded = scheduler.discarded_seconds()
+    # Both folds fitted for most of those 2 s (a fresh pool's processes start in well under
+    # one) and no longer.
+    assert 2.0 <= discarded <= 2 * elapsed + 0.1
+    quick = {**slow, "hidden_layer_sizes": (4,), "iterations": 3}
+    complete = start_folds(quick, X, y, folds=2)
+    while complete.wait():
+        pass
+    assert complete.discarded_seconds() == 0.0
 
 
 def test_a_flagged_fold_stops_its_training_and_says_so(iris, tmp_path):

@@ -59,6 +59,7 @@ def test_sweep_end_to_end_then_resume(tmp_path):
     assert parent.info.status == "FINISHED"
     assert 0.8 <= parent.data.metrics["test_accuracy"] <= 1.0
     assert parent.data.metrics["refit_seconds"] > 0  # the champion's fit, in its own process
+    assert parent.data.metrics["discarded_fit_seconds"] == 0.0  # nothing pruned, nothing failed
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert child.info.status == "FINISHED"
