@@ -164,7 +164,8 @@ class FoldScheduler:
         self._queues: dict[Any, list[tuple]] = {}  # owner -> folds not started, in fold order
         self._flags: dict[Any, str] = {}
         self._running: dict[Future, Any] = {}
-        self._discarded: list[Future] = []  # folds of removed owners, results dropped
+        self._discarded: list[Future] = []  # folds of removed owners still running
+        self._discarded_seconds = 0.0  # what the finished ones among those had fitted
 
     def add(self, owner, tasks: list[tuple]) -> None:
         """Queue ``owner``'s folds behind those of the owners added before it; start what fits."""
@@ -185,6 +186,7 @@ class FoldScheduler:
         for future in running:
             del self._running[future]
         self._discarded += running
+        self._count_discarded()
         self._fill()
 
     def discarded_seconds(self, timeout: float = 30.0) -> float:
@@ -194,12 +196,21 @@ class FoldScheduler:
         Waits up to ``timeout`` for them; a cut-short fold returns within milliseconds. What
         pruning costs besides the folds it saves (see benchmarks/bench_sweep.py).
         """
-        done, _ = wait(self._discarded, timeout=timeout) if self._discarded else (set(), None)
-        return sum(
-            future.result().fit_seconds
-            for future in done
-            if not future.cancelled() and future.exception() is None
-        )
+        if self._discarded:
+            wait(self._discarded, timeout=timeout)
+        self._count_discarded()
+        return self._discarded_seconds
+
+    def _count_discarded(self) -> None:
+        """Add up the discarded folds that have returned and forget them (a long sweep prunes
+        thousands of trials; their results need not stay in memory)."""
+        pending = []
+        for future in self._discarded:
+            if not future.done():
+                pending.append(future)
+            elif not future.cancelled() and future.exception() is None:
+                self._discarded_seconds += future.result().fit_seconds
+        self._discarded = pending
 
     def wait(self) -> list[tuple[Any, FoldResult]]:
         """The folds that finished next, as (owner, result); [] when nothing is queued or running."""

@@ -33,6 +33,16 @@ GOOD = {
     "activation": "tanh",
 }
 
+# Folds that run for seconds (~6 s each on iris): still running when the test removes them.
+SLOW = {
+    **FIXED,
+    "solver": "gd",
+    "hidden_layer_sizes": (128, 128),
+    "learning_rate": 0.01,
+    "iterations": 20000,
+    "activation": "tanh",
+}
+
 
 @pytest.fixture(scope="module")
 def iris():
@@ -305,21 +315,13 @@ def test_closing_the_folds_cancels_the_ones_still_running(iris):
     """A pruned trial's running folds stop within milliseconds instead of occupying the pool's
     processes (and delaying the next trial) until their fits end."""
     X, y = iris
-    slow = {
-        **FIXED,
-        "solver": "gd",
-        "hidden_layer_sizes": (128, 128),
-        "learning_rate": 0.01,
-        "iterations": 20000,  # ~6 s per fold
-        "activation": "tanh",
-    }
-    scheduler = start_folds(slow, X, y, folds=5)  # folds 0 and 1 start
+    scheduler = start_folds(SLOW, X, y, folds=5)  # folds 0 and 1 start
     running = list(scheduler._running)  # white box: the pool's futures of those two
     scheduler.remove("trial")
     stopped = [future.result(timeout=120) for future in running]
     # Finished fits would carry error None: "cancelled" comes from the training callback only.
     assert [r.error for r in stopped] == ["cancelled", "cancelled"]
-    quick = {**slow, "hidden_layer_sizes": (4,), "iterations": 3}
+    quick = {**SLOW, "hidden_layer_sizes": (4,), "iterations": 3}
     assert len(all_results(quick, X, y, folds=2)) == 2
 
 
@@ -327,15 +329,7 @@ def test_the_fitting_a_removed_trial_threw_away_is_counted(iris):
     """The seconds its running folds had fitted when it was removed (what pruning costs),
     and nothing for a trial whose folds all ran to the end."""
     X, y = iris
-    slow = {
-        **FIXED,
-        "solver": "gd",
-        "hidden_layer_sizes": (128, 128),
-        "learning_rate": 0.01,
-        "iterations": 20000,  # ~6 s per fold
-        "activation": "tanh",
-    }
-    scheduler = start_folds(slow, X, y, folds=5)  # folds 0 and 1 start
+    scheduler = start_folds(SLOW, X, y, folds=5)  # folds 0 and 1 start
     started = time.perf_counter()
     time.sleep(2.0)
     scheduler.remove("trial")
@@ -344,7 +338,7 @@ def test_the_fitting_a_removed_trial_threw_away_is_counted(iris):
     # Both folds fitted for most of those 2 s (a fresh pool's processes start in well under
     # one) and no longer.
     assert 2.0 <= discarded <= 2 * elapsed + 0.1
-    quick = {**slow, "hidden_layer_sizes": (4,), "iterations": 3}
+    quick = {**SLOW, "hidden_layer_sizes": (4,), "iterations": 3}
     complete = start_folds(quick, X, y, folds=2)
     while complete.wait():
         pass
