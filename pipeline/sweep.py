@@ -174,17 +174,6 @@ def import_finalisation() -> None:
     import pipeline.champion  # noqa: F401
 
 
-def log_discarded_fitting(client, parent_id: str, seconds: float, worker: int) -> None:
-    """The parent run's metric ``discarded_fit_seconds`` (step = worker): fitting that pruning
-    threw away, the folds still running when their trial was pruned (or failed)."""
-    from mlflow.entities import Metric
-
-    from pipeline.tracking import log_metrics
-
-    now = int(time.time() * 1000)
-    log_metrics(client, parent_id, [Metric("discarded_fit_seconds", seconds, now, worker)])
-
-
 def _run_exists(client, run_id: str) -> bool:
     try:
         return client.get_run(run_id).info.lifecycle_stage == "active"
@@ -304,6 +293,8 @@ def run_sweep(cfg: DictConfig) -> dict:
         raise
     background.flush()
     client, experiment_id, parent_id = tracking.result()
+    from pipeline.tracking import log_discarded_fitting  # loaded by now, on the tracking thread
+
     log_discarded_fitting(client, parent_id, sum(discarded), cfg.worker)
     result = {"study": study, "parent_run_id": parent_id, "summary": None}
     if cfg.worker != 0:

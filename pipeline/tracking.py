@@ -193,6 +193,13 @@ class TrialRun:
         self.client.set_terminated(self.run_id, status=status)
 
 
+def log_discarded_fitting(client: MlflowClient, parent_id: str, seconds: float, worker: int):
+    """The parent run's metric ``discarded_fit_seconds`` (step = worker): fitting that pruning
+    threw away, the folds still running when their trial was pruned (or failed)."""
+    now = int(time.time() * 1000)
+    log_metrics(client, parent_id, [Metric("discarded_fit_seconds", seconds, now, worker)])
+
+
 def log_metrics(client: MlflowClient, run_id: str, metrics: Iterable[Metric]) -> None:
     metrics = list(metrics)
     for start in range(0, len(metrics), BATCH_LIMIT):
