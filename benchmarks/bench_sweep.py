@@ -23,6 +23,9 @@ train split; the sklearn side gets the very same rows and the very same Stratifi
    start-up (process start to the first trial), the trial loop and the end (champion refit,
    registration, exit); the seconds of fitting pruning threw away (the parent run's
    ``discarded_fit_seconds``: folds cut short) and the overhead share if those count as
+   fitting; and the share of the wall time in which no model was fitting on any core (the
+   parent run's ``fitting_wall_seconds``, the union of the folds' fit spans, plus the champion's
+   refit): the serial part, start-up, end and whatever the trial loop did not overlap with
    fitting. ``--default-run`` adds the default command (no overrides) as a row.
 3. Pruning on vs off at the same seed and budget (default search space, default solver adam):
    fold fits saved, fitting seconds saved (cut-short folds included) and the best score, per
@@ -121,6 +124,7 @@ class PipelineRun:
     fit_seconds: float = 0.0  # the trials' folds
     refit_seconds: float = 0.0  # the champion's fit on the whole training split
     discarded_seconds: float = 0.0  # folds cut short when their trial was pruned (or failed)
+    fitting_wall_seconds: float = 0.0  # wall time with some fold fitting (the trial loop's)
     startup: float = 0.0  # process start -> first trial start
     loop: float = 0.0  # first trial start -> last trial end
     ending: float = 0.0  # last trial end -> process exit (champion refit, registration)
@@ -143,6 +147,12 @@ class PipelineRun:
     def overhead_if_discarded_is_fitting(self) -> float:
         """The overhead share when the fitting that pruning threw away counts as fitting."""
         return 1.0 - (self.fitting + self.discarded_seconds) / (CORES * self.wall)
+
+    @property
+    def nothing_fitting(self) -> float:
+        """The share of the wall time during which no model was being fitted on any core: the
+        fold spans' union plus the champion's refit (which runs after the last fold)."""
+        return 1.0 - (self.fitting_wall_seconds + self.refit_seconds) / self.wall
 
     @property
     def overhead_floor(self) -> float:
@@ -202,6 +212,7 @@ def run_pipeline(label: str, overrides: list[str]) -> PipelineRun:
         read_study(run, study, proc.started_at)
         run.refit_seconds = parent_metric(Path(tmp), study, "refit_seconds")
         run.discarded_seconds = parent_metric(Path(tmp), study, "discarded_fit_seconds")
+        run.fitting_wall_seconds = parent_metric(Path(tmp), study, "fitting_wall_seconds")
     return run
 
 
@@ -467,8 +478,9 @@ def part_overhead(runs: list[PipelineRun], startup: float) -> list[str]:
         "| run | wall s | fit s (folds + champion) | fit s / cores | outside fitting | "
         "CPU use (user+sys / wall x cores) | CPU s not fitting | outside fitting if no core "
         "idled | start-up s | trial loop s | end s | fit share of loop | discarded fits s | "
-        "outside fitting, discarded fits counted as fitting |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "outside fitting, discarded fits counted as fitting | wall time with no model fitting "
+        "on any core |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
         if run.returncode != 0:
@@ -479,7 +491,7 @@ def part_overhead(runs: list[PipelineRun], startup: float) -> list[str]:
             f"{run.cpu_seconds - run.fitting:.1f} | {run.overhead_floor:.0%} | "
             f"{run.startup:.1f} | {run.loop:.1f} | {run.ending:.1f} | "
             f"{run.fit_seconds / CORES / run.loop:.0%} | {run.discarded_seconds:.1f} | "
-            f"{run.overhead_if_discarded_is_fitting:.0%} |"
+            f"{run.overhead_if_discarded_is_fitting:.0%} | {run.nothing_fitting:.0%} |"
         )
     return lines
 
@@ -690,6 +702,8 @@ def main(argv=None) -> None:
                 "refit_seconds": r.refit_seconds,
                 "discarded_seconds": r.discarded_seconds,
                 "overhead_if_discarded_is_fitting": r.overhead_if_discarded_is_fitting,
+                "fitting_wall_seconds": r.fitting_wall_seconds,
+                "nothing_fitting": r.nothing_fitting,
             }
             for r in runs
         ]

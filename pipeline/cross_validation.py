@@ -29,6 +29,7 @@ from joblib.externals.loky import get_reusable_executor
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
+from pipeline.fitting_time import FittingTime
 from pipeline.fold_worker import FoldResult, fit_fold, ready
 from pipeline.study import process_alive
 
@@ -165,7 +166,7 @@ class FoldScheduler:
         self._flags: dict[Any, str] = {}
         self._running: dict[Future, Any] = {}
         self._discarded: list[Future] = []  # folds of removed owners still running
-        self._discarded_seconds = 0.0  # what the finished ones among those had fitted
+        self._fitting = FittingTime()  # every returned fold's fit span, discarded ones too
 
     def add(self, owner, tasks: list[tuple]) -> None:
         """Queue ``owner``'s folds behind those of the owners added before it; start what fits."""
@@ -189,40 +190,44 @@ class FoldScheduler:
         self._count_discarded()
         self._fill()
 
-    def discarded_seconds(self, timeout: float = 30.0) -> float:
-        """Seconds of fitting thrown away: the folds that were running when their owner was
-        removed (cut short, or finished but not collected), as timed in their processes.
+    def fitting_time(self, timeout: float = 30.0) -> FittingTime:
+        """The fit spans of every fold handed over or discarded, and the seconds of fitting
+        thrown away: the folds that were running when their owner was removed (cut short, or
+        finished but not collected), as timed in their processes.
 
-        Waits up to ``timeout`` for them; a cut-short fold returns within milliseconds. What
+        Waits up to ``timeout`` for those; a cut-short fold returns within milliseconds. What
         pruning costs besides the folds it saves (see benchmarks/bench_sweep.py).
         """
         if self._discarded:
             wait(self._discarded, timeout=timeout)
         self._count_discarded()
-        return self._discarded_seconds
+        return self._fitting
 
     def _count_discarded(self) -> None:
-        """Add up the discarded folds that have returned and forget them (a long sweep prunes
+        """Count the discarded folds that have returned and forget them (a long sweep prunes
         thousands of trials; their results need not stay in memory)."""
         pending = []
         for future in self._discarded:
             if not future.done():
                 pending.append(future)
             elif not future.cancelled() and future.exception() is None:
-                self._discarded_seconds += future.result().fit_seconds
+                self._fitting.add(future.result(), discarded=True)
         self._discarded = pending
 
     def wait(self) -> list[tuple[Any, FoldResult]]:
         """The folds that finished next, as (owner, result); [] when nothing is queued or running."""
         if self._executor is None:
             owner = next((o for o, queue in self._queues.items() if queue), None)
-            return [] if owner is None else [(owner, fit_fold(*self._queues[owner].pop(0)))]
-        self._fill()
-        if not self._running:
-            return []
-        done, _ = wait(self._running, return_when=FIRST_COMPLETED)
-        finished = [(self._running.pop(future), future.result()) for future in done]
-        self._fill()
+            finished = [] if owner is None else [(owner, fit_fold(*self._queues[owner].pop(0)))]
+        else:
+            self._fill()
+            if not self._running:
+                return []
+            done, _ = wait(self._running, return_when=FIRST_COMPLETED)
+            finished = [(self._running.pop(future), future.result()) for future in done]
+            self._fill()
+        for _, result in finished:
+            self._fitting.add(result)
         return finished
 
     def _fill(self) -> None:

@@ -30,6 +30,8 @@ class FoldResult:
     """One fold's outcome. ``error`` is set (and ``score`` is None) when training diverged.
 
     loss_curve : ndarray of shape (n_iterations_run,)
+    fit_started : the fit's start, ``time.time()`` in the fold's process (the sweep adds up the
+        wall time during which some fold was fitting, pipeline.cross_validation.FittingTime)
     """
 
     fold: int
@@ -38,6 +40,7 @@ class FoldResult:
     loss_curve: np.ndarray
     model: ScaledNetwork | None
     error: str | None = None
+    fit_started: float = 0.0
 
 
 # Iterations between two looks at the cancel flag: a stat() call, ~2 us, against an epoch of
@@ -90,19 +93,21 @@ def fit_fold(
         stop = stop_when_flagged(cancel_flag)
         network_kwargs = {**network_kwargs, "callback": stop, "callback_every": CANCEL_CHECK_EVERY}
     network = core.MLPClassifier(**network_kwargs, random_state=fold_seed(seed, fold))
-    started = time.perf_counter()
+    fit_started, started = time.time(), time.perf_counter()
     try:
         model = ScaledNetwork.fit(network, X[train_index], y[train_index])
     except FoldCancelled:
-        return FoldResult(fold, None, time.perf_counter() - started, np.empty(0), None, "cancelled")
+        seconds = time.perf_counter() - started
+        return FoldResult(fold, None, seconds, np.empty(0), None, "cancelled", fit_started)
     except core.TrainingDivergedError as error:
+        seconds = time.perf_counter() - started
         curve = np.asarray(error.loss_curve, dtype=np.float64)
-        return FoldResult(fold, None, time.perf_counter() - started, curve, None, str(error))
+        return FoldResult(fold, None, seconds, curve, None, str(error), fit_started)
     seconds = time.perf_counter() - started
     predicted = model.network.predict((X[valid_index] - model.mean) / model.scale)
     score = np.mean(predicted == y[valid_index])  # accuracy
     curve = np.asarray(network.loss_curve_, dtype=np.float64)
-    return FoldResult(fold, float(score), seconds, curve, model)
+    return FoldResult(fold, float(score), seconds, curve, model, fit_started=fit_started)
 
 
 _blas_limit: list[int] = []  # the limit already applied in this process

@@ -39,6 +39,7 @@ from pipeline.cross_validation import (
 )
 from pipeline.data import check_class_counts, load_dataset, split_train_test
 from pipeline.errors import UserInputError
+from pipeline.fitting_time import FittingTime
 from pipeline.interruption import InterruptGuard, quiet_failed_trials, requeue_interrupted
 from pipeline.objective import Objective, TrainingDiverged, TrialEvaluation
 from pipeline.preflight import check_local_stores
@@ -248,10 +249,10 @@ def run_sweep(cfg: DictConfig) -> dict:
         trial.set_user_attr(WORKER_ATTR, cfg.worker)
         return objective.begin(trial)
 
-    discarded = []  # seconds of fitting each run_trials threw away
+    fitting = FittingTime()  # of every run_trials call below
 
     def optimize(n_trials: int) -> None:
-        seconds = run_trials(
+        loop_fitting = run_trials(
             study,
             begin,
             n_trials=n_trials,
@@ -263,7 +264,7 @@ def run_sweep(cfg: DictConfig) -> dict:
             in_flight=cfg.study.trials_in_flight if objective.workers > 1 else 1,
             progress_bar=cfg.progress_bar,
         )
-        discarded.append(seconds)
+        fitting.merge(loop_fitting)
         guard.raise_if_requested()
 
     remaining = cfg.study.n_trials - budget_used(study)
@@ -293,9 +294,9 @@ def run_sweep(cfg: DictConfig) -> dict:
         raise
     background.flush()
     client, experiment_id, parent_id = tracking.result()
-    from pipeline.tracking import log_discarded_fitting  # loaded by now, on the tracking thread
+    from pipeline.tracking import log_fitting_time  # loaded by now, on the tracking thread
 
-    log_discarded_fitting(client, parent_id, sum(discarded), cfg.worker)
+    log_fitting_time(client, parent_id, fitting, cfg.worker)
     result = {"study": study, "parent_run_id": parent_id, "summary": None}
     if cfg.worker != 0:
         return result

@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.errors import UserInputError
 from pipeline.fitted_model import FoldEnsemble
+from pipeline.fitting_time import FittingTime
 from pipeline.redaction import redact
 from pipeline.store_template import provide_sqlite_store
 
@@ -193,11 +194,17 @@ class TrialRun:
         self.client.set_terminated(self.run_id, status=status)
 
 
-def log_discarded_fitting(client: MlflowClient, parent_id: str, seconds: float, worker: int):
-    """The parent run's metric ``discarded_fit_seconds`` (step = worker): fitting that pruning
-    threw away, the folds still running when their trial was pruned (or failed)."""
+def log_fitting_time(client: MlflowClient, parent_id: str, fitting: FittingTime, worker: int):
+    """The parent run's metrics (step = worker) ``discarded_fit_seconds``, fitting that pruning
+    threw away (the folds still running when their trial was pruned or failed), and
+    ``fitting_wall_seconds``, the wall time during which some fold was fitting
+    (pipeline.fitting_time)."""
     now = int(time.time() * 1000)
-    log_metrics(client, parent_id, [Metric("discarded_fit_seconds", seconds, now, worker)])
+    metrics = [
+        Metric("discarded_fit_seconds", fitting.discarded_seconds, now, worker),
+        Metric("fitting_wall_seconds", fitting.wall_seconds(), now, worker),
+    ]
+    log_metrics(client, parent_id, metrics)
 
 
 def log_metrics(client: MlflowClient, run_id: str, metrics: Iterable[Metric]) -> None:

@@ -33,6 +33,7 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 
 from pipeline.cross_validation import FoldScheduler
+from pipeline.fitting_time import FittingTime
 from pipeline.interruption import interruptible
 from pipeline.objective import TrialEvaluation
 from pipeline.study import BudgetReached
@@ -50,7 +51,7 @@ def run_trials(
     stop: Callable[[], bool] = lambda: False,
     in_flight: int = 2,
     progress_bar: bool = False,
-) -> float:
+) -> FittingTime:
     """Run up to ``n_trials`` trials of ``study``, ``in_flight`` at a time (1 = one by one).
 
     ``begin(trial)`` suggests a new trial's parameters and returns its
@@ -59,8 +60,8 @@ def run_trials(
     more). An exception of a trial that is not in ``catch`` ends the loop and is raised, after the
     other trial in flight has been ended too.
 
-    Returns the seconds of fitting thrown away (folds running when their trial was pruned or
-    failed; :meth:`~pipeline.cross_validation.FoldScheduler.discarded_seconds`).
+    Returns the folds' fit spans and the seconds of fitting thrown away (folds running when
+    their trial was pruned or failed; :meth:`~pipeline.cross_validation.FoldScheduler.fitting_time`).
     """
     scheduler = FoldScheduler(workers)
     flight: deque[TrialEvaluation] = deque()
@@ -92,7 +93,7 @@ def run_trials(
                 scheduler.add(evaluation, evaluation.tasks)
                 evaluation.open_run()  # its MLflow run, if the store is ready
             if not flight:
-                return scheduler.discarded_seconds()
+                return scheduler.fitting_time()
             current = flight[0]
             try:
                 done = current.advance()

@@ -334,7 +334,7 @@ def test_the_fitting_a_removed_trial_threw_away_is_counted(iris):
     time.sleep(2.0)
     scheduler.remove("trial")
     elapsed = time.perf_counter() - started
-    discarded = scheduler.discarded_seconds()
+    discarded = scheduler.fitting_time().discarded_seconds
     # Both folds fitted for most of those 2 s (a fresh pool's processes start in well under
     # one) and no longer.
     assert 2.0 <= discarded <= 2 * elapsed + 0.1
@@ -342,7 +342,24 @@ def test_the_fitting_a_removed_trial_threw_away_is_counted(iris):
     complete = start_folds(quick, X, y, folds=2)
     while complete.wait():
         pass
-    assert complete.discarded_seconds() == 0.0
+    assert complete.fitting_time().discarded_seconds == 0.0
+
+
+def test_the_wall_time_two_processes_fitted_at_once_counts_once(iris):
+    """Two folds fitting side by side: the wall time with some fold fitting is about one of
+    them, not their sum; every returned fold's span is counted, each within the wait."""
+    X, y = iris
+    medium = {**SLOW, "iterations": 2000}  # ~0.5 s per fold
+    started = time.time()
+    scheduler = start_folds(medium, X, y, folds=2)
+    results = []
+    while batch := scheduler.wait():
+        results += [result for _, result in batch]
+    elapsed = time.time() - started
+    fitting = scheduler.fitting_time()
+    seconds = [r.fit_seconds for r in results]
+    assert len(fitting.spans) == 2 and all(started <= r.fit_started for r in results)
+    assert max(seconds) <= fitting.wall_seconds() <= min(sum(seconds), elapsed)
 
 
 def test_a_flagged_fold_stops_its_training_and_says_so(iris, tmp_path):

@@ -60,6 +60,9 @@ def test_sweep_end_to_end_then_resume(tmp_path):
     assert 0.8 <= parent.data.metrics["test_accuracy"] <= 1.0
     assert parent.data.metrics["refit_seconds"] > 0  # the champion's fit, in its own process
     assert parent.data.metrics["discarded_fit_seconds"] == 0.0  # nothing pruned, nothing failed
+    # Some fold was fitting for a part of the parent run's life, and never longer than it.
+    lifetime = (parent.info.end_time - parent.info.start_time) / 1000
+    assert 0 < parent.data.metrics["fitting_wall_seconds"] < lifetime
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert child.info.status == "FINISHED"
