@@ -16,9 +16,11 @@ within milliseconds. What runs inside a fold process is in pipeline.fold_worker.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
@@ -32,6 +34,8 @@ from threadpoolctl import threadpool_limits
 from pipeline.fitting_time import FittingTime
 from pipeline.fold_worker import FoldResult, fit_fold, ready
 from pipeline.study import process_alive
+
+log = logging.getLogger("pipeline.cross_validation")
 
 # Set by the multirun callback (pipeline/multirun.py) in the launching process: how many workers
 # a local launcher (joblib, submitit_local) runs at once on this machine.
@@ -156,6 +160,12 @@ class FoldScheduler:
     last fold), and never delay it. Owners are any hashable objects (the trials' evaluations);
     their priority is the order in which they were added. With ``workers == 1`` there is no
     pool: :meth:`wait` fits the oldest owner's next fold in this process.
+
+    A process that finishes a fold gets the next one at once, from the pool's result thread
+    (a callback of the fold's future), not when the driver next calls :meth:`wait`: the driver
+    is often busy elsewhere meanwhile (telling Optuna, asking the next trial, opening its
+    MLflow run, waiting for the tracking store to start), and the processes should not idle
+    for it. Only which folds start, never the order of results the driver sees, depends on it.
     """
 
     def __init__(self, workers: int):
@@ -167,28 +177,34 @@ class FoldScheduler:
         self._running: dict[Future, Any] = {}
         self._discarded: list[Future] = []  # folds of removed owners still running
         self._fitting = FittingTime()  # every returned fold's fit span, discarded ones too
+        # Guards the queues, flags and running folds, which the pool's result thread changes
+        # too (_on_fold_done). Reentrant: a callback added to a future that is already done
+        # runs at once, in the thread that holds the lock.
+        self._lock = threading.RLock()
 
     def add(self, owner, tasks: list[tuple]) -> None:
         """Queue ``owner``'s folds behind those of the owners added before it; start what fits."""
-        self._queues[owner] = list(tasks)
-        self._flags[owner] = new_cancel_flag()
-        self._fill()
+        with self._lock:
+            self._queues[owner] = list(tasks)
+            self._flags[owner] = new_cancel_flag()
+            self._fill()
 
     def remove(self, owner) -> None:
         """Start no more of ``owner``'s folds; its running ones stop at their next look at the
         cancel flag (their results, which come back at once, are dropped)."""
-        self._queues.pop(owner, None)
-        flag = self._flags.pop(owner, None)
-        running = [future for future, o in self._running.items() if o is owner]
-        if running and flag is not None:
-            # Its folder is recreated if another sweep took this one for dead and removed it.
-            Path(flag).parent.mkdir(parents=True, exist_ok=True)
-            Path(flag).touch()
-        for future in running:
-            del self._running[future]
-        self._discarded += running
+        with self._lock:
+            self._queues.pop(owner, None)
+            flag = self._flags.pop(owner, None)
+            running = [future for future, o in self._running.items() if o is owner]
+            if running and flag is not None:
+                # Its folder is recreated if another sweep took this one for dead and removed it.
+                Path(flag).parent.mkdir(parents=True, exist_ok=True)
+                Path(flag).touch()
+            for future in running:
+                del self._running[future]
+            self._discarded += running
+            self._fill()
         self._count_discarded()
-        self._fill()
 
     def fitting_time(self, timeout: float = 30.0) -> FittingTime:
         """The fit spans of every fold handed over or discarded, and the seconds of fitting
@@ -220,20 +236,21 @@ class FoldScheduler:
             owner = next((o for o, queue in self._queues.items() if queue), None)
             finished = [] if owner is None else [(owner, fit_fold(*self._queues[owner].pop(0)))]
         else:
-            self._fill()
-            if not self._running:
+            with self._lock:
+                self._fill()
+                running = list(self._running)
+            if not running:
                 return []
-            done, _ = wait(self._running, return_when=FIRST_COMPLETED)
-            finished = [(self._running.pop(future), future.result()) for future in done]
-            self._fill()
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            with self._lock:
+                finished = [(self._running.pop(future), future.result()) for future in done]
         for _, result in finished:
             self._fitting.add(result)
         return finished
 
     def _fill(self) -> None:
-        """Start folds on the free processes. A finished fold frees its process at once, even
-        before :meth:`wait` hands its result over: the driver may be busy elsewhere meanwhile
-        (logging a trial, sampling the next one), and the processes should not idle for it."""
+        """Start folds on the free processes (the caller holds the lock). A finished fold frees
+        its process at once, even before :meth:`wait` hands its result over."""
         if self._executor is None:
             return
         while sum(not future.done() for future in self._running) < self.workers:
@@ -243,3 +260,12 @@ class FoldScheduler:
             task = self._queues[owner].pop(0)
             future = self._executor.submit(fit_fold, *task, self._threads, self._flags[owner])
             self._running[future] = owner
+            future.add_done_callback(self._on_fold_done)
+
+    def _on_fold_done(self, future: Future) -> None:
+        """In the pool's result thread: give the freed process its next fold."""
+        try:
+            with self._lock:
+                self._fill()
+        except Exception:  # a pool shut down or broken: the driver learns it from the futures
+            log.debug("no next fold started after a fold ended", exc_info=True)
