@@ -13,9 +13,9 @@ from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from pipeline.cross_validation import run_in_pool
 from pipeline.data import Split
 from pipeline.fitted_model import FoldEnsemble
+from pipeline.fold_pool import run_in_pool
 from pipeline.fold_worker import refit
 from pipeline.report import log_champion_report, log_report, log_study_report
 from pipeline.search_space import network_params

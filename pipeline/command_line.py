@@ -20,6 +20,7 @@ from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.config_schema import register_configs, validate_config
@@ -29,12 +30,15 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 KEYS_HINT = "`python -m pipeline.sweep --cfg job` shows every key and its value"
 
 
-def check_command_line(argv: list[str], config_name: str = "config") -> None:
+def check_command_line(argv: list[str], config_name: str = "config") -> DictConfig | None:
     """Compose ``conf/`` with the overrides in ``argv`` and check the values.
 
     Raises :class:`UserInputError` with a one-line message. Commands that run nothing
     (``--help``, ``--info``, shell completion) and other config folders are left to Hydra.
     In a multirun the sweep overrides (``worker='range(4)'``) are left out of the check.
+
+    Returns the checked config of a single run (what ``@hydra.main`` will compose again), or
+    None for anything else: a multirun, ``--cfg``, the commands left to Hydra.
     """
     args = get_args_parser().parse_args(argv)
     if (
@@ -46,7 +50,7 @@ def check_command_line(argv: list[str], config_name: str = "config") -> None:
         or args.config_dir
         or args.experimental_rerun
     ):
-        return
+        return None
     overrides = list(args.overrides)
     try:
         parsed = [_parse(override) for override in overrides]
@@ -57,6 +61,7 @@ def check_command_line(argv: list[str], config_name: str = "config") -> None:
             validate_config(cfg)
     except (HydraException, OmegaConfBaseException) as error:
         raise UserInputError(one_line(error)) from error
+    return None if args.multirun or args.cfg is not None else cfg
 
 
 def _parse(override: str):
@@ -85,15 +90,17 @@ def user_errors_as_one_line() -> Iterator[None]:
         sys.exit(2)
 
 
-def exit_if_bad(argv: list[str]) -> None:
-    """Print the one-line error and exit with code 2 if ``argv`` cannot run.
+def exit_if_bad(argv: list[str]) -> DictConfig | None:
+    """Print the one-line error and exit with code 2 if ``argv`` cannot run; else return the
+    config of a single run, as :func:`check_command_line`.
 
-    ``HYDRA_FULL_ERROR=1`` skips the check, so that Hydra reports with its full stack trace.
+    ``HYDRA_FULL_ERROR=1`` skips the check (and returns None), so that Hydra reports with its
+    full stack trace.
     """
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        return
+        return None
     with user_errors_as_one_line():
-        check_command_line(argv)
+        return check_command_line(argv)
 
 
 def _compose(config_name: str, overrides: list[str]):

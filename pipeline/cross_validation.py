@@ -29,68 +29,13 @@ from typing import Any
 import numpy as np
 from joblib.externals.loky import get_reusable_executor
 from sklearn.model_selection import StratifiedKFold
-from threadpoolctl import threadpool_limits
 
 from pipeline.fitting_time import FittingTime
-from pipeline.fold_worker import FoldResult, fit_fold, ready
+from pipeline.fold_pool import blas_threads
+from pipeline.fold_worker import FoldResult, fit_fold
 from pipeline.study import process_alive
 
 log = logging.getLogger("pipeline.cross_validation")
-
-# Set by the multirun callback (pipeline/multirun.py) in the launching process: how many workers
-# a local launcher (joblib, submitit_local) runs at once on this machine.
-LOCAL_WORKERS_ENV = "MLP_SWEEP_LOCAL_WORKERS"
-
-
-def worker_cores() -> int:
-    """The cores this worker may use.
-
-    Under SLURM: the job's allocation (``SLURM_CPUS_PER_TASK``, else ``SLURM_CPUS_ON_NODE``),
-    not the node's size. Otherwise the CPUs this process may run on (its affinity, which
-    ``taskset`` and cgroups narrow) divided by the number of workers a local multirun runs at
-    once, so that N workers on one machine share its cores instead of each taking all of them.
-    """
-    if "SLURM_JOB_ID" in os.environ:
-        for name in ("SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"):
-            value = os.environ.get(name, "")
-            if value.isdigit() and int(value) > 0:
-                return int(value)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    local = os.environ.get(LOCAL_WORKERS_ENV, "")
-    workers = int(local) if local.isdigit() and int(local) > 0 else 1
-    return max(1, cores // workers)
-
-
-def start_fold_workers(n_jobs: int, folds: int) -> None:
-    """Start the pool's processes now, without waiting for them.
-
-    A fresh process takes a moment to start and import NumPy and the core (0.1 s of imports,
-    more while the sweep's own start competes for the cores); started while the sweep still
-    loads its data and opens its stores, the processes are ready when the first folds come.
-    """
-    workers = resolve_n_jobs(n_jobs, folds)
-    if workers > 1:
-        executor = get_reusable_executor(max_workers=workers)
-        for _ in range(workers):
-            executor.submit(ready)
-
-
-def run_in_pool(processes: int, function, *args) -> Future:
-    """``function(*args, blas_threads)`` in one of the pool's ``processes`` (started by the folds),
-    or in this process, already done, when there is no pool (``processes`` == 1)."""
-    if processes > 1:
-        executor = get_reusable_executor(max_workers=processes)
-        return executor.submit(function, *args, blas_threads(processes))
-    future: Future = Future()
-    try:
-        future.set_result(function(*args, None))
-    except Exception as error:
-        future.set_exception(error)
-    return future
-
 
 _cancel_folder: list[str] = []  # this process's folder of cancel flags, made when first needed
 CANCEL_FOLDER_PREFIX = "mlp-sweep-cancel-"  # then the sweep's pid, "-", a random suffix
@@ -113,31 +58,6 @@ def remove_stale_cancel_folders(parent: str) -> None:
         pid = folder.name.removeprefix(CANCEL_FOLDER_PREFIX).split("-", 1)[0]
         if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def stop_fold_workers() -> None:
-    """Kill the reusable loky workers at once: an interrupted sweep then exits in seconds
-    instead of waiting for the folds they are still fitting."""
-    get_reusable_executor().shutdown(wait=False, kill_workers=True)
-
-
-def resolve_n_jobs(n_jobs: int, folds: int) -> int:
-    """-1 means all of this worker's cores; more processes than folds would only idle."""
-    return max(1, min(worker_cores() if n_jobs == -1 else n_jobs, folds))
-
-
-def blas_threads(n_jobs: int) -> int:
-    """BLAS threads per fold process: the worker's cores shared by its fold processes."""
-    return max(1, worker_cores() // n_jobs)
-
-
-def limit_worker_threads(n_jobs: int) -> None:
-    """Limit BLAS threads in this (the worker's) process for the rest of its life.
-
-    With ``n_jobs=1`` the folds are fitted in this process, where BLAS would otherwise start
-    one thread per core of the machine, whatever the worker's share.
-    """
-    threadpool_limits(limits=blas_threads(n_jobs))
 
 
 def fold_tasks(

@@ -10,7 +10,7 @@ the launching process, before the launcher starts a job), than N times at the sa
   two ``create_experiment`` of one name).
 - the cores are divided: a local launcher runs several workers on this machine, and each of
   them should use its share (``cv.n_jobs=-1`` and the BLAS threads follow
-  :func:`pipeline.cross_validation.worker_cores`), not all the cores.
+  :func:`pipeline.fold_pool.worker_cores`), not all the cores.
 
 Registered in ``conf/config.yaml`` under ``hydra.callbacks``.
 """
@@ -26,7 +26,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from pipeline.cross_validation import LOCAL_WORKERS_ENV
+from pipeline.fold_pool import LOCAL_WORKERS_ENV
 
 log = logging.getLogger("pipeline.multirun")
 STORE_KEYS = ("study.storage", "tracking.uri", "tracking.artifact_location", "tracking.experiment")

@@ -15,8 +15,9 @@ import numpy as np
 import optuna
 
 from pipeline.background_logging import BackgroundLog
-from pipeline.cross_validation import FoldScheduler, fold_tasks, resolve_n_jobs
+from pipeline.cross_validation import FoldScheduler, fold_tasks
 from pipeline.fitted_model import FoldEnsemble
+from pipeline.fold_pool import resolve_n_jobs
 from pipeline.fold_worker import FoldResult
 from pipeline.interruption import INTERRUPTED, interruptible
 from pipeline.search_space import network_params, suggest_params

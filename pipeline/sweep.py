@@ -15,7 +15,13 @@ if __name__ == "__main__":
     # Hydra would report a bad key or type over several lines from inside @hydra.main.
     from pipeline.command_line import exit_if_bad
 
-    exit_if_bad(sys.argv[1:])
+    _checked = exit_if_bad(sys.argv[1:])
+    if _checked is not None:
+        # The fold processes start and import while this one imports scikit-learn, Optuna and
+        # the rest (~1.6 s): ready when the first folds come instead of ~0.4 s after.
+        from pipeline.fold_pool import start_fold_workers
+
+        start_fold_workers(_checked.cv.n_jobs, _checked.cv.folds)
 
 import logging
 import time
@@ -31,15 +37,15 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.background_logging import BackgroundLog, run_in_thread
 from pipeline.command_line import exit_without_teardown, user_errors_as_one_line
 from pipeline.config_schema import register_configs, validate_config
-from pipeline.cross_validation import (
+from pipeline.data import check_class_counts, load_dataset, split_train_test
+from pipeline.errors import UserInputError
+from pipeline.fitting_time import FittingTime
+from pipeline.fold_pool import (
     limit_worker_threads,
     resolve_n_jobs,
     start_fold_workers,
     stop_fold_workers,
 )
-from pipeline.data import check_class_counts, load_dataset, split_train_test
-from pipeline.errors import UserInputError
-from pipeline.fitting_time import FittingTime
 from pipeline.interruption import InterruptGuard, quiet_failed_trials, requeue_interrupted
 from pipeline.objective import Objective, TrainingDiverged, TrialEvaluation
 from pipeline.preflight import check_local_stores

@@ -46,9 +46,9 @@ from pipeline.config_schema import (
     TrackingConfig,
     register_configs,
 )
-from pipeline.cross_validation import resolve_n_jobs
 from pipeline.data import check_class_counts, load_dataset, split_train_test
 from pipeline.errors import UserInputError
+from pipeline.fold_pool import resolve_n_jobs
 from pipeline.objective import TrainingDiverged, evaluate_folds
 from pipeline.redaction import redact
 from pipeline.search_space import network_params

@@ -111,3 +111,16 @@ def test_bad_values_name_their_key(override, key):
         validate_config(compose_config([override]))
     message = str(info.value)
     assert message.startswith(key) and "\n" not in message
+
+
+def test_the_command_line_check_hands_a_single_runs_config_to_the_pool_start():
+    """The sweep starts its fold processes from the config the check composed (before its own
+    heavy imports); a multirun or a ``--cfg`` print runs no folds in this process."""
+    from pipeline.command_line import check_command_line
+
+    cfg = check_command_line(["dataset=iris", "cv.folds=3", "cv.n_jobs=2"])
+    assert (cfg.dataset.name, cfg.cv.folds, cfg.cv.n_jobs) == ("iris", 3, 2)
+    assert check_command_line(["-m", "worker=range(2)", "dataset=iris"]) is None
+    assert check_command_line(["--cfg", "job"]) is None
+    with pytest.raises(UserInputError, match="cv.folds"):
+        check_command_line(["cv.folds=1"])
