@@ -31,7 +31,7 @@ class FoldResult:
 
     loss_curve : ndarray of shape (n_iterations_run,)
     fit_started : the fit's start, ``time.time()`` in the fold's process (the sweep adds up the
-        wall time during which some fold was fitting, pipeline.cross_validation.FittingTime)
+        wall time during which some fold was fitting, pipeline.fitting_time.FittingTime)
     """
 
     fold: int
