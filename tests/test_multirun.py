@@ -143,8 +143,13 @@ def merged(base: list[str], changes: list[str]) -> list[str]:
 
 
 def wait_for_running_trial(storage: str, name: str, worker: int, timeout: float = 240):
-    """The newest RUNNING trial of ``worker`` whose MLflow run is open: it is inside its folds
-    now. (With two trials in flight, the older one may be told before a kill lands.)"""
+    """The newest RUNNING trial of ``worker`` whose MLflow run is open, once ``worker`` has
+    finished a trial: it is inside its folds now, for most of a trial's length.
+
+    A worker's first trials open their runs only when its MLflow store is up, which for a trial
+    shorter than MLflow's start-up is just before the trial is told; seen then, the trial may
+    be over, and the next not yet recorded, when a kill lands. Once a trial of the worker has
+    finished, its store is up and every later trial opens its run as it starts."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -152,12 +157,15 @@ def wait_for_running_trial(storage: str, name: str, worker: int, timeout: float 
         except KeyError:  # not created yet
             time.sleep(0.2)
             continue
-        for trial in reversed(study.get_trials(states=(optuna.trial.TrialState.RUNNING,))):
-            attrs = trial.user_attrs
-            if attrs.get("worker") == worker and OWNER_PID in attrs and "mlflow_run_id" in attrs:
-                return trial
+        trials = [t for t in study.get_trials() if t.user_attrs.get("worker") == worker]
+        if any(t.state.is_finished() for t in trials):
+            for trial in reversed(trials):
+                attrs = trial.user_attrs
+                running = trial.state == optuna.trial.TrialState.RUNNING
+                if running and OWNER_PID in attrs and "mlflow_run_id" in attrs:
+                    return trial
         time.sleep(0.05)
-    raise AssertionError(f"worker {worker} never ran a trial")
+    raise AssertionError(f"worker {worker} never ran a trial after its first")
 
 
 @pytest.mark.parametrize("kind", ["journal", POSTGRESQL])
