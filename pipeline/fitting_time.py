@@ -28,7 +28,7 @@ class FittingTime:
 
     discarded_seconds: float = 0.0
     spans: list[tuple[float, float]] = field(default_factory=list)
-    _compact_at: int = COMPACT_AFTER
+    _compact_at: int = field(default=COMPACT_AFTER, repr=False, compare=False)
 
     def add(self, result: FoldResult, *, discarded: bool = False) -> None:
         """Count one returned fold; ``discarded``: its trial had already been removed."""
