@@ -9,12 +9,16 @@ start and import NumPy and the core on a core the sweep's process leaves idle me
 from __future__ import annotations
 
 import os
+import signal
+import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 
 from joblib.externals.loky import get_reusable_executor
 from threadpoolctl import threadpool_limits
 
-from pipeline.fold_worker import ready
+from pipeline.fold_worker import SWEEP_PID_ENV, ready
 
 # Set by the multirun callback (pipeline/multirun.py) in the launching process: how many workers
 # a local launcher (joblib, submitit_local) runs at once on this machine.
@@ -52,9 +56,34 @@ def start_fold_workers(n_jobs: int, folds: int) -> None:
     """
     workers = resolve_n_jobs(n_jobs, folds)
     if workers > 1:
-        executor = get_reusable_executor(max_workers=workers)
-        for _ in range(workers):
-            executor.submit(ready)
+        # Inherited by the processes at their start: each then leaves Ctrl-C to this one
+        # (pipeline.fold_worker.ignore_interrupts_in_fold_worker, run by every task).
+        os.environ[SWEEP_PID_ENV] = str(os.getpid())
+        with children_ignore_sigint():
+            executor = get_reusable_executor(max_workers=workers)
+            for _ in range(workers):
+                executor.submit(ready)
+
+
+@contextmanager
+def children_ignore_sigint() -> Iterator[None]:
+    """Processes started inside start with SIGINT ignored, idle or not.
+
+    The terminal's Ctrl-C reaches every process of the group; the sweep handles it and stops
+    the pool (pipeline.interruption). An ignored signal stays ignored across exec, and Python
+    then installs no handler of its own, so a pool process never dies of it with a traceback,
+    even before its first task. Only the main thread may change signal handlers: elsewhere this
+    does nothing. The sweep itself ignores Ctrl-C for the milliseconds the processes take to
+    start.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_in_pool(processes: int, function, *args) -> Future:

@@ -127,7 +127,9 @@ def ignore_interrupts_in_fold_worker() -> None:
 
 
 def ready() -> None:
-    """Nothing: unpickling this task imports this module (and so the core) in a pool process."""
+    """Unpickling this task imports this module (and so the core) in a pool process, which
+    from then on leaves Ctrl-C to the sweep, idle or not."""
+    ignore_interrupts_in_fold_worker()
 
 
 def refit(
@@ -139,6 +141,7 @@ def refit(
 ) -> tuple[ScaledNetwork, float]:
     """Scaler + network trained on all of X (n_samples, n_features), seeded like fold 0; with
     the seconds the fit took (in its own process, not counting the wait for it)."""
+    ignore_interrupts_in_fold_worker()
     if blas_threads is not None:
         _limit_blas_threads(blas_threads)
     network = core.MLPClassifier(**network_kwargs, random_state=fold_seed(seed, 0))

@@ -195,3 +195,30 @@ def test_sigkill_leaves_a_stale_trial_that_the_next_run_recovers(tmp_path):
     retried = [t for t in study.trials if t.user_attrs.get(RETRY_OF) == lost.number]
     assert len(retried) == 1 and retried[0].params == lost.params
     assert retried[0].state == TrialState.COMPLETE
+
+
+IDLE_POOL = """
+import os, signal, sys, time
+from joblib.externals.loky import get_reusable_executor
+from pipeline.fold_pool import start_fold_workers
+
+start_fold_workers(2, 5)
+executor = get_reusable_executor(max_workers=2)
+executor.submit(time.sleep, 0.5).result()  # both processes up, now idle
+pids = list(executor._processes)
+for pid in pids:
+    os.kill(pid, signal.SIGINT)
+time.sleep(1.0)
+print("alive", sum(p.is_alive() for p in executor._processes.values()), len(pids))
+"""
+
+
+def test_idle_fold_processes_leave_ctrl_c_to_the_sweep():
+    """The terminal's Ctrl-C reaches every process of the group: a fold process idle between
+    folds (or not yet given one) ignores it, instead of dying with a traceback of its own."""
+    done = subprocess.run(
+        [sys.executable, "-c", IDLE_POOL], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["alive", "2", "2"]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
