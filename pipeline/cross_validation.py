@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from joblib.externals.loky import get_reusable_executor
 from sklearn.model_selection import StratifiedKFold
 
 from pipeline.fitting_time import FittingTime
-from pipeline.fold_pool import blas_threads
+from pipeline.fold_pool import blas_threads, pool
 from pipeline.fold_worker import FoldResult, fit_fold
 from pipeline.study import process_alive
 
@@ -90,7 +89,7 @@ class FoldScheduler:
 
     def __init__(self, workers: int):
         self.workers = workers
-        self._executor = get_reusable_executor(max_workers=workers) if workers > 1 else None
+        self._executor = pool(workers) if workers > 1 else None
         self._threads = blas_threads(workers)
         self._queues: dict[Any, list[tuple]] = {}  # owner -> folds not started, in fold order
         self._flags: dict[Any, str] = {}

@@ -56,13 +56,24 @@ def start_fold_workers(n_jobs: int, folds: int) -> None:
     """
     workers = resolve_n_jobs(n_jobs, folds)
     if workers > 1:
-        # Inherited by the processes at their start: each then leaves Ctrl-C to this one
-        # (pipeline.fold_worker.ignore_interrupts_in_fold_worker, run by every task).
-        os.environ[SWEEP_PID_ENV] = str(os.getpid())
-        with children_ignore_sigint():
-            executor = get_reusable_executor(max_workers=workers)
-            for _ in range(workers):
-                executor.submit(ready)
+        executor = pool(workers)
+        for _ in range(workers - 1):  # one each (pool() gave one already): all import now
+            executor.submit(ready)
+
+
+def pool(workers: int):
+    """The reusable loky pool of ``workers`` processes, started if need be so that its
+    processes leave Ctrl-C to this one: whichever use starts it (the early start, the folds,
+    the champion's refit), they ignore SIGINT from their first instant and inherit this
+    process's pid (pipeline.fold_worker.ignore_interrupts_in_fold_worker, run by every task).
+
+    loky starts the processes at the first task, so a no-op task is given inside the block.
+    """
+    os.environ[SWEEP_PID_ENV] = str(os.getpid())
+    with children_ignore_sigint():
+        executor = get_reusable_executor(max_workers=workers)
+        executor.submit(ready)
+    return executor
 
 
 @contextmanager
@@ -90,8 +101,7 @@ def run_in_pool(processes: int, function, *args) -> Future:
     """``function(*args, blas_threads)`` in one of the pool's ``processes`` (started by the folds),
     or in this process, already done, when there is no pool (``processes`` == 1)."""
     if processes > 1:
-        executor = get_reusable_executor(max_workers=processes)
-        return executor.submit(function, *args, blas_threads(processes))
+        return pool(processes).submit(function, *args, blas_threads(processes))
     future: Future = Future()
     try:
         future.set_result(function(*args, None))
