@@ -89,7 +89,8 @@ def training_settings(params):
                 "gradient descent); use solver='sgd' for mini-batches"
             )
     dtype = params["dtype"]
-    dtype_name = np.dtype(dtype).name if isinstance(dtype, type) else dtype
+    # NumPy's own spellings too (np.float32, np.dtype("float64")), as users of NumPy write them.
+    dtype_name = np.dtype(dtype).name if isinstance(dtype, (type, np.dtype)) else dtype
     callback = params["callback"]
     if callback is not None and not callable(callback):
         raise ValueError(f"callback={callback!r} must be None or a callable(iteration, loss)")

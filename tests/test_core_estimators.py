@@ -141,6 +141,17 @@ def test_bad_parameters_raise_value_error_naming_them(estimator_class, name, val
     assert not hasattr(model, "coefs_")
 
 
+@pytest.mark.parametrize("dtype", ["float64", np.float64, np.dtype("float64")])
+def test_dtype_may_be_a_name_a_numpy_type_or_a_numpy_dtype(dtype):
+    model = core.MLPClassifier((4,), iterations=2, dtype=dtype).fit(X_OK, Y_OK)
+    assert all(W.dtype == np.float64 for W in model.coefs_)
+
+
+def test_an_unsupported_numpy_dtype_is_named_in_the_error():
+    with pytest.raises(ValueError, match=r"^dtype='float16' is not one of: float32, float64$"):
+        core.MLPClassifier(dtype=np.dtype("float16")).fit(X_OK, Y_OK)
+
+
 def test_unknown_choice_lists_the_allowed_values():
     with pytest.raises(ValueError) as caught:
         core.MLPClassifier(activation="foo").fit(X_OK, Y_OK)
