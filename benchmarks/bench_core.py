@@ -1,5 +1,7 @@
 """Training speed of core.MLPClassifier against scikit-learn's MLPClassifier (and PyTorch).
 
+A textbook NumPy version of the same loop runs alongside: the baseline the issue's targets name.
+
 Digits (all 1797 samples, standardised), a 64-64 ReLU network, 200 full-batch gradient-descent
 epochs without momentum, the same learning rate for everybody. Implementations run interleaved,
 ``--repeats`` times each; the table reports medians. BLAS (and torch) are limited to one thread
@@ -71,6 +73,56 @@ def core_fit(dtype):
     return fit
 
 
+def textbook_fit(dtype):
+    """The straightforward NumPy version: samples in rows, ``A @ W + b``, a new array per step.
+
+    What the issue's targets were set against ("a straightforward NumPy version reached about
+    4.3x and 1.8x"): no preallocated buffers, no in-place work, no bias folded into a product.
+    Same network, initialisation scheme (scikit-learn's Glorot uniform) and updates as the rest.
+    """
+
+    def fit(X, y, learning_rate, iterations):
+        rng = np.random.default_rng(0)
+        X = X.astype(dtype)
+        n = X.shape[0]
+        Y = np.eye(int(y.max()) + 1, dtype=dtype)[y]
+        sizes = [X.shape[1], *HIDDEN, Y.shape[1]]
+        weights, biases = [], []
+        for n_in, n_out in zip(sizes, sizes[1:], strict=False):
+            bound = np.sqrt(6.0 / (n_in + n_out))
+            weights.append(rng.uniform(-bound, bound, (n_in, n_out)).astype(dtype))
+            biases.append(np.zeros(n_out, dtype=dtype))
+
+        def forward(A):
+            activations, pre_activations = [A], []
+            for W, b in zip(weights[:-1], biases[:-1], strict=True):
+                Z = activations[-1] @ W + b
+                pre_activations.append(Z)
+                activations.append(np.maximum(Z, 0))
+            logits = activations[-1] @ weights[-1] + biases[-1]
+            P = np.exp(logits - logits.max(axis=1, keepdims=True))
+            return activations, pre_activations, P / P.sum(axis=1, keepdims=True)
+
+        for _ in range(iterations):
+            activations, pre_activations, P = forward(X)
+            _loss = -np.log(P[np.arange(n), y]).mean()  # computed every epoch, as by the others
+            delta = (P - Y) / n
+            for layer in range(len(weights) - 1, -1, -1):
+                grad_W, grad_b = activations[layer].T @ delta, delta.sum(axis=0)
+                if layer:
+                    delta = (delta @ weights[layer].T) * (pre_activations[layer - 1] > 0)
+                weights[layer] -= learning_rate * grad_W
+                biases[layer] -= learning_rate * grad_b
+
+        class Scored:
+            def score(self, X, y):
+                return float((forward(X.astype(dtype))[2].argmax(axis=1) == y).mean())
+
+        return Scored()
+
+    return fit
+
+
 def torch_fit(torch):
     def fit(X, y, learning_rate, iterations):
         torch.manual_seed(0)
@@ -107,6 +159,8 @@ def implementations():
         "scikit-learn MLPClassifier (sgd, full batch, momentum 0)": sklearn_fit,
         "core.MLPClassifier float32 (gd)": core_fit("float32"),
         "core.MLPClassifier float64 (gd)": core_fit("float64"),
+        "textbook NumPy float32": textbook_fit(np.float32),
+        "textbook NumPy float64": textbook_fit(np.float64),
     }
     try:
         import torch
