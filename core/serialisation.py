@@ -43,6 +43,7 @@ def save_model(estimator, path):
     if isinstance(random_state, int):
         params["random_state"] = random_state
     params["hidden_layer_sizes"] = list(validation.hidden_layer_sizes(params["hidden_layer_sizes"]))
+    params["dtype"] = validation.dtype_name(params["dtype"])  # JSON holds the name, not the type
     metadata = {
         "format_version": FORMAT_VERSION,
         "estimator": kind,

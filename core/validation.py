@@ -18,6 +18,15 @@ from core.solvers import FULL_BATCH_SOLVERS, SOLVERS
 DTYPES = ("float32", "float64")
 
 
+def dtype_name(value):
+    """The name of a dtype given as "float32", np.float32 or np.dtype("float32"); else ``value``.
+
+    NumPy's own spellings are accepted as users of NumPy write them; the name is what the
+    checks compare and what a saved model's JSON metadata holds.
+    """
+    return np.dtype(value).name if isinstance(value, (type, np.dtype)) else value
+
+
 def _choice(name, value, allowed):
     if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name}={value!r} is not one of: {', '.join(sorted(allowed))}")
@@ -88,9 +97,7 @@ def training_settings(params):
                 f"batch_size={batch_size!r} must be None for solver={solver!r} (full-batch "
                 "gradient descent); use solver='sgd' for mini-batches"
             )
-    dtype = params["dtype"]
-    # NumPy's own spellings too (np.float32, np.dtype("float64")), as users of NumPy write them.
-    dtype_name = np.dtype(dtype).name if isinstance(dtype, (type, np.dtype)) else dtype
+    dtype = dtype_name(params["dtype"])
     callback = params["callback"]
     if callback is not None and not callable(callback):
         raise ValueError(f"callback={callback!r} must be None or a callable(iteration, loss)")
@@ -105,7 +112,7 @@ def training_settings(params):
         "init": _choice("init", params["init"], INITIALISERS),
         "init_scale": _real("init_scale", params["init_scale"], positive=True),
         "rng": random_generator(params["random_state"]),
-        "dtype": np.dtype(_choice("dtype", dtype_name, DTYPES)),
+        "dtype": np.dtype(_choice("dtype", dtype, DTYPES)),
         "callback": callback,
         "callback_every": _integer("callback_every", params["callback_every"], 1),
     }

@@ -50,6 +50,15 @@ def test_round_trip_predicts_identically(tmp_path, estimator_class, y, dtype):
         assert all(archive[key].dtype != object for key in archive.files)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.dtype("float64")], ids=["type", "dtype"])
+def test_a_model_given_a_numpy_dtype_saves_its_name(tmp_path, dtype):
+    model = fitted(core.MLPClassifier, np.arange(40) % 2, dtype=dtype)
+    core.save_model(model, tmp_path / "m.npz")
+    loaded = core.load_model(tmp_path / "m.npz")
+    assert loaded.get_params()["dtype"] == np.dtype(dtype).name
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
 def test_callback_is_not_saved_and_random_state_is(tmp_path):
     model = fitted(core.MLPClassifier, np.arange(40) % 2, callback=lambda i, loss: None)
     core.save_model(model, tmp_path / "m.npz")
