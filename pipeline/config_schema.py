@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
 from pipeline.errors import UserInputError
+from pipeline.redaction import redact
 
 ACTIVATION_NAMES = ("sigmoid", "tanh", "relu", "leaky_relu")
 DATASET_NAMES = ("digits", "iris", "wine", "breast_cancer", "moons", "csv")
@@ -21,6 +23,16 @@ SOLVER_NAMES = ("gd", "sgd", "momentum", "adam", "normalized")
 INIT_NAMES = ("small", "xavier", "he")
 DTYPE_NAMES = ("float32", "float64")
 DIRECTIONS = ("maximize", "minimize")
+# The stores MLflow 3 opens for tracking and its model registry, less its file store (a path or
+# file:// URI), which MLflow 3 refuses ("maintenance mode"); and where it can keep artifacts
+# (a plain path is a folder). Checked here, before any import of MLflow; a test compares them
+# with MLflow's own registries, so an upgrade that changes those fails there.
+TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https")
+TRACKING_NAMES = ("databricks", "databricks-uc", "uc")  # whole URIs, not schemes
+ARTIFACT_SCHEMES = (
+    "file", "mlflow-artifacts", "http", "https", "s3", "gs", "wasbs", "abfss", "r2", "b2",
+    "dbfs", "hdfs", "viewfs", "ftp", "sftp",
+)  # fmt: skip
 
 
 @dataclass
@@ -151,6 +163,38 @@ def _check_range(key: str, node: DictConfig, *, positive: bool, minimum: float |
         raise _fail(f"{key}.step", f"must be >= 1, got {node.step}")
 
 
+def uri_scheme(uri: str) -> str:
+    """The scheme of a store URI as MLflow reads it: ``postgresql+psycopg://`` is postgresql."""
+    scheme = urlparse(uri).scheme.lower()
+    return scheme.split("+")[0] if "+" in scheme else scheme
+
+
+def validate_tracking(tracking: DictConfig) -> None:
+    """``tracking.uri`` names a store MLflow 3 opens; ``tracking.artifact_location`` a folder
+    or an artifact store it knows (raises :class:`UserInputError`)."""
+    uri = str(tracking.uri)
+    scheme = uri_scheme(uri)
+    if scheme not in TRACKING_SCHEMES and uri not in TRACKING_NAMES:
+        problem = (
+            "is MLflow's file store, which MLflow 3 no longer opens"
+            if scheme in ("", "file")
+            else f"scheme {scheme!r} is not an MLflow store"
+        )
+        raise _fail(
+            f"tracking.uri={redact(uri)}",
+            f"{problem}; use sqlite:///PATH/mlflow.db (one machine), postgresql://... or "
+            "http://HOST:PORT (an mlflow server)",
+        )
+    location = str(tracking.artifact_location or "")
+    scheme = uri_scheme(location) if "://" in location else ""
+    if scheme and scheme not in ARTIFACT_SCHEMES:
+        raise _fail(
+            f"tracking.artifact_location={redact(location)}",
+            f"scheme {scheme!r} is not an MLflow artifact store; give a folder or a URI of: "
+            f"{', '.join(ARTIFACT_SCHEMES)}",
+        )
+
+
 def validate_search_space(space: DictConfig) -> None:
     """Check bounds and choices of ``search_space`` (raises :class:`UserInputError`)."""
     _check_range("search_space.learning_rate", space.learning_rate, positive=True, minimum=None)
@@ -210,6 +254,7 @@ def validate_config(cfg: DictConfig) -> None:
         )
     if cfg.model.alpha < 0:
         raise _fail("model.alpha", f"must be >= 0, got {cfg.model.alpha}")
+    validate_tracking(cfg.tracking)
     if cfg.worker < 0:
         raise _fail("worker", f"must be >= 0, got {cfg.worker}")
     for group in ("sampler", "pruner"):

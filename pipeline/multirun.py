@@ -68,12 +68,12 @@ def prepare_stores(cfg: DictConfig) -> None:
     Only for a config that passes the workers' own checks: a bad one must leave nothing behind.
     """
     from pipeline.config_schema import validate_config
-    from pipeline.preflight import check_local_stores
+    from pipeline.preflight import check_stores
     from pipeline.study import open_storage
     from pipeline.tracking import connect
 
     validate_config(cfg)
-    check_local_stores(cfg)
+    check_stores(cfg)
     if "://" in str(cfg.study.storage):
         open_storage(str(cfg.study.storage), int(cfg.study.heartbeat_interval))
     connect(str(cfg.tracking.uri), cfg.tracking.artifact_location, str(cfg.tracking.experiment))

@@ -1,4 +1,4 @@
-"""Checks of the local stores a sweep will write, made before any of them is touched.
+"""Checks of the stores a sweep will write, made before any of them is touched.
 
 A store that cannot be created (its folder is under a regular file, or the path is a folder
 where a file is expected) must fail the sweep with one line before the Optuna study or the MLflow
@@ -17,6 +17,7 @@ from pipeline.errors import UserInputError
 from pipeline.redaction import redact
 
 SQLITE_PREFIX = "sqlite:///"
+DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")  # with or without "+driver"
 
 
 def local_file_of(location: str) -> Path | None:
@@ -85,10 +86,34 @@ def check_sqlite_file(key: str, location: str) -> None:
         ) from None
 
 
-def check_local_stores(cfg) -> None:
-    """``study.storage``, ``tracking.uri`` and ``tracking.artifact_location`` can be written."""
+def check_tracking_database(key: str, location: str) -> None:
+    """A PostgreSQL, MySQL or SQL Server tracking store answers one connection.
+
+    MLflow opens its store while the study already exists, and retries a refused connection
+    for ~10 s with a warning each time before it fails; one plain attempt here fails first.
+    """
+    if not location.startswith(DATABASE_SCHEMES):
+        return
+    import sqlalchemy  # Optuna's dependency, loaded by now
+
+    try:
+        engine = sqlalchemy.create_engine(location, poolclass=sqlalchemy.pool.NullPool)
+        with engine.connect():
+            pass
+    except Exception as error:  # SQLAlchemy raises many kinds; all mean "cannot use it"
+        reason = redact(str(error).splitlines()[0]) if str(error) else type(error).__name__
+        raise UserInputError(
+            f"{key}={redact(location)}: cannot open ({reason}); check the URL and that the "
+            "database server runs and accepts this user"
+        ) from None
+
+
+def check_stores(cfg) -> None:
+    """``study.storage``, ``tracking.uri`` and ``tracking.artifact_location`` can be written,
+    and a tracking database answers."""
     check_file_location("study.storage", str(cfg.study.storage))
     check_file_location("tracking.uri", str(cfg.tracking.uri))
     check_sqlite_file("tracking.uri", str(cfg.tracking.uri))
+    check_tracking_database("tracking.uri", str(cfg.tracking.uri))
     if cfg.tracking.artifact_location:
         check_folder_location("tracking.artifact_location", str(cfg.tracking.artifact_location))

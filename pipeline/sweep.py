@@ -48,7 +48,7 @@ from pipeline.fold_pool import (
 )
 from pipeline.interruption import InterruptGuard, quiet_failed_trials, requeue_interrupted
 from pipeline.objective import Objective, TrainingDiverged, TrialEvaluation
-from pipeline.preflight import check_local_stores
+from pipeline.preflight import check_stores
 from pipeline.redaction import redact
 from pipeline.study import (
     budget_used,
@@ -205,7 +205,7 @@ def run_sweep(cfg: DictConfig) -> dict:
     split = split_train_test(data, cfg.cv.test_size, cfg.study.seed)
     sampler, pruner = build_sampler(cfg), build_pruner(cfg)
     # Every check before any store is written: a failing one leaves no half-created study.
-    check_local_stores(cfg)
+    check_stores(cfg)
     storage = open_storage(cfg.study.storage, cfg.study.heartbeat_interval)
     check_direction(storage, study_name(cfg), cfg.study.direction)
     if cfg.worker == 0:

@@ -19,6 +19,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import sqlalchemy
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
@@ -45,8 +46,8 @@ def connect(uri: str, artifact_location: str, experiment: str) -> tuple[MlflowCl
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         provide_sqlite_store(uri)  # a migrated copy instead of 2 s of migrations
     mlflow.set_tracking_uri(uri)
-    client = MlflowClient(tracking_uri=uri)
     try:
+        client = MlflowClient(tracking_uri=uri)
         found = client.get_experiment_by_name(experiment)
         if found is not None:
             return client, found.experiment_id
@@ -60,8 +61,10 @@ def connect(uri: str, artifact_location: str, experiment: str) -> tuple[MlflowCl
             folder.mkdir(parents=True, exist_ok=True)
             location = folder.as_uri()
         return client, _create_experiment(client, experiment, location or None)
-    except mlflow.exceptions.MlflowException as error:
-        reason = redact(str(error).splitlines()[0])
+    # MLflow's own errors, and SQLAlchemy's that it lets through (a database that went away
+    # since the check before the study, pipeline.preflight): both mean "cannot use the store".
+    except (mlflow.exceptions.MlflowException, sqlalchemy.exc.SQLAlchemyError) as error:
+        reason = redact(str(error).splitlines()[0]) if str(error) else type(error).__name__
         raise UserInputError(
             f"tracking.uri={redact(uri)}: cannot use the store ({reason})"
         ) from None

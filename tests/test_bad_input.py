@@ -181,6 +181,22 @@ CASES = [
         ["study.storage=postgresql://u:***@127.0.0.1:1/db", "cannot open"],
     ),
     Case(
+        "tracking-unknown-scheme",
+        ["tracking.uri=bogus://u:secret@host/x"],
+        ["tracking.uri=bogus://u:***@host/x", "'bogus'", "sqlite:///"],
+    ),
+    Case("tracking-file-store", ["tracking.uri=mlruns"], ["tracking.uri=mlruns", "file store"]),
+    Case(
+        "artifacts-unknown-scheme",
+        ["tracking.artifact_location=bogus://bucket", "tracking.experiment=other2"],
+        ["tracking.artifact_location=bogus://bucket", "'bogus'"],
+    ),
+    Case(
+        "tracking-unreachable",
+        [f"tracking.uri={UNREACHABLE_POSTGRES}"],
+        ["tracking.uri=postgresql://u:***@127.0.0.1:1/db", "cannot open"],
+    ),
+    Case(
         "direction-clash",
         ["study.direction=minimize"],
         ["study.direction=minimize", "already exists", "maximize"],

@@ -113,6 +113,54 @@ def test_bad_values_name_their_key(override, key):
     assert message.startswith(key) and "\n" not in message
 
 
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "sqlite:///mlruns/mlflow.db",
+        "postgresql://user@db.example/mlflow",
+        "postgresql+psycopg2://user@db.example/mlflow",
+        "http://127.0.0.1:5000",
+        "databricks",
+    ],
+)
+def test_stores_mlflow_opens_pass(uri):
+    validate_config(compose_config([f"tracking.uri={uri}"]))
+
+
+@pytest.mark.parametrize(
+    ("override", "words"),
+    [
+        ("tracking.uri=bogus://x", "scheme 'bogus' is not an MLflow store"),
+        ("tracking.uri=mlruns", "file store"),
+        ("tracking.uri=file:///tmp/store", "file store"),
+        ("tracking.artifact_location=bogus://bucket", "scheme 'bogus' is not an MLflow artifact"),
+    ],
+)
+def test_a_store_mlflow_cannot_open_fails_before_any_store_is_touched(override, words):
+    with pytest.raises(UserInputError) as info:
+        validate_config(compose_config([override]))
+    message = str(info.value)
+    assert message.startswith(override) and words in message and "\n" not in message
+
+
+def test_the_store_schemes_checked_are_mlflows_own():
+    """The lists in config_schema (checked before MLflow is imported) against MLflow's registries:
+    an MLflow upgrade that adds or drops a store fails here, not in a user's sweep."""
+    from mlflow.store.artifact.artifact_repository_registry import _artifact_repository_registry
+    from mlflow.tracking._model_registry.utils import _get_store_registry
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    from pipeline.config_schema import ARTIFACT_SCHEMES, TRACKING_NAMES, TRACKING_SCHEMES
+
+    file_store = {"", "file"}  # refused by MLflow 3 itself unless MLFLOW_ALLOW_FILE_STORE is set
+    tracking = set(TRACKING_SCHEMES) | set(TRACKING_NAMES) | file_store
+    assert set(_tracking_store_registry._registry) == tracking
+    assert set(_get_store_registry()._registry) == tracking
+    # "runs:" and "models:" name existing artifacts; a plain path ("") is accepted as a folder.
+    artifacts = set(ARTIFACT_SCHEMES) | {"", "runs", "models"}
+    assert set(_artifact_repository_registry._registry) == artifacts
+
+
 def test_the_command_line_check_hands_a_single_runs_config_to_the_pool_start():
     """The sweep starts its fold processes from the config the check composed (before its own
     heavy imports); a multirun or a ``--cfg`` print runs no folds in this process."""
