@@ -7,6 +7,7 @@ values (ranges, ``low <= high``, known names) and raises :class:`UserInputError`
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -29,6 +30,7 @@ DIRECTIONS = ("maximize", "minimize")
 # with MLflow's own registries, so an upgrade that changes those fails there.
 TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https")
 TRACKING_NAMES = ("databricks", "databricks-uc", "uc")  # whole URIs, not schemes
+MAX_EXPERIMENT_NAME = 500  # mlflow.utils.validation.MAX_EXPERIMENT_NAME_LENGTH
 ARTIFACT_SCHEMES = (
     "file", "mlflow-artifacts", "http", "https", "s3", "gs", "wasbs", "abfss", "r2", "b2",
     "dbfs", "hdfs", "viewfs", "ftp", "sftp",
@@ -169,9 +171,44 @@ def uri_scheme(uri: str) -> str:
     return scheme.split("+")[0] if "+" in scheme else scheme
 
 
-def validate_tracking(tracking: DictConfig) -> None:
-    """``tracking.uri`` names a store MLflow 3 opens; ``tracking.artifact_location`` a folder
-    or an artifact store it knows (raises :class:`UserInputError`)."""
+def study_name(cfg: DictConfig) -> str:
+    """``study.name``, or one derived from the data set (``digits-mlp``)."""
+    return cfg.study.name or f"{cfg.dataset.name}-mlp"
+
+
+def registered_model_name(cfg: DictConfig) -> str:
+    """The champion's name in the model registry: ``tracking.registered_model`` or the study's."""
+    return cfg.tracking.registered_model or study_name(cfg)
+
+
+def _check_registry_name(cfg: DictConfig) -> None:
+    """MLflow's rules for a registered model's name, checked now instead of at the very end."""
+    name = registered_model_name(cfg)
+    key = (
+        f"tracking.registered_model={name}"
+        if cfg.tracking.registered_model
+        else f"study.name={name} (the registered model's name, as tracking.registered_model is "
+        "null)"
+    )
+    if any(c in name for c in "/:"):
+        raise _fail(key, "MLflow's model registry refuses '/' and ':' in a name; drop them")
+    normal = posixpath.normpath(name)
+    if not name.strip() or normal != name or normal == "." or normal.startswith(("..", "/")):
+        raise _fail(key, "MLflow's model registry needs a plain name (no leading or doubled dots)")
+
+
+def validate_tracking(cfg: DictConfig) -> None:
+    """``tracking.uri`` names a store MLflow 3 opens, ``tracking.artifact_location`` a folder
+    or an artifact store it knows, and the experiment and registered model have names MLflow
+    takes (raises :class:`UserInputError`)."""
+    tracking = cfg.tracking
+    experiment = str(tracking.experiment or "")
+    if not experiment.strip() or len(experiment) > MAX_EXPERIMENT_NAME:
+        raise _fail(
+            "tracking.experiment",
+            f"needs a name of 1 to {MAX_EXPERIMENT_NAME} characters, got {experiment!r}",
+        )
+    _check_registry_name(cfg)
     uri = str(tracking.uri)
     scheme = uri_scheme(uri)
     if scheme not in TRACKING_SCHEMES and uri not in TRACKING_NAMES:
@@ -254,7 +291,7 @@ def validate_config(cfg: DictConfig) -> None:
         )
     if cfg.model.alpha < 0:
         raise _fail("model.alpha", f"must be >= 0, got {cfg.model.alpha}")
-    validate_tracking(cfg.tracking)
+    validate_tracking(cfg)
     if cfg.worker < 0:
         raise _fail("worker", f"must be >= 0, got {cfg.worker}")
     for group in ("sampler", "pruner"):

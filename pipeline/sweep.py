@@ -36,7 +36,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.background_logging import BackgroundLog, run_in_thread
 from pipeline.command_line import exit_without_teardown, user_errors_as_one_line
-from pipeline.config_schema import register_configs, validate_config
+from pipeline.config_schema import (
+    register_configs,
+    registered_model_name,
+    study_name,
+    validate_config,
+)
 from pipeline.data import check_class_counts, load_dataset, split_train_test
 from pipeline.errors import UserInputError
 from pipeline.fitting_time import FittingTime
@@ -69,10 +74,6 @@ PARENT_RUN_ATTR = "mlflow_parent_run_id"
 WORKER_ATTR = "worker"
 
 register_configs()
-
-
-def study_name(cfg: DictConfig) -> str:
-    return cfg.study.name or f"{cfg.dataset.name}-mlp"
 
 
 def fixed_model_params(cfg: DictConfig) -> dict:
@@ -317,7 +318,7 @@ def run_sweep(cfg: DictConfig) -> dict:
         seed=cfg.study.seed,
         uri=cfg.tracking.uri,
         parent_run_id=parent_id,
-        registered_model=cfg.tracking.registered_model or study.study_name,
+        registered_model=registered_model_name(cfg),
         processes=resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds),
     )
     result["summary"] = summary

@@ -192,6 +192,12 @@ CASES = [
         ["tracking.artifact_location=bogus://bucket", "'bogus'"],
     ),
     Case(
+        "registered-model-name",
+        ["tracking.registered_model=champ/1"],
+        ["tracking.registered_model=champ/1", "'/'"],
+    ),
+    Case("empty-experiment", ["tracking.experiment="], ["tracking.experiment"]),
+    Case(
         "tracking-unreachable",
         [f"tracking.uri={UNREACHABLE_POSTGRES}"],
         ["tracking.uri=postgresql://u:***@127.0.0.1:1/db", "cannot open"],

@@ -104,6 +104,11 @@ def test_wrong_type_fails_at_compose_time():
         ("study.direction=upwards", "study.direction"),
         ("model.solver=lbfgs", "model.solver"),
         ("cv.test_size=1.5", "cv.test_size"),
+        ("tracking.experiment=", "tracking.experiment"),
+        ("tracking.registered_model=champ:1", "tracking.registered_model=champ:1"),
+        ("tracking.registered_model=..", "tracking.registered_model=.."),
+        # The study's name is the registered model's unless tracking.registered_model is set.
+        ("study.name=team/digits", "study.name=team/digits"),
     ],
 )
 def test_bad_values_name_their_key(override, key):
@@ -125,6 +130,10 @@ def test_bad_values_name_their_key(override, key):
 )
 def test_stores_mlflow_opens_pass(uri):
     validate_config(compose_config([f"tracking.uri={uri}"]))
+
+
+def test_a_study_name_the_registry_refuses_is_fine_with_a_registered_model_name():
+    validate_config(compose_config(["study.name=team/digits", "tracking.registered_model=ok"]))
 
 
 @pytest.mark.parametrize(
