@@ -86,13 +86,23 @@ def load_csv(path: Path, target: str) -> Dataset:
         raise UserInputError(f"{key}: has a header but no data rows")
     if target not in frame.columns:
         columns = ", ".join(map(str, frame.columns[:20]))
+        hint = ""
+        if frame.shape[1] == 1 and any(sep in str(frame.columns[0]) for sep in ";\t|"):
+            hint = "; the file seems not to be comma-separated: save it with commas"
         raise UserInputError(
-            f"dataset.target={target}: no such column in {path} (columns: {columns})"
+            f"dataset.target={target}: no such column in {path} (columns: {columns}){hint}"
         )
     labels = frame.pop(target)
     if labels.isna().any():
         raise UserInputError(
             f"{key}: column {target!r} has missing labels; fill or drop those rows"
+        )
+    if labels.dtype.kind == "f" and not np.all(np.mod(labels.to_numpy(), 1) == 0):
+        # scikit-learn's splitters take these for a regression target, and this sweep classifies.
+        example = labels[np.mod(labels.to_numpy(), 1) != 0].iloc[0]
+        raise UserInputError(
+            f"{key}: column {target!r} holds non-integer numbers (e.g. {example}), not classes; "
+            "give class labels (integers or strings)"
         )
     if frame.shape[1] == 0:
         raise UserInputError(f"{key}: has no feature columns besides the target {target!r}")

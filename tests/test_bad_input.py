@@ -138,6 +138,21 @@ CASES = [
         {"i.csv": csv_bytes(with_value("a", 5, float("inf")))},
     ),
     Case(
+        "float-labels",
+        csv("f.csv"),
+        ["f.csv", "'label'", "non-integer", "0.5"],
+        {
+            "f.csv": b"a,b,label\n"
+            + b"".join(b"%d,%d,%s\n" % (i, -i, [b"1", b"0.5"][i % 2]) for i in range(30))
+        },
+    ),
+    Case(
+        "semicolons",
+        csv("semi.csv"),
+        ["dataset.target=label", "comma-separated"],
+        {"semi.csv": b"a;b;label\n" + b"".join(b"%d;%d;%d\n" % (i, -i, i % 2) for i in range(30))},
+    ),
+    Case(
         "single-class",
         csv("one.csv"),
         ["one.csv", "label", "one class"],
