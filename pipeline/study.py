@@ -13,6 +13,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -29,6 +30,8 @@ RETRY_OF = "retry_of"  # user attr of a re-enqueued lost trial: the number it re
 # User attr of a trial that started after other workers had already used the whole budget.
 OVER_BUDGET = "over_budget"
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+# Study user attr: the settings its trials were scored with ({"cv.folds": 5, ...}).
+SETTINGS_ATTR = "settings"
 
 
 def open_storage(location: str, heartbeat_interval: int) -> optuna.storages.BaseStorage:
@@ -103,6 +106,39 @@ def check_direction(storage, name: str, direction: str) -> None:
             f"study.direction={direction}: study {name!r} already exists with direction "
             f"{found}; use another study.name or study.direction={found}"
         )
+
+
+def check_settings(storage, name: str, settings: dict[str, Any]) -> None:
+    """An existing study of that name was made with these ``settings``; checked before anything
+    is written.
+
+    ``settings`` are what a trial's score depends on besides its hyperparameters (the data, the
+    hold-out split, the folds, the fixed training settings; see :data:`SETTINGS_ATTR`). Resumed
+    with others, a study would rank trials scored on different data or folds against each other
+    and refit its champion on data it was never chosen on. A study made before the settings were
+    recorded has nothing to compare with; it gets them when it is next opened.
+    """
+    existing = find_study(storage, name)
+    recorded = None if existing is None else existing.user_attrs.get(SETTINGS_ATTR)
+    if recorded is None:
+        return
+    differing = [key for key in sorted(settings.keys() | recorded.keys())
+                 if settings.get(key) != recorded.get(key)]  # fmt: skip
+    if differing:
+        key, more = differing[0], differing[1:]
+        also = f" (also {', '.join(more)})" if more else ""
+        raise UserInputError(
+            f"{key}={settings.get(key)}: study {name!r} was made with {key}="
+            f"{recorded.get(key)}{also}, so their scores would not compare; resume with the "
+            "study's settings or give another study.name"
+        )
+
+
+def record_settings(study: optuna.Study, settings: dict[str, Any]) -> None:
+    """Keep ``settings`` on a study that has none yet (a new one, or one made before they were
+    recorded), for :func:`check_settings` when it is resumed."""
+    if SETTINGS_ATTR not in study.user_attrs:
+        study.set_user_attr(SETTINGS_ATTR, settings)
 
 
 def open_study(storage, name: str, direction: str, sampler, pruner) -> optuna.Study:

@@ -58,10 +58,12 @@ from pipeline.redaction import redact
 from pipeline.study import (
     budget_used,
     check_direction,
+    check_settings,
     claim_budget,
     find_study,
     open_storage,
     open_study,
+    record_settings,
     recover_lost_trials,
 )
 from pipeline.trial_loop import run_trials
@@ -74,6 +76,22 @@ PARENT_RUN_ATTR = "mlflow_parent_run_id"
 WORKER_ATTR = "worker"
 
 register_configs()
+
+
+def comparable_settings(cfg: DictConfig) -> dict:
+    """What a trial's score depends on besides its hyperparameters, by config key: the data set,
+    the hold-out split and the folds (both seeded by ``study.seed``), the fixed training
+    settings. A study is resumed only with the same (:func:`pipeline.study.check_settings`);
+    the search space, sampler, pruner and budget may change."""
+    nodes = {"dataset": cfg.dataset, "model": cfg.model}
+    settings = {
+        f"{group}.{key}": value
+        for group, node in nodes.items()
+        for key, value in OmegaConf.to_container(node, resolve=True).items()
+    }
+    settings.update({"cv.folds": cfg.cv.folds, "cv.test_size": cfg.cv.test_size})
+    settings["study.seed"] = cfg.study.seed
+    return settings
 
 
 def fixed_model_params(cfg: DictConfig) -> dict:
@@ -169,6 +187,7 @@ def follow_study(cfg, storage, sampler, pruner) -> tuple[optuna.Study, str]:
     while time.monotonic() < deadline:
         existing = find_study(storage, name)
         if existing is not None and PARENT_RUN_ATTR in existing.user_attrs:
+            check_settings(storage, name, comparable_settings(cfg))  # recorded by worker 0
             study = open_study(storage, name, cfg.study.direction, sampler, pruner)
             return study, existing.user_attrs[PARENT_RUN_ATTR]
         time.sleep(0.5)
@@ -209,8 +228,10 @@ def run_sweep(cfg: DictConfig) -> dict:
     check_stores(cfg)
     storage = open_storage(cfg.study.storage, cfg.study.heartbeat_interval)
     check_direction(storage, study_name(cfg), cfg.study.direction)
+    check_settings(storage, study_name(cfg), comparable_settings(cfg))
     if cfg.worker == 0:
         study = open_study(storage, study_name(cfg), cfg.study.direction, sampler, pruner)
+        record_settings(study, comparable_settings(cfg))
         recover_lost_trials(study)
         resuming = budget_used(study) < cfg.study.n_trials
         tracking = start_tracking(cfg, lambda: lead_tracking(cfg, study, resuming))

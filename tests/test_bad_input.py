@@ -218,6 +218,11 @@ CASES = [
         ["tracking.uri=postgresql://u:***@127.0.0.1:1/db", "cannot open"],
     ),
     Case(
+        "resume-other-folds",
+        ["cv.folds=4"],
+        ["cv.folds=4", "study 'iris-mlp' was made with cv.folds=3", "study.name"],
+    ),
+    Case(
         "direction-clash",
         ["study.direction=minimize"],
         ["study.direction=minimize", "already exists", "maximize"],

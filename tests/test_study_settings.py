@@ -1,0 +1,54 @@
+"""A study is resumed only with the settings its trials were scored with (pipeline.study)."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from pipeline.errors import UserInputError
+from pipeline.study import SETTINGS_ATTR, check_settings, record_settings
+from pipeline.sweep import comparable_settings
+from tests.helpers import compose_config
+
+
+def new_study(storage, name="s"):
+    return optuna.create_study(storage=storage, study_name=name, direction="maximize")
+
+
+def test_the_settings_name_the_data_split_folds_and_training_settings():
+    settings = comparable_settings(compose_config(["dataset=iris", "cv.folds=3"]))
+    assert settings["dataset.name"] == "iris" and settings["cv.folds"] == 3
+    assert {"cv.test_size", "study.seed", "model.solver", "model.dtype"} <= settings.keys()
+    # What a resumed sweep may change is left out.
+    assert not any(key.startswith(("search_space.", "sampler.", "pruner.")) for key in settings)
+    assert "study.n_trials" not in settings and "cv.n_jobs" not in settings
+
+
+def test_a_study_resumed_with_its_own_settings_passes():
+    storage = optuna.storages.InMemoryStorage()
+    settings = comparable_settings(compose_config(["dataset=iris"]))
+    record_settings(new_study(storage), settings)
+    check_settings(storage, "s", settings)
+    check_settings(storage, "other", {**settings, "cv.folds": 9})  # no such study yet
+
+
+def test_a_study_resumed_with_other_settings_names_the_first_that_differs():
+    storage = optuna.storages.InMemoryStorage()
+    before = comparable_settings(compose_config(["dataset=iris", "cv.folds=3"]))
+    record_settings(new_study(storage), before)
+    after = comparable_settings(compose_config(["dataset=wine", "cv.folds=4"]))
+    with pytest.raises(UserInputError) as info:
+        check_settings(storage, "s", after)
+    message = str(info.value)
+    assert message.startswith("cv.folds=4: study 's' was made with cv.folds=3 (also dataset.name)")
+    assert "\n" not in message
+
+
+def test_a_study_without_recorded_settings_gets_them_and_keeps_the_first():
+    storage = optuna.storages.InMemoryStorage()
+    study = new_study(storage)
+    settings = comparable_settings(compose_config(["dataset=iris"]))
+    check_settings(storage, "s", settings)  # made before settings were recorded: nothing to compare
+    record_settings(study, settings)
+    record_settings(study, {**settings, "cv.folds": 9})  # never overwritten
+    assert study.user_attrs[SETTINGS_ATTR] == settings
