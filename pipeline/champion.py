@@ -75,11 +75,12 @@ def finalize(
     parent_run_id: str,
     registered_model: str,
     processes: int = 1,
+    feature_names: tuple[str, ...] | None = None,
 ) -> SweepSummary:
     """Refit, test, log and register the champion; returns the summary for the terminal.
 
     With several fold ``processes``, the refit runs in one of them while this process draws the
-    study's plots.
+    study's plots. ``feature_names`` (the data's columns) go with the registered model.
     """
     counts = state_counts(study)
     summary = SweepSummary(study.study_name, counts, parent_run_id)
@@ -96,7 +97,7 @@ def finalize(
     log_study_report(client, parent_run_id, study)
     report_seconds = time.perf_counter() - started
     model, refit_seconds = refitting.result()
-    champion = FoldEnsemble([model])
+    champion = FoldEnsemble([model], feature_names)
     summary.best_params = dict(best.params)
     summary.cv_mean = float(best.value)
     summary.cv_std = float(best.user_attrs.get("cv_std", np.nan))

@@ -63,13 +63,18 @@ def standardisation(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class FoldEnsemble:
-    """Members with the same classes; predicts the argmax of their mean probabilities."""
+    """Members with the same classes; predicts the argmax of their mean probabilities.
 
-    def __init__(self, members: list[ScaledNetwork]):
+    ``feature_names``, when known, name the input columns in training order: the served model
+    (pipeline.pyfunc_model) puts a DataFrame's columns in that order before predicting.
+    """
+
+    def __init__(self, members: list[ScaledNetwork], feature_names: tuple[str, ...] | None = None):
         if not members:
             raise ValueError("members: an ensemble needs at least one member")
         self.members = members
         self.classes_ = members[0].classes_
+        self.feature_names = None if feature_names is None else tuple(map(str, feature_names))
 
     def predict_proba(self, X) -> np.ndarray:
         """X : array-like of shape (n_samples, n_features) -> (n_samples, n_classes)."""
@@ -89,7 +94,10 @@ class FoldEnsemble:
         for index, member in enumerate(self.members):
             core.save_model(member.network, directory / f"member_{index}.npz")
             np.savez(directory / f"scaler_{index}.npz", mean=member.mean, scale=member.scale)
-        (directory / "ensemble.json").write_text(json.dumps({"members": len(self.members)}))
+        manifest = {"members": len(self.members)}
+        if self.feature_names is not None:
+            manifest["feature_names"] = list(self.feature_names)
+        (directory / "ensemble.json").write_text(json.dumps(manifest))
 
     @classmethod
     def load(cls, directory: Path) -> FoldEnsemble:
@@ -101,7 +109,8 @@ class FoldEnsemble:
         directory = Path(directory)
         manifest = directory / "ensemble.json"
         try:
-            count = json.loads(manifest.read_text())["members"]
+            content = json.loads(manifest.read_text())
+            count = content["members"]
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise core.ModelFileError(
                 f"{manifest}: not a readable model manifest ({error})"
@@ -116,7 +125,17 @@ class FoldEnsemble:
             if members and not np.array_equal(network.classes_, members[0].classes_):
                 raise core.ModelFileError(f"{directory}: member {index} has other classes")
             members.append(ScaledNetwork(mean, scale, network))
-        return cls(members)
+        names = content.get("feature_names")  # absent in models saved before they were kept
+        n_features = members[0].mean.shape[0]
+        if names is not None and (
+            not isinstance(names, list)
+            or len(names) != n_features
+            or not all(isinstance(n, str) for n in names)
+        ):
+            raise core.ModelFileError(
+                f"{manifest}: feature_names must be {n_features} strings, got {names!r}"
+            )
+        return cls(members, names)
 
 
 def _load_scaler(path: Path, n_features: int) -> tuple[np.ndarray, np.ndarray]:

@@ -52,8 +52,8 @@ class FoldOutcome:
         length = min(len(c) for c in curves)
         return np.mean([c[:length] for c in curves], axis=0)
 
-    def ensemble(self) -> FoldEnsemble:
-        return FoldEnsemble([self.models[fold] for fold in sorted(self.models)])
+    def ensemble(self, feature_names: tuple[str, ...] | None = None) -> FoldEnsemble:
+        return FoldEnsemble([self.models[fold] for fold in sorted(self.models)], feature_names)
 
 
 def evaluate_folds(
@@ -148,8 +148,10 @@ class Objective:
         open_run: Callable | None = None,
         log_models: bool = True,
         background: BackgroundLog | None = None,
+        feature_names: tuple[str, ...] | None = None,
     ):
         self.X, self.y = X, y
+        self.feature_names = feature_names  # of X's columns, kept with each logged model
         self.fixed_params = fixed_params
         self.search_space = search_space
         self.folds, self.seed, self.n_jobs = folds, seed, n_jobs
@@ -186,7 +188,7 @@ class Objective:
         """Fold metrics, learning curve, the model of a complete trial, state; close the run."""
         run.log_folds(outcome.scores, outcome.fit_seconds, outcome.mean_curve(), seconds)
         if state == "COMPLETE" and self.log_models:
-            run.log_model(outcome.ensemble(), self.X[:5])
+            run.log_model(outcome.ensemble(self.feature_names), self.X[:5])
         run.end(state, reason)
 
 

@@ -269,6 +269,7 @@ def run_sweep(cfg: DictConfig) -> dict:
         open_run=open_run,
         log_models=cfg.tracking.log_trial_models,
         background=background,
+        feature_names=data.feature_names,
     )
     limit_worker_threads(resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds))
 
@@ -341,6 +342,7 @@ def run_sweep(cfg: DictConfig) -> dict:
         parent_run_id=parent_id,
         registered_model=registered_model_name(cfg),
         processes=resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds),
+        feature_names=data.feature_names,
     )
     result["summary"] = summary
     print(format_summary(summary, redact(cfg.tracking.uri)))

@@ -21,7 +21,7 @@ import mlflow
 import numpy as np
 import sqlalchemy
 from mlflow.entities import Metric, Param, RunTag
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
 
 from pipeline.errors import UserInputError
@@ -216,6 +216,17 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: Iterable[Metric]) ->
         client.log_batch(run_id, metrics=metrics[start : start + BATCH_LIMIT])
 
 
+def model_signature(ensemble: FoldEnsemble, X_example: np.ndarray) -> ModelSignature:
+    """The outputs' schema only (labels, from ``X_example``'s predictions).
+
+    An input schema would make MLflow convert the input before the model sees it: a tensor one
+    reads a DataFrame's columns by position (so reordered columns predicted silently wrong), a
+    column one refuses arrays. Without it the model takes both (pipeline.pyfunc_model): a
+    DataFrame by column name, an array by position, each checked against the training columns.
+    """
+    return ModelSignature(outputs=infer_signature(X_example, ensemble.predict(X_example)).outputs)
+
+
 def save_pyfunc(ensemble: FoldEnsemble, folder: Path, X_example: np.ndarray) -> Path:
     """Write an MLflow pyfunc model (models-from-code, ``.npz`` weights) under ``folder``."""
     weights = folder / "ensemble"
@@ -227,7 +238,7 @@ def save_pyfunc(ensemble: FoldEnsemble, folder: Path, X_example: np.ndarray) -> 
             python_model=str(PYFUNC_MODEL_FILE),
             artifacts={"ensemble": str(weights)},
             pip_requirements=MODEL_REQUIREMENTS,
-            signature=infer_signature(X_example, ensemble.predict(X_example)),
+            signature=model_signature(ensemble, X_example),
         )
     return path
 
@@ -262,7 +273,7 @@ def log_champion(
                 python_model=str(PYFUNC_MODEL_FILE),
                 artifacts={"ensemble": str(weights)},
                 pip_requirements=MODEL_REQUIREMENTS,
-                signature=infer_signature(X_example, ensemble.predict(X_example)),
+                signature=model_signature(ensemble, X_example),
                 registered_model_name=registered_model,
             )
     version = str(info.registered_model_version)

@@ -184,7 +184,7 @@ def run_train(cfg: DictConfig) -> TrainResult:
         outcome.scores, outcome.fit_seconds, outcome.mean_curve(), time.perf_counter() - started
     )
     if cfg.tracking.log_trial_models:
-        run.log_model(outcome.ensemble(), split.X_train[:5])
+        run.log_model(outcome.ensemble(data.feature_names), split.X_train[:5])
     run.end("COMPLETE")
     return TrainResult(run.run_id, outcome.scores, recorded)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import load_iris
 
@@ -30,10 +31,14 @@ class Payload:
         return (Path.write_text, (self.marker, "pickle ran"))
 
 
+IRIS = load_iris()
+NAMES = tuple(IRIS.feature_names)
+
+
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    X, y = load_iris(return_X_y=True)
-    members = [
+def members():
+    X, y = IRIS.data, IRIS.target
+    return [
         ScaledNetwork.fit(
             core.MLPClassifier(
                 hidden_layer_sizes=(8,), iterations=30, learning_rate=0.05, random_state=seed
@@ -43,8 +48,13 @@ def saved(tmp_path_factory):
         )
         for seed in (0, 1)
     ]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, members):
+    X = IRIS.data
     folder = tmp_path_factory.mktemp("model")
-    path = save_pyfunc(FoldEnsemble(members), folder, X[:5])
+    path = save_pyfunc(FoldEnsemble(members, NAMES), folder, X[:5])
     return path, X, FoldEnsemble(members).predict(X)
 
 
@@ -104,6 +114,14 @@ FAULTS = {
     "manifest-too-many": ("ensemble.json", lambda p: p.write_text(json.dumps({"members": 5}))),
     "manifest-negative": ("ensemble.json", lambda p: p.write_text(json.dumps({"members": -1}))),
     "manifest-string": ("ensemble.json", lambda p: p.write_text(json.dumps({"members": "2"}))),
+    "manifest-names-short": (
+        "ensemble.json",
+        lambda p: p.write_text(json.dumps({"members": 2, "feature_names": ["a"]})),
+    ),
+    "manifest-names-not-strings": (
+        "ensemble.json",
+        lambda p: p.write_text(json.dumps({"members": 2, "feature_names": [1, 2, 3, 4]})),
+    ),
 }
 
 
@@ -113,6 +131,25 @@ def test_model_round_trips_through_mlflow_without_pickle(saved):
     model = mlflow.pyfunc.load_model(str(path))
     np.testing.assert_array_equal(model.predict(X), expected)
     np.testing.assert_array_equal(FoldEnsemble.load(ensemble_dir(path)).predict(X), expected)
+
+
+def test_a_dataframe_is_read_by_column_name_and_an_array_by_position(saved):
+    path, X, expected = saved
+    model = mlflow.pyfunc.load_model(str(path))
+    frame = pd.DataFrame(X, columns=NAMES)
+    for rows in (frame, frame[list(reversed(NAMES))], frame.assign(extra=1.0), X, X.tolist()):
+        np.testing.assert_array_equal(model.predict(rows), expected)
+    np.testing.assert_array_equal(model.predict(pd.DataFrame(X)), expected)  # columns 0..3
+    with pytest.raises(ValueError, match=r"^model input: no column 'petal width \(cm\)'; "):
+        model.predict(frame.drop(columns="petal width (cm)"))
+
+
+def test_a_model_saved_without_column_names_reads_dataframes_by_position(members, tmp_path):
+    path = save_pyfunc(FoldEnsemble(members), tmp_path, IRIS.data[:5])
+    assert "feature_names" not in (ensemble_dir(path) / "ensemble.json").read_text()
+    model = mlflow.pyfunc.load_model(str(path))
+    frame = pd.DataFrame(IRIS.data, columns=NAMES)
+    np.testing.assert_array_equal(model.predict(frame), FoldEnsemble(members).predict(IRIS.data))
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))

@@ -134,6 +134,9 @@ def test_csv_with_string_labels(tmp_path):
     champion = mlflow.pyfunc.load_model("models:/wine-csv@champion")
     predictions = champion.predict(frame.drop(columns="cultivar"))
     assert set(predictions) <= set(names)
+    # Columns are matched by name, not position (the CSV's order is not the caller's).
+    reordered = frame.drop(columns="cultivar").iloc[:, ::-1]
+    np.testing.assert_array_equal(champion.predict(reordered), predictions)
     assert np.mean(predictions == frame["cultivar"].to_numpy()) > 0.8
 
 
