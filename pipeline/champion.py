@@ -20,7 +20,7 @@ from pipeline.fold_worker import refit
 from pipeline.report import log_champion_report, log_report, log_study_report
 from pipeline.search_space import network_params
 from pipeline.study import replaced_numbers
-from pipeline.tracking import TRIAL_RUN_ATTR, log_champion, log_metrics
+from pipeline.tracking import TRIAL_RUN_ATTR, log_champion, log_metrics, registered_champion
 from pipeline.trial_config import log_best_config
 
 
@@ -36,6 +36,7 @@ class SweepSummary:
     cv_std: float | None = None
     test_accuracy: float | None = None
     model_version: str | None = None
+    model_unchanged: bool = False  # the registered champion already was this best trial's
 
 
 def state_counts(study: optuna.Study) -> dict[str, int]:
@@ -92,15 +93,25 @@ def finalize(
         log_report(client, parent_run_id, study)  # trials.csv says why each trial failed
         return summary
     best = study.best_trial
+    summary.best_params = dict(best.params)
+    summary.cv_mean = float(best.value)
+    summary.cv_std = float(best.user_attrs.get("cv_std", np.nan))
+    version = registered_champion(client, registered_model, parent_run_id, best.number)
+    tested = client.get_run(parent_run_id).data.metrics.get("test_accuracy") if version else None
+    if version is not None and tested is not None:
+        # A rerun whose best trial already has its registered champion (e.g. the same command
+        # again once the budget is reached): a refit would register an identical new version.
+        log_study_report(client, parent_run_id, study)  # the study may have grown meanwhile
+        log_metrics(client, parent_run_id, count_metrics)
+        summary.test_accuracy, summary.model_version = float(tested), version
+        summary.model_unchanged = True
+        return summary
     refitting = refit_best(study, split, fixed_params, seed, processes)
     started = time.perf_counter()
     log_study_report(client, parent_run_id, study)
     report_seconds = time.perf_counter() - started
     model, refit_seconds = refitting.result()
     champion = FoldEnsemble([model], feature_names)
-    summary.best_params = dict(best.params)
-    summary.cv_mean = float(best.value)
-    summary.cv_std = float(best.user_attrs.get("cv_std", np.nan))
     y_pred = champion.predict(split.X_test)
     summary.test_accuracy = float(np.mean(y_pred == split.y_test))
     started = time.perf_counter()
@@ -126,7 +137,7 @@ def finalize(
         + [RunTag(f"best.{k}", str(v)) for k, v in best.params.items()],
     )
     summary.model_version = log_champion(
-        uri, parent_run_id, champion, split.X_test[:5], registered_model
+        uri, parent_run_id, champion, split.X_test[:5], registered_model, best.number
     )
     if TRIAL_RUN_ATTR in best.user_attrs:
         note = f"Best trial {best.number} of study {study.study_name}: CV accuracy {best.value:.4f}"
@@ -152,7 +163,8 @@ def format_summary(summary: SweepSummary, tracking_uri: str) -> str:
             f"best: {params}",
             f"CV accuracy {summary.cv_mean:.4f} ± {summary.cv_std:.4f}; "
             f"test accuracy {summary.test_accuracy:.4f}",
-            f"champion: registered version {summary.model_version}",
+            f"champion: registered version {summary.model_version}"
+            + (" (unchanged: the best trial is the same)" if summary.model_unchanged else ""),
         ]
     lines += [
         f"parent run {summary.parent_run_id}",

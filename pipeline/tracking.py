@@ -31,6 +31,7 @@ from pipeline.redaction import redact
 from pipeline.store_template import provide_sqlite_store
 
 PYFUNC_MODEL_FILE = Path(__file__).with_name("pyfunc_model.py")
+CHAMPION_TRIAL_TAG = "mlp_sweep.best_trial"  # on a registered version: the trial it refits
 MODEL_REQUIREMENTS = ["mlflow", "numpy", "pandas", "scikit-learn"]
 BATCH_LIMIT = 1000  # LogBatch accepts at most 1000 metrics per call
 STUDY_TAG = "mlp_sweep.study"
@@ -258,8 +259,10 @@ def log_champion(
     ensemble: FoldEnsemble,
     X_example: np.ndarray,
     registered_model: str,
+    best_trial: int,
 ) -> str:
-    """Log the champion on the parent run, register it and point the alias ``champion`` at it.
+    """Log the champion on the parent run, register it (tagged with ``best_trial``, the number
+    of the trial it refits) and point the alias ``champion`` at it.
 
     Returns the registered model version.
     """
@@ -277,5 +280,21 @@ def log_champion(
                 registered_model_name=registered_model,
             )
     version = str(info.registered_model_version)
-    MlflowClient(tracking_uri=uri).set_registered_model_alias(registered_model, "champion", version)
+    client = MlflowClient(tracking_uri=uri)
+    client.set_model_version_tag(registered_model, version, CHAMPION_TRIAL_TAG, str(best_trial))
+    client.set_registered_model_alias(registered_model, "champion", version)
     return version
+
+
+def registered_champion(
+    client: MlflowClient, registered_model: str, parent_run_id: str, best_trial: int
+) -> str | None:
+    """The version the alias ``champion`` points at if it is this study's refit of ``best_trial``
+    (logged on ``parent_run_id``); else None (none yet, another study's, an older best)."""
+    try:
+        version = client.get_model_version_by_alias(registered_model, "champion")
+    except mlflow.exceptions.MlflowException:  # no such model or alias yet
+        return None
+    if version.run_id != parent_run_id or version.tags.get(CHAMPION_TRIAL_TAG) != str(best_trial):
+        return None
+    return str(version.version)

@@ -107,10 +107,20 @@ def test_sweep_end_to_end_then_resume(tmp_path):
     parents, children = runs_of(client, "iris-mlp")
     assert len(parents) == 1 and parents[0].info.run_id == parent.info.run_id
     assert len(children) == 5
-    # Rerunning when the budget is already reached runs no trial.
+    # Rerunning when the budget is already reached runs no trial, and registers no copy of the
+    # same champion: the alias still points at the version of the best trial.
+    versions = client.search_model_versions("name = 'iris-mlp'")
+    champion_version = client.get_model_version_by_alias("iris-mlp", "champion")
+    best = load_study(tmp_path, "iris-mlp").best_trial.number
+    assert champion_version.tags["mlp_sweep.best_trial"] == str(best)
     third = run_cli([*args, "study.n_trials=5"], tmp_path)
     assert_ok(third)
     assert len(load_study(tmp_path, "iris-mlp").trials) == 5
+    assert f"registered version {champion_version.version} (unchanged" in third.stdout
+    assert len(client.search_model_versions("name = 'iris-mlp'")) == len(versions)
+    assert client.get_model_version_by_alias("iris-mlp", "champion").version == (
+        champion_version.version
+    )
 
 
 def test_csv_with_string_labels(tmp_path):
