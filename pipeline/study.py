@@ -41,6 +41,8 @@ def open_storage(location: str, heartbeat_interval: int) -> optuna.storages.Base
         if location.startswith("sqlite"):
             # Several writers on one SQLite file wait for the lock instead of failing at once.
             engine_kwargs = {"connect_args": {"timeout": 60}}
+            if location.startswith("sqlite:///"):  # SQLite makes the file, not its folders
+                Path(location.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
             return _rdb_storage_with_retries(
                 with_installed_driver(location),

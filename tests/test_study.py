@@ -1,4 +1,5 @@
-"""A study is resumed only with the settings its trials were scored with (pipeline.study)."""
+"""pipeline.study: the storage, and a study resumed only with the settings its trials were
+scored with."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import optuna
 import pytest
 
 from pipeline.errors import UserInputError
-from pipeline.study import SETTINGS_ATTR, check_settings, record_settings
+from pipeline.study import SETTINGS_ATTR, check_settings, open_storage, record_settings
 from pipeline.sweep import comparable_settings
 from tests.helpers import compose_config
 
@@ -52,3 +53,10 @@ def test_a_study_without_recorded_settings_gets_them_and_keeps_the_first():
     record_settings(study, settings)
     record_settings(study, {**settings, "cv.folds": 9})  # never overwritten
     assert study.user_attrs[SETTINGS_ATTR] == settings
+
+
+def test_an_sqlite_storage_gets_its_folder_like_a_journal_file(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 'new' / 'sub' / 'optuna.db'}", 10)
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    assert (tmp_path / "new" / "sub" / "optuna.db").is_file()
