@@ -7,6 +7,7 @@ values (ranges, ``low <= high``, known names) and raises :class:`UserInputError`
 
 from __future__ import annotations
 
+import os
 import posixpath
 from dataclasses import dataclass, field
 from typing import Any
@@ -232,6 +233,30 @@ def validate_tracking(cfg: DictConfig) -> None:
         )
 
 
+def database_identity(location: str) -> tuple | None:
+    """What names one database: an SQLite file's absolute path, or a server's engine, host,
+    port and database; None for a journal file or an MLflow server."""
+    scheme = uri_scheme(location)
+    if scheme == "sqlite":
+        return ("sqlite", os.path.abspath(location.removeprefix("sqlite:///")))
+    if scheme in ("postgresql", "mysql", "mssql"):
+        parsed = urlparse(location)
+        return (scheme, parsed.hostname, parsed.port, parsed.path.strip("/"))
+    return None
+
+
+def _check_separate_databases(cfg: DictConfig) -> None:
+    """Optuna's and MLflow's tables cannot share a database: both keep their Alembic schema
+    version in a table named ``alembic_version``, so each would find the other's revision."""
+    study_db = database_identity(str(cfg.study.storage))
+    if study_db is not None and study_db == database_identity(str(cfg.tracking.uri)):
+        raise _fail(
+            f"study.storage={redact(str(cfg.study.storage))}",
+            "is the database of tracking.uri; Optuna and MLflow each need their own (both keep "
+            "an alembic_version table), e.g. study.storage=sqlite:///mlruns/optuna.db",
+        )
+
+
 def validate_search_space(space: DictConfig) -> None:
     """Check bounds and choices of ``search_space`` (raises :class:`UserInputError`)."""
     _check_range("search_space.learning_rate", space.learning_rate, positive=True, minimum=None)
@@ -292,6 +317,7 @@ def validate_config(cfg: DictConfig) -> None:
     if cfg.model.alpha < 0:
         raise _fail("model.alpha", f"must be >= 0, got {cfg.model.alpha}")
     validate_tracking(cfg)
+    _check_separate_databases(cfg)
     if cfg.worker < 0:
         raise _fail("worker", f"must be >= 0, got {cfg.worker}")
     for group in ("sampler", "pruner"):

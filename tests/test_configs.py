@@ -109,6 +109,8 @@ def test_wrong_type_fails_at_compose_time():
         ("tracking.registered_model=..", "tracking.registered_model=.."),
         # The study's name is the registered model's unless tracking.registered_model is set.
         ("study.name=team/digits", "study.name=team/digits"),
+        # Optuna's and MLflow's schemas cannot share one database (both use alembic_version).
+        ("study.storage=sqlite:///mlruns/mlflow.db", "study.storage=sqlite:///mlruns/mlflow.db"),
     ],
 )
 def test_bad_values_name_their_key(override, key):
@@ -130,6 +132,18 @@ def test_bad_values_name_their_key(override, key):
 )
 def test_stores_mlflow_opens_pass(uri):
     validate_config(compose_config([f"tracking.uri={uri}"]))
+
+
+def test_optuna_and_mlflow_may_share_a_server_but_not_a_database():
+    server = "postgresql://u@db.example:5432"
+    validate_config(
+        compose_config([f"study.storage={server}/optuna", f"tracking.uri={server}/mlflow"])
+    )
+    validate_config(compose_config(["study.storage=sqlite:///mlruns/optuna.db"]))
+    with pytest.raises(UserInputError, match="is the database of tracking.uri"):
+        validate_config(
+            compose_config([f"study.storage={server}/one", f"tracking.uri={server}/one"])
+        )
 
 
 def test_a_study_name_the_registry_refuses_is_fine_with_a_registered_model_name():
