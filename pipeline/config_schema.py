@@ -29,7 +29,8 @@ DIRECTIONS = ("maximize", "minimize")
 # file:// URI), which MLflow 3 refuses ("maintenance mode"); and where it can keep artifacts
 # (a plain path is a folder). Checked here, before any import of MLflow; a test compares them
 # with MLflow's own registries, so an upgrade that changes those fails there.
-TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https")
+DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")  # database servers, "+driver" or not
+TRACKING_SCHEMES = ("sqlite", *DATABASE_SCHEMES, "http", "https")
 TRACKING_NAMES = ("databricks", "databricks-uc", "uc")  # whole URIs, not schemes
 MAX_EXPERIMENT_NAME = 500  # mlflow.utils.validation.MAX_EXPERIMENT_NAME_LENGTH
 ARTIFACT_SCHEMES = (
@@ -168,8 +169,7 @@ def _check_range(key: str, node: DictConfig, *, positive: bool, minimum: float |
 
 def uri_scheme(uri: str) -> str:
     """The scheme of a store URI as MLflow reads it: ``postgresql+psycopg://`` is postgresql."""
-    scheme = urlparse(uri).scheme.lower()
-    return scheme.split("+")[0] if "+" in scheme else scheme
+    return urlparse(uri).scheme.lower().split("+")[0]
 
 
 def study_name(cfg: DictConfig) -> str:
@@ -239,7 +239,7 @@ def database_identity(location: str) -> tuple | None:
     scheme = uri_scheme(location)
     if scheme == "sqlite":
         return ("sqlite", os.path.abspath(location.removeprefix("sqlite:///")))
-    if scheme in ("postgresql", "mysql", "mssql"):
+    if scheme in DATABASE_SCHEMES:
         parsed = urlparse(location)
         return (scheme, parsed.hostname, parsed.port, parsed.path.strip("/"))
     return None

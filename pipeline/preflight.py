@@ -13,11 +13,11 @@ import os
 import sqlite3
 from pathlib import Path
 
+from pipeline.config_schema import DATABASE_SCHEMES, uri_scheme
 from pipeline.errors import UserInputError
 from pipeline.redaction import redact
 
 SQLITE_PREFIX = "sqlite:///"
-DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")  # with or without "+driver"
 
 
 def local_file_of(location: str) -> Path | None:
@@ -92,7 +92,7 @@ def check_tracking_database(key: str, location: str) -> None:
     MLflow opens its store while the study already exists, and retries a refused connection
     for ~10 s with a warning each time before it fails; one plain attempt here fails first.
     """
-    if not location.startswith(DATABASE_SCHEMES):
+    if uri_scheme(location) not in DATABASE_SCHEMES:
         return
     import sqlalchemy  # Optuna's dependency, loaded by now
 
@@ -101,11 +101,16 @@ def check_tracking_database(key: str, location: str) -> None:
         with engine.connect():
             pass
     except Exception as error:  # SQLAlchemy raises many kinds; all mean "cannot use it"
-        reason = redact(str(error).splitlines()[0]) if str(error) else type(error).__name__
-        raise UserInputError(
-            f"{key}={redact(location)}: cannot open ({reason}); check the URL and that the "
-            "database server runs and accepts this user"
-        ) from None
+        raise cannot_open_database(key, location, error) from None
+
+
+def cannot_open_database(key: str, location: str, error: Exception) -> UserInputError:
+    """The one line for a database URL that does not open: the error's first line, no password."""
+    reason = redact(str(error).splitlines()[0]) if str(error) else type(error).__name__
+    return UserInputError(
+        f"{key}={redact(location)}: cannot open ({reason}); check the URL and that the "
+        "database server runs and accepts this user"
+    )
 
 
 def check_stores(cfg) -> None:

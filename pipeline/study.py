@@ -21,7 +21,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from pipeline.errors import UserInputError
-from pipeline.redaction import redact
+from pipeline.preflight import cannot_open_database
 
 OWNER_HOST = "host"
 OWNER_PID = "pid"
@@ -52,11 +52,7 @@ def open_storage(location: str, heartbeat_interval: int) -> optuna.storages.Base
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
             )
         except Exception as error:  # SQLAlchemy raises many kinds; all mean "cannot use it"
-            reason = redact(str(error).splitlines()[0]) if str(error) else type(error).__name__
-            raise UserInputError(
-                f"study.storage={redact(location)}: cannot open ({reason}); check the URL and "
-                "that the database server runs and accepts this user"
-            ) from None
+            raise cannot_open_database("study.storage", location, error) from None
     path = Path(location)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
