@@ -97,9 +97,10 @@ def load_csv(path: Path, target: str) -> Dataset:
         raise UserInputError(
             f"{key}: column {target!r} has missing labels; fill or drop those rows"
         )
-    if labels.dtype.kind == "f" and not np.all(np.mod(labels.to_numpy(), 1) == 0):
+    fractional = np.mod(labels.to_numpy(), 1) != 0 if labels.dtype.kind == "f" else None
+    if fractional is not None and fractional.any():
         # scikit-learn's splitters take these for a regression target, and this sweep classifies.
-        example = labels[np.mod(labels.to_numpy(), 1) != 0].iloc[0]
+        example = labels[fractional].iloc[0]
         raise UserInputError(
             f"{key}: column {target!r} holds non-integer numbers (e.g. {example}), not classes; "
             "give class labels (integers or strings)"
