@@ -10,7 +10,7 @@ the launching process, before the launcher starts a job), than N times at the sa
   two ``create_experiment`` of one name).
 - the cores are divided: a local launcher runs several workers on this machine, and each of
   them should use its share (``cv.n_jobs=-1`` and the BLAS threads follow
-  :func:`pipeline.fold_pool.worker_cores`), not all the cores.
+  :func:`pipeline.folds.pool.worker_cores`), not all the cores.
 
 Registered in ``conf/config.yaml`` under ``hydra.callbacks``.
 """
@@ -26,9 +26,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from pipeline.fold_pool import LOCAL_WORKERS_ENV
+from pipeline.folds.pool import LOCAL_WORKERS_ENV
 
-log = logging.getLogger("pipeline.multirun")
+log = logging.getLogger(__name__)
 STORE_KEYS = ("study.storage", "tracking.uri", "tracking.artifact_location", "tracking.experiment")
 
 
@@ -67,10 +67,10 @@ def prepare_stores(cfg: DictConfig) -> None:
 
     Only for a config that passes the workers' own checks: a bad one must leave nothing behind.
     """
-    from pipeline.config_schema import validate_config
-    from pipeline.preflight import check_stores
-    from pipeline.study import open_storage
-    from pipeline.tracking import connect
+    from pipeline.config.checks import validate_config
+    from pipeline.config.stores import check_stores
+    from pipeline.search.storage import open_storage
+    from pipeline.tracking.store import connect
 
     validate_config(cfg)
     check_stores(cfg)

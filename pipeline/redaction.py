@@ -100,7 +100,7 @@ def _warn_about_literal_passwords(config: DictConfig) -> None:
     overrides = [str(o) for o in config.hydra.overrides.task]
     keys = [o.split("=", 1)[0] for o in overrides if redact(o) != o]  # interpolations pass
     if keys:
-        logging.getLogger("pipeline.redaction").warning(
+        logging.getLogger(__name__).warning(
             "%s: a password on the command line is masked in logs and Hydra's files, but it "
             "is better passed from the environment: PGPASSWORD for PostgreSQL, "
             "MLFLOW_TRACKING_PASSWORD for an MLflow server, or '...:${oc.env:VAR}@...' in the URL",

@@ -13,13 +13,13 @@ import sys
 if __name__ == "__main__":
     # The command line is checked before the heavy imports below (MLflow alone takes seconds):
     # Hydra would report a bad key or type over several lines from inside @hydra.main.
-    from pipeline.command_line import exit_if_bad
+    from pipeline.config.command_line import exit_if_bad
 
     _checked = exit_if_bad(sys.argv[1:])
     if _checked is not None:
         # The fold processes start and import while this one imports scikit-learn, Optuna and
         # the rest (~1.6 s): ready when the first folds come instead of ~0.4 s after.
-        from pipeline.fold_pool import start_fold_workers
+        from pipeline.folds.pool import start_fold_workers
 
         start_fold_workers(_checked.cv.n_jobs, _checked.cv.folds)
 
@@ -34,39 +34,35 @@ import optuna
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.background_logging import BackgroundLog, run_in_thread
-from pipeline.command_line import exit_without_teardown, user_errors_as_one_line
-from pipeline.config_schema import (
-    register_configs,
-    registered_model_name,
-    study_name,
-    validate_config,
-)
+from pipeline.config.checks import validate_config
+from pipeline.config.command_line import exit_without_teardown, user_errors_as_one_line
+from pipeline.config.schema import register_configs, registered_model_name, study_name
+from pipeline.config.stores import check_stores
 from pipeline.data import check_class_counts, load_dataset, split_train_test
 from pipeline.errors import UserInputError
-from pipeline.fitting_time import FittingTime
-from pipeline.fold_pool import (
+from pipeline.folds.fitting_time import FittingTime
+from pipeline.folds.interruption import InterruptGuard
+from pipeline.folds.pool import (
     limit_worker_threads,
     resolve_n_jobs,
     start_fold_workers,
     stop_fold_workers,
 )
-from pipeline.interruption import InterruptGuard, quiet_failed_trials, requeue_interrupted
-from pipeline.objective import Objective, TrainingDiverged, TrialEvaluation
-from pipeline.preflight import check_stores
+from pipeline.names import SQLITE_PREFIX
 from pipeline.redaction import redact
-from pipeline.study import (
-    budget_used,
+from pipeline.search.budget import budget_used, claim_budget
+from pipeline.search.objective import Objective, TrainingDiverged, TrialEvaluation
+from pipeline.search.recovery import quiet_failed_trials, recover_lost_trials, requeue_interrupted
+from pipeline.search.storage import open_storage
+from pipeline.search.study import (
     check_direction,
     check_settings,
-    claim_budget,
     find_study,
-    open_storage,
     open_study,
     record_settings,
-    recover_lost_trials,
 )
-from pipeline.trial_loop import run_trials
+from pipeline.search.trial_loop import run_trials
+from pipeline.tracking.background import BackgroundLog, run_in_thread
 
 # MLflow (pipeline.tracking, .lost_runs, .champion) is imported on the tracking thread, not
 # here: its 2 s of imports then overlap the first trial's folds instead of preceding them.
@@ -81,7 +77,7 @@ register_configs()
 def comparable_settings(cfg: DictConfig) -> dict:
     """What a trial's score depends on besides its hyperparameters, by config key: the data set,
     the hold-out split and the folds (both seeded by ``study.seed``), the fixed training
-    settings. A study is resumed only with the same (:func:`pipeline.study.check_settings`);
+    settings. A study is resumed only with the same (:func:`pipeline.search.study.check_settings`);
     the search space, sampler, pruner and budget may change."""
     nodes = {"dataset": cfg.dataset, "model": cfg.model}
     settings = {
@@ -148,15 +144,15 @@ class Tracking(NamedTuple):
 
 
 def connect_tracking(cfg: DictConfig) -> tuple:
-    from pipeline.tracking import connect
+    from pipeline.tracking.store import connect
 
     return connect(cfg.tracking.uri, cfg.tracking.artifact_location, cfg.tracking.experiment)
 
 
 def lead_tracking(cfg: DictConfig, study: optuna.Study, resuming: bool) -> Tracking:
     """Worker 0: find or create the study's parent run, close what a dead run left."""
-    from pipeline.lost_runs import close_lost_runs
-    from pipeline.tracking import create_parent_run
+    from pipeline.tracking.lost_runs import close_lost_runs
+    from pipeline.tracking.runs import create_parent_run
 
     client, experiment_id = connect_tracking(cfg)
     parent_id = study.user_attrs.get(PARENT_RUN_ATTR)
@@ -172,10 +168,10 @@ def lead_tracking(cfg: DictConfig, study: optuna.Study, resuming: bool) -> Track
 
 
 def start_tracking(cfg: DictConfig, setup) -> Future:
-    """``setup()`` on a thread. Only a local SQLite store (checked by pipeline.preflight) is
+    """``setup()`` on a thread. Only a local SQLite store (checked by pipeline.config.stores) is
     left to finish while the first trial runs: a server's errors come before any trial."""
     tracking = run_in_thread(setup)
-    if not str(cfg.tracking.uri).startswith("sqlite:///"):
+    if not str(cfg.tracking.uri).startswith(SQLITE_PREFIX):
         tracking.result()
     return tracking
 
@@ -198,7 +194,7 @@ def follow_study(cfg, storage, sampler, pruner) -> tuple[optuna.Study, str]:
 
 
 def import_finalisation() -> None:
-    import pipeline.champion  # noqa: F401
+    import pipeline.results.champion  # noqa: F401
 
 
 def _run_exists(client, run_id: str) -> bool:
@@ -250,7 +246,8 @@ def run_sweep(cfg: DictConfig) -> dict:
     def open_run(trial: optuna.Trial, params: dict, wait: bool):
         if not (wait or tracking.done()):
             return None  # asked again as the trial's folds arrive
-        from pipeline.tracking import TRIAL_RUN_ATTR, TrialRun
+        from pipeline.names import TRIAL_RUN_ATTR
+        from pipeline.tracking.runs import TrialRun
 
         client, experiment_id, parent_id = tracking.result()
         run = TrialRun(client, experiment_id, parent_id, study.study_name, trial.number, cfg.worker)
@@ -297,7 +294,7 @@ def run_sweep(cfg: DictConfig) -> dict:
         guard.raise_if_requested()
 
     remaining = cfg.study.n_trials - budget_used(study)
-    guard = InterruptGuard()  # Ctrl-C stops at safe points only (see pipeline/interruption.py)
+    guard = InterruptGuard()  # Ctrl-C stops at safe points only (see pipeline.folds.interruption)
     try:
         with guard:
             if remaining > 0:
@@ -323,14 +320,15 @@ def run_sweep(cfg: DictConfig) -> dict:
         raise
     background.flush()
     client, experiment_id, parent_id = tracking.result()
-    from pipeline.tracking import log_fitting_time  # loaded by now, on the tracking thread
+    from pipeline.tracking.runs import log_fitting_time
 
     log_fitting_time(client, parent_id, fitting, cfg.worker)
     result = {"study": study, "parent_run_id": parent_id, "summary": None}
     if cfg.worker != 0:
         return result
-    from pipeline.champion import finalize, format_summary
-    from pipeline.lost_runs import close_lost_runs
+    from pipeline.results.champion import finalize
+    from pipeline.results.summary import format_summary
+    from pipeline.tracking.lost_runs import close_lost_runs
 
     close_lost_runs(study, client, experiment_id)
     summary = finalize(

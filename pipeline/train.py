@@ -6,7 +6,7 @@
     python -m pipeline.train --config-dir best --config-name best_params   # a sweep's best
 
 No search: the folds of the configuration run exactly as a sweep's trial runs them
-(:func:`pipeline.objective.evaluate_folds`) and are logged like a trial (:class:`TrialRun`: the
+(:func:`pipeline.search.objective.evaluate_folds`) and are logged like a trial (:class:`TrialRun`: the
 same params, fold metrics, learning curve, config.yaml and model), as a run without a parent.
 """
 
@@ -28,32 +28,36 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from pipeline.command_line import (
-    CONF_DIR,
-    exit_without_teardown,
-    one_line,
-    user_errors_as_one_line,
-)
-from pipeline.config_schema import (
+from pipeline.config.checks import (
     ACTIVATION_NAMES,
     DATASET_NAMES,
     DTYPE_NAMES,
     INIT_NAMES,
     SOLVER_NAMES,
+)
+from pipeline.config.command_line import (
+    CONF_DIR,
+    exit_without_teardown,
+    one_line,
+    user_errors_as_one_line,
+)
+from pipeline.config.from_run import flat_params, settings_from_run
+from pipeline.config.schema import (
     CVConfig,
     DatasetConfig,
     ModelConfig,
     TrackingConfig,
     register_configs,
 )
+from pipeline.config.search_space import network_params
 from pipeline.data import check_class_counts, load_dataset, split_train_test
 from pipeline.errors import UserInputError
-from pipeline.fold_pool import resolve_n_jobs
-from pipeline.objective import TrainingDiverged, evaluate_folds
+from pipeline.folds.pool import resolve_n_jobs
+from pipeline.names import ROLE_TAG
 from pipeline.redaction import redact
-from pipeline.search_space import network_params
-from pipeline.tracking import ROLE_TAG, TrialRun, connect
-from pipeline.trial_config import flat_params, settings_from_run
+from pipeline.search.objective import TrainingDiverged, evaluate_folds
+from pipeline.tracking.runs import TrialRun
+from pipeline.tracking.store import connect
 
 SOURCE_RUN_TAG = "mlp_sweep.source_run"
 

@@ -1,0 +1,169 @@
+"""Check a ``python -m pipeline.sweep`` command line before Hydra runs it.
+
+Hydra reports its own composition errors (unknown key, wrong type, unknown group option) over
+several lines and exits with code 1 from deep inside ``@hydra.main``, where no ``try`` of ours
+can reach. So the entry point first composes the same config with Hydra's compose API, inside our
+own ``try``, and turns any failure into one :class:`UserInputError` line naming the key. Only
+then does it hand the command line to ``@hydra.main``, which composes it again (~0.1 s) and runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra._internal.utils import get_args_parser
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from pipeline.config.checks import validate_config
+from pipeline.config.schema import register_configs
+from pipeline.errors import UserInputError
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+KEYS_HINT = "`python -m pipeline.sweep --cfg job` shows every key and its value"
+
+
+def check_command_line(argv: list[str], config_name: str = "config") -> DictConfig | None:
+    """Compose ``conf/`` with the overrides in ``argv`` and check the values.
+
+    Raises :class:`UserInputError` with a one-line message. Commands that run nothing
+    (``--help``, ``--info``, shell completion) and other config folders are left to Hydra.
+    In a multirun the sweep overrides (``worker='range(4)'``) are left out of the check.
+
+    Returns the checked config of a single run (what ``@hydra.main`` will compose again), or
+    None for anything else: a multirun, ``--cfg``, the commands left to Hydra.
+    """
+    args = get_args_parser().parse_args(argv)
+    if (
+        args.help
+        or args.hydra_help
+        or args.info
+        or args.shell_completion
+        or args.config_path
+        or args.config_dir
+        or args.experimental_rerun
+    ):
+        return None
+    overrides = list(args.overrides)
+    try:
+        parsed = [_parse(override) for override in overrides]
+        if args.multirun:
+            overrides = [o.input_line for o in parsed if not o.is_sweep_override()]
+        cfg = _compose(args.config_name or config_name, overrides)
+        if args.cfg is None:
+            validate_config(cfg)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise UserInputError(one_line(error)) from error
+    return None if args.multirun or args.cfg is not None else cfg
+
+
+def _parse(override: str):
+    """One override parsed; a syntax error names the override it is in."""
+    try:
+        return OverridesParser.create().parse_overrides([override])[0]
+    except OverrideParseException as error:
+        raise UserInputError(
+            f"{override}: not valid override syntax ({_first_line(error)}); write key=value, "
+            "quoting lists and strings with commas, e.g. 'key=[a,b]'"
+        ) from error
+
+
+@contextmanager
+def user_errors_as_one_line() -> Iterator[None]:
+    """A :class:`UserInputError` raised inside becomes ``error: ...`` on stderr and exit code 2.
+
+    ``HYDRA_FULL_ERROR=1`` lets it through with its traceback instead.
+    """
+    try:
+        yield
+    except UserInputError as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def exit_if_bad(argv: list[str]) -> DictConfig | None:
+    """Print the one-line error and exit with code 2 if ``argv`` cannot run; else return the
+    config of a single run, as :func:`check_command_line`.
+
+    ``HYDRA_FULL_ERROR=1`` skips the check (and returns None), so that Hydra reports with its
+    full stack trace.
+    """
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        return None
+    with user_errors_as_one_line():
+        return check_command_line(argv)
+
+
+def _compose(config_name: str, overrides: list[str]):
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose(config_name=config_name, overrides=overrides)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def one_line(error: Exception) -> str:
+    """Hydra's or OmegaConf's multi-line report as one line: the key first, then the fix."""
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file and error.options:
+        group, _, name = error.missing_cfg_file.rpartition("/")
+        options = ", ".join(o for o in error.options if not o.startswith("base_"))
+        if group:
+            return f"{group}={name}: no such option; choose one of: {options}"
+    headline = _first_line(error)
+    cause = error.__cause__ if isinstance(error.__cause__, OmegaConfBaseException) else None
+    if isinstance(error, OmegaConfBaseException):
+        error, cause = None, error
+    if cause is None:
+        return f"{headline}; {KEYS_HINT}"
+    key = _override_of(headline) or getattr(cause, "full_key", None) or "config"
+    reason = _first_line(cause)
+    if "not in" in reason or "Could not override" in headline:
+        return f"{key}: no such key ({reason}); check the spelling, {KEYS_HINT}"
+    return f"{key}: {reason}; give a value of that type, {KEYS_HINT}"
+
+
+def _override_of(headline: str) -> str | None:
+    """The override named by "Error merging override X" or "Could not override 'X'."."""
+    for prefix in ("Error merging override ", "Could not override "):
+        if headline.startswith(prefix):
+            return headline.removeprefix(prefix).strip(" .'")
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def exit_without_teardown() -> None:
+    """End a successful command at once: the usual exit work, without the interpreter's teardown.
+
+    After ``main()`` returns, Python would spend ~1.3 s (measured) tearing down the ~4000
+    modules MLflow, SQLAlchemy, pandas and matplotlib bring in, with nothing left to write. The
+    exit work that matters still runs first, in its usual order: the fold pool is shut down, the
+    ``atexit`` handlers run (logging's flush and close, temporary folders, MLflow's own), and the
+    standard streams are flushed. Only for exit code 0: errors leave through ``sys.exit``.
+    """
+    import atexit
+
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -1,0 +1,129 @@
+"""Typed schema of the configs, registered in Hydra's ConfigStore.
+
+The YAML files under ``conf/`` extend these dataclasses, so a misspelt key or a wrong type fails
+when Hydra composes the config, before any work starts; the values are checked by
+:mod:`pipeline.config.checks`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    path: str | None = None  # csv only
+    target: str | None = None  # csv only: the label column
+    n_samples: int = 1000  # moons only
+    noise: float = 0.25  # moons only
+
+
+@dataclass
+class FloatRange:
+    low: float = MISSING
+    high: float = MISSING
+    log: bool = False
+
+
+@dataclass
+class IntRange:
+    low: int = MISSING
+    high: int = MISSING
+    step: int = 1
+    log: bool = False
+
+
+@dataclass
+class Choices:
+    choices: list[str] = MISSING
+
+
+@dataclass
+class SearchSpaceConfig:
+    learning_rate: FloatRange = field(default_factory=lambda: FloatRange(log=True))
+    hidden_units: IntRange = field(default_factory=IntRange)
+    hidden_layers: IntRange = field(default_factory=IntRange)
+    iterations: IntRange = field(default_factory=IntRange)
+    activation: Choices = field(default_factory=Choices)
+    # One width per layer (hidden_units_0, hidden_units_1, ...) instead of one shared width.
+    per_layer_units: bool = False
+
+
+@dataclass
+class StudyConfig:
+    name: str | None = None  # None: "<dataset>-mlp"
+    storage: str = "mlruns/optuna.journal"
+    n_trials: int = 50
+    seed: int = 0
+    direction: str = "maximize"
+    # Seconds between heartbeats of a running trial (RDB storages only); a trial silent for
+    # 4 heartbeats is failed and retried by the next worker that starts a trial.
+    heartbeat_interval: int = 10
+    # How long a non-leader worker waits for worker 0 to create the study and the parent run.
+    leader_wait_seconds: float = 300.0
+    # 2: the next trial is asked before the current one ends (pipeline.search.trial_loop).
+    trials_in_flight: int = 2
+
+
+@dataclass
+class CVConfig:
+    folds: int = 5
+    n_jobs: int = -1
+    test_size: float = 0.2
+
+
+@dataclass
+class ModelConfig:
+    """Training settings held fixed during the search (the searched ones are in search_space)."""
+
+    solver: str = "adam"
+    batch_size: int | None = None
+    alpha: float = 0.0
+    init: str = "xavier"
+    dtype: str = "float32"
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = "sqlite:///mlruns/mlflow.db"
+    artifact_location: str = "mlruns/artifacts"
+    experiment: str = "mlp-sweep"
+    registered_model: str | None = None  # None: the study name
+    log_trial_models: bool = True
+
+
+@dataclass
+class SweepConfig:
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    search_space: SearchSpaceConfig = field(default_factory=SearchSpaceConfig)
+    sampler: Any = MISSING
+    pruner: Any = MISSING
+    study: StudyConfig = field(default_factory=StudyConfig)
+    cv: CVConfig = field(default_factory=CVConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    worker: int = 0  # multirun: worker='range(N)'; worker 0 leads (creates, then finalises)
+    progress_bar: bool = True
+
+
+def register_configs() -> None:
+    """Register the schemas so that ``conf/*.yaml`` can extend them via their defaults lists."""
+    store = ConfigStore.instance()
+    store.store(name="base_config", node=SweepConfig)
+    store.store(group="dataset", name="base_dataset", node=DatasetConfig)
+    store.store(group="search_space", name="base_search_space", node=SearchSpaceConfig)
+
+
+def study_name(cfg: DictConfig) -> str:
+    """``study.name``, or one derived from the data set (``digits-mlp``)."""
+    return cfg.study.name or f"{cfg.dataset.name}-mlp"
+
+
+def registered_model_name(cfg: DictConfig) -> str:
+    """The champion's name in the model registry: ``tracking.registered_model`` or the study's."""
+    return cfg.tracking.registered_model or study_name(cfg)

@@ -1,0 +1,63 @@
+"""The names that tie an Optuna trial to its MLflow run, spelled once.
+
+A study and its MLflow runs are read by several parts (the trial, the lost-run recovery, the
+report, reproducing a run) and by users (the MLflow UI's columns, ``trials.csv``); each name
+below is the one place it is written, so that the parts cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from optuna.trial import TrialState
+
+# --- Optuna trial user attributes -----------------------------------------------------------
+OWNER_HOST = "host"  # the host and pid of the process running the trial (lost-trial checks)
+OWNER_PID = "pid"
+FAIL_REASON = "fail_reason"  # one line: why a trial was pruned or failed
+RETRY_OF = "retry_of"  # a re-enqueued lost or interrupted trial: the number it replaces
+OVER_BUDGET = "over_budget"  # started after other workers had used the whole budget
+WORKER_ATTR = "worker"  # the multirun worker index that ran the trial
+FOLD_SCORES_ATTR = "fold_scores"  # the complete trial's fold scores, in fold order
+CV_STD_ATTR = "cv_std"  # their standard deviation (the mean is the trial's value)
+FIT_SECONDS = "fit_seconds"  # CPU seconds of fitting, summed over folds (also an MLflow metric)
+TRIAL_RUN_ATTR = "mlflow_run_id"  # the trial's MLflow run
+
+# --- Optuna study user attributes -----------------------------------------------------------
+SETTINGS_ATTR = "settings"  # what the study's scores depend on ({"cv.folds": 5, ...})
+PARENT_RUN_ATTR = "mlflow_parent_run_id"  # the study's MLflow parent run
+
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+# --- MLflow tags ------------------------------------------------------------------------------
+STUDY_TAG = "mlp_sweep.study"  # on the parent run and every trial run
+ROLE_TAG = "mlp_sweep.role"  # "study", "trial" or "train"
+STATE_TAG = "optuna.state"  # the trial's Optuna state on its run
+FAIL_REASON_TAG = "optuna.fail_reason"
+TRIAL_NUMBER_TAG = "optuna.trial_number"
+CLOSED_BY_TAG = "mlp_sweep.closed_by"  # a run closed by a later start, not by its own process
+SOURCE_RUN_TAG = "mlp_sweep.source_run"  # a train run that reproduces this run
+CHAMPION_TRIAL_TAG = "mlp_sweep.best_trial"  # on a registered version: the trial it refits
+
+# --- MLflow metrics ---------------------------------------------------------------------------
+SCORE = "accuracy"  # what a fold is scored with; the names below follow it
+
+
+def fold_metric(fold: int) -> str:
+    """``fold_<i>_accuracy``: one fold's score on its validation rows."""
+    return f"fold_{fold}_{SCORE}"
+
+
+def fold_of_metric(name: str) -> int | None:
+    """The fold of a :func:`fold_metric` name; None for any other metric."""
+    prefix, suffix = "fold_", f"_{SCORE}"
+    middle = name.removeprefix(prefix).removesuffix(suffix)
+    if name.startswith(prefix) and name.endswith(suffix) and middle.isdigit():
+        return int(middle)
+    return None
+
+
+CV_MEAN = f"cv_{SCORE}_mean"  # mean and std over the folds fitted
+CV_STD = f"cv_{SCORE}_std"
+TEST_SCORE = f"test_{SCORE}"  # the champion's score on the held-out test split
+
+# --- store locations --------------------------------------------------------------------------
+SQLITE_PREFIX = "sqlite:///"  # a local SQLite file: the rest is its path

@@ -1,0 +1,116 @@
+"""Trials whose process will never end them: lost with a killed process, or stopped by Ctrl-C.
+
+A lost trial is failed and its parameters enqueued again: RDB storages find it by heartbeat; the
+journal file store (no heartbeats in Optuna) by its recorded host and pid, checked when a worker
+starts. A trial stopped by Ctrl-C is failed as interrupted, and its parameters are enqueued
+again too, so that the next run of the same command tries them and neither kind counts to
+``study.n_trials``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+import optuna
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from pipeline.folds.processes import process_alive
+from pipeline.names import FAIL_REASON, OWNER_HOST, OWNER_PID, RETRY_OF
+from pipeline.search.budget import replaced_numbers
+
+
+def record_owner(trial: optuna.Trial) -> None:
+    """Remember which process runs the trial, so that a later start can tell if it died."""
+    trial.set_user_attr(OWNER_HOST, socket.gethostname())
+    trial.set_user_attr(OWNER_PID, os.getpid())
+
+
+def owner_gone(trial: FrozenTrial) -> bool:
+    """True when the trial's recorded process ran on this host and exists no longer."""
+    pid = trial.user_attrs.get(OWNER_PID)
+    if trial.user_attrs.get(OWNER_HOST) != socket.gethostname() or pid is None:
+        return False
+    return int(pid) != os.getpid() and not process_alive(int(pid))
+
+
+def recover_lost_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Fail RUNNING trials whose process is gone and enqueue their parameters again.
+
+    RDB storages: Optuna's heartbeat check (``fail_stale_trials``) does it and the retry callback
+    re-enqueues. Any storage: a trial recorded as owned by a dead pid on this host is failed here.
+    Returns the trials that were failed.
+    """
+    storage = study._storage
+    lost = []
+    if isinstance(storage, RDBStorage):
+        before = {t.number for t in study.get_trials(states=(TrialState.RUNNING,))}
+        optuna.storages.fail_stale_trials(study)
+        lost += [t for t in study.get_trials(states=(TrialState.FAIL,)) if t.number in before]
+    for trial in study.get_trials(states=(TrialState.RUNNING,)):
+        if not owner_gone(trial):
+            continue
+        pid, host = trial.user_attrs[OWNER_PID], trial.user_attrs[OWNER_HOST]
+        reason = f"lost: its process {pid} on {host} ended while the trial ran"
+        storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
+        if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+            lost.append(trial)
+    return lost
+
+
+INTERRUPTED = "interrupted by the user (SIGINT); its parameters are enqueued again"
+
+
+# Optuna logs a failed trial from this module, with the exception's traceback.
+OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"
+
+
+class QuietFailedTrials(logging.Filter):
+    """Drop Optuna's report of a trial failed by Ctrl-C, and shorten the report of a trial whose
+    failure we expect (divergence) to its one line: the reason is on the trial and its run."""
+
+    def __init__(self, expected: tuple[type[BaseException], ...]):
+        super().__init__()
+        self.expected = expected
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, KeyboardInterrupt):
+            return False
+        # Optuna's second line about a trial whose objective raised: the first said it all.
+        if record.getMessage().endswith("failed with value None."):
+            return False
+        if isinstance(error, self.expected):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def quiet_failed_trials(expected: tuple[type[BaseException], ...]) -> None:
+    """Install :class:`QuietFailedTrials` once on Optuna's trial logger."""
+    logger = logging.getLogger(OPTUNA_TRIAL_LOGGER)
+    if not any(isinstance(f, QuietFailedTrials) for f in logger.filters):
+        logger.addFilter(QuietFailedTrials(expected))
+
+
+def requeue_interrupted(study: optuna.Study) -> list[int]:
+    """Enqueue again the parameters of this process's trials that Ctrl-C failed.
+
+    Returns the numbers of the trials re-enqueued.
+    """
+    trials = study.get_trials(deepcopy=False)
+    replaced = replaced_numbers(trials)
+    numbers = []
+    for trial in trials:
+        if (
+            trial.state == TrialState.FAIL
+            and trial.user_attrs.get(FAIL_REASON) == INTERRUPTED
+            and trial.user_attrs.get(OWNER_PID) == os.getpid()
+            and trial.number not in replaced
+        ):
+            study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+            numbers.append(trial.number)
+    return numbers

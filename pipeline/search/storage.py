@@ -1,0 +1,74 @@
+"""The Optuna storage behind ``study.storage``: a journal file, or a database with heartbeats."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+from pipeline.config.stores import cannot_open_database
+from pipeline.errors import UserInputError
+from pipeline.names import SQLITE_PREFIX
+
+
+def open_storage(location: str, heartbeat_interval: int) -> optuna.storages.BaseStorage:
+    """A database URL gives an RDB storage with heartbeats; anything else is a journal file."""
+    if "://" in location:
+        engine_kwargs = {}
+        if location.startswith("sqlite"):
+            # Several writers on one SQLite file wait for the lock instead of failing at once.
+            engine_kwargs = {"connect_args": {"timeout": 60}}
+            if location.startswith(SQLITE_PREFIX):  # SQLite makes the file, not its folders
+                Path(location.removeprefix(SQLITE_PREFIX)).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return _rdb_storage_with_retries(
+                with_installed_driver(location),
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=4 * heartbeat_interval,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
+            )
+        except Exception as error:  # SQLAlchemy raises many kinds; all mean "cannot use it"
+            raise cannot_open_database("study.storage", location, error) from None
+    path = Path(location)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    except OSError as error:
+        raise UserInputError(
+            f"study.storage={location}: cannot write there ({error.strerror})"
+        ) from None
+
+
+def with_installed_driver(url: str) -> str:
+    """``postgresql://`` with the driver that is installed.
+
+    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3; the project installs psycopg2
+    (``psycopg2-binary``), so without this the documented URL fails with "No module named
+    'psycopg'". An explicit ``postgresql+driver://`` is left alone.
+    """
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None:
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
+
+
+def _rdb_storage_with_retries(url: str, attempts: int = 4, **kwargs) -> RDBStorage:
+    """RDBStorage, retried: workers opening a fresh database at the same instant race to create
+    its tables, and the losers fail with a duplicate-key error (PostgreSQL's catalog)."""
+    for attempt in range(attempts):
+        try:
+            return RDBStorage(url, **kwargs)
+        except Exception as error:
+            if attempt == attempts - 1 or not _is_creation_race(error):
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _is_creation_race(error: Exception) -> bool:
+    text = str(error).lower()
+    return "duplicate key" in text or "already exists" in text or "unique constraint" in text

@@ -1,0 +1,86 @@
+"""The named Optuna study: created or resumed, and resumed only with the direction and the
+settings its trials were scored with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from pipeline.errors import UserInputError
+from pipeline.names import SETTINGS_ATTR
+
+
+def check_direction(storage, name: str, direction: str) -> None:
+    """An existing study of that name must have ``direction``; checked before anything is written."""
+    existing = find_study(storage, name)
+    if existing is None:
+        return
+    found = existing.direction.name.lower()
+    if found != direction:
+        raise UserInputError(
+            f"study.direction={direction}: study {name!r} already exists with direction "
+            f"{found}; use another study.name or study.direction={found}"
+        )
+
+
+def check_settings(storage, name: str, settings: dict[str, Any]) -> None:
+    """An existing study of that name was made with these ``settings``; checked before anything
+    is written.
+
+    ``settings`` are what a trial's score depends on besides its hyperparameters (the data, the
+    hold-out split, the folds, the fixed training settings; see :data:`SETTINGS_ATTR`). Resumed
+    with others, a study would rank trials scored on different data or folds against each other
+    and refit its champion on data it was never chosen on. A study made before the settings were
+    recorded has nothing to compare with; it gets them when it is next opened.
+    """
+    existing = find_study(storage, name)
+    recorded = None if existing is None else existing.user_attrs.get(SETTINGS_ATTR)
+    if recorded is None:
+        return
+    differing = [key for key in sorted(settings.keys() | recorded.keys())
+                 if settings.get(key) != recorded.get(key)]  # fmt: skip
+    if differing:
+        key, more = differing[0], differing[1:]
+        also = f" (also {', '.join(more)})" if more else ""
+        raise UserInputError(
+            f"{key}={settings.get(key)}: study {name!r} was made with {key}="
+            f"{recorded.get(key)}{also}, so their scores would not compare; resume with the "
+            "study's settings or give another study.name"
+        )
+
+
+def record_settings(study: optuna.Study, settings: dict[str, Any]) -> None:
+    """Keep ``settings`` on a study that has none yet (a new one, or one made before they were
+    recorded), for :func:`check_settings` when it is resumed."""
+    if SETTINGS_ATTR not in study.user_attrs:
+        study.set_user_attr(SETTINGS_ATTR, settings)
+
+
+def open_study(storage, name: str, direction: str, sampler, pruner) -> optuna.Study:
+    """Create the study or load the existing one of that name (then its direction must match)."""
+    check_direction(storage, name, direction)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        direction=direction,
+        sampler=sampler,
+        pruner=pruner,
+        load_if_exists=True,
+    )
+    existing = study.direction.name.lower()
+    if existing != direction:
+        raise UserInputError(
+            f"study.direction={direction}: study {name!r} already exists with direction "
+            f"{existing}; use another study.name or study.direction={existing}"
+        )
+    return study
+
+
+def find_study(storage, name: str) -> optuna.Study | None:
+    """The study if it already exists, without creating it."""
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return None

@@ -1,0 +1,89 @@
+"""MLflow runs that their trial's process can no longer close, found and closed from the study.
+
+A trial's process closes its run just after the trial ends in Optuna (the logging runs in the
+background, see pipeline.tracking.background); a process killed in between, or a trial failed
+as lost, leaves its run RUNNING. The lead worker closes such runs when it starts and before it
+finalises the study.
+"""
+
+from __future__ import annotations
+
+import time
+
+import optuna
+from mlflow.entities import RunTag
+from mlflow.tracking import MlflowClient
+from optuna.trial import FrozenTrial, TrialState
+
+from pipeline.names import (
+    CLOSED_BY_TAG,
+    FAIL_REASON,
+    FAIL_REASON_TAG,
+    FINISHED_STATES,
+    ROLE_TAG,
+    STATE_TAG,
+    STUDY_TAG,
+    TRIAL_RUN_ATTR,
+)
+from pipeline.search.recovery import owner_gone
+from pipeline.tracking.runs import fold_score_metrics
+
+
+def close_lost_runs(study: optuna.Study, client: MlflowClient, experiment_id: str) -> None:
+    """Close the MLflow runs of finished trials whose process can no longer close them.
+
+    A trial's process closes its run just after the trial ends in Optuna (the logging runs in
+    the background, see pipeline.tracking.background). A finished trial whose run is still
+    RUNNING therefore either belongs to a live process still logging it (left alone) or lost
+    its process: a FAIL trial failed as lost (by heartbeat on RDB storages, by whichever worker
+    noticed; or by pid), or any finished trial whose recorded process on this host is gone.
+    Such a run gets the trial's state and the fold scores the study holds, and is closed.
+    """
+    running = running_trial_runs(client, experiment_id, study.study_name)
+    for trial in study.get_trials(deepcopy=False, states=FINISHED_STATES):
+        run_id = trial.user_attrs.get(TRIAL_RUN_ATTR)
+        if run_id not in running:
+            continue
+        reason = trial.user_attrs.get(FAIL_REASON)
+        lost_failure = trial.state == TrialState.FAIL and (reason or "lost").startswith("lost")
+        if not (lost_failure or owner_gone(trial)):
+            continue
+        close_from_study(client, run_id, trial)
+
+
+def running_trial_runs(client: MlflowClient, experiment_id: str, study_name: str) -> set[str]:
+    """Ids of the study's trial runs whose status is RUNNING (one query per 1000 runs)."""
+    found, token = set(), None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string="attributes.status = 'RUNNING'",
+            max_results=1000,
+            page_token=token,
+        )
+        found |= {
+            run.info.run_id
+            for run in page
+            if run.data.tags.get(STUDY_TAG) == study_name and run.data.tags.get(ROLE_TAG) == "trial"
+        }
+        token = page.token
+        if not token:
+            return found
+
+
+def close_from_study(client: MlflowClient, run_id: str, trial: FrozenTrial) -> None:
+    """Log what the study knows of ``trial`` (state, reason, fold scores) and close its run."""
+    now = int(time.time() * 1000)
+    metrics = fold_score_metrics(trial.intermediate_values, now)
+    state = trial.state.name
+    reason = trial.user_attrs.get(FAIL_REASON)
+    if state == "FAIL" and not reason:
+        reason = "lost: its process ended mid-trial"
+    tags = [
+        RunTag(STATE_TAG, state),
+        RunTag(CLOSED_BY_TAG, "a later start: the trial's process ended before its run"),
+    ]
+    if reason:
+        tags.append(RunTag(FAIL_REASON_TAG, reason))
+    client.log_batch(run_id, metrics=metrics, tags=tags)
+    client.set_terminated(run_id, status="FAILED" if state == "FAIL" else "FINISHED")

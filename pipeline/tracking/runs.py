@@ -1,0 +1,179 @@
+"""The runs of a sweep: one parent run per study, one child run per trial (or per train run).
+
+Only :class:`mlflow.MlflowClient` calls with explicit run ids are used during the search (the
+fluent API keeps a global active run and is not thread-safe); metrics go in batches because one
+``log_metric`` costs milliseconds on a database store.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from pipeline.folds.fitting_time import FittingTime
+from pipeline.model.ensemble import FoldEnsemble
+from pipeline.names import (
+    CV_MEAN,
+    CV_STD,
+    FAIL_REASON_TAG,
+    FIT_SECONDS,
+    ROLE_TAG,
+    STATE_TAG,
+    STUDY_TAG,
+    TRIAL_NUMBER_TAG,
+    fold_metric,
+)
+from pipeline.redaction import redact
+from pipeline.tracking.models import save_pyfunc
+
+BATCH_LIMIT = 1000  # LogBatch accepts at most 1000 metrics per call
+
+
+def worker_tags(worker: int) -> dict[str, str]:
+    """Where a run executes: host, worker index and, under SLURM, the job id."""
+    tags = {
+        "mlp_sweep.host": socket.gethostname(),
+        "mlp_sweep.worker": str(worker),
+        "mlp_sweep.pid": str(os.getpid()),
+    }
+    if "SLURM_JOB_ID" in os.environ:
+        tags["mlp_sweep.slurm_job_id"] = os.environ["SLURM_JOB_ID"]
+    return tags
+
+
+def create_parent_run(
+    client: MlflowClient,
+    experiment_id: str,
+    study_name: str,
+    params: Mapping[str, Any],
+    config_yaml: str,
+) -> str:
+    """The study's parent run: settings that never change as params, the config as artifact."""
+    run = client.create_run(
+        experiment_id, run_name=study_name, tags={STUDY_TAG: study_name, ROLE_TAG: "study"}
+    )
+    run_id = run.info.run_id
+    client.log_batch(run_id, params=[Param(k, redact(str(v))[:6000]) for k, v in params.items()])
+    client.log_text(run_id, redact(config_yaml), "config.yaml")
+    return run_id
+
+
+class TrialRun:
+    """The child run of one trial, opened when the trial starts so that a crash leaves a trace.
+
+    Without a parent, study and trial number it is the run of one configuration trained on its
+    own (``python -m pipeline.train``), logged the same way; ``tags`` are added or replace ours.
+    """
+
+    def __init__(
+        self,
+        client: MlflowClient,
+        experiment_id: str,
+        parent_run_id: str | None = None,
+        study_name: str | None = None,
+        trial_number: int | None = None,
+        worker: int = 0,
+        *,
+        run_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ):
+        self.client = client
+        found = {
+            "mlflow.parentRunId": parent_run_id,
+            STUDY_TAG: study_name,
+            ROLE_TAG: "trial",
+            TRIAL_NUMBER_TAG: None if trial_number is None else str(trial_number),
+            **worker_tags(worker),
+            **(tags or {}),
+        }
+        run = client.create_run(
+            experiment_id,
+            run_name=run_name or f"trial-{trial_number}",
+            tags={k: v for k, v in found.items() if v is not None},
+        )
+        self.run_id = run.info.run_id
+
+    def log_start(self, params: Mapping[str, Any], config_yaml: str) -> None:
+        self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        self.client.log_text(self.run_id, redact(config_yaml), "config.yaml")
+
+    def log_folds(
+        self,
+        scores: Mapping[int, float],
+        fit_seconds: float,
+        loss_curve: np.ndarray | None,
+        trial_seconds: float,
+    ) -> None:
+        """Each fold's accuracy, mean and std over finished folds, times, the learning curve."""
+        now = int(time.time() * 1000)
+        metrics = fold_score_metrics(scores, now)
+        metrics += [
+            Metric(FIT_SECONDS, fit_seconds, now, 0),
+            Metric("trial_seconds", trial_seconds, now, 0),
+            Metric("folds_fitted", float(len(scores)), now, 0),
+        ]
+        if loss_curve is not None:
+            metrics += [
+                Metric("train_loss", float(v), now, step)
+                for step, v in enumerate(loss_curve)
+                if np.isfinite(v)
+            ]
+        log_metrics(self.client, self.run_id, metrics)
+
+    def log_model(self, ensemble: FoldEnsemble, X_example: np.ndarray) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = save_pyfunc(ensemble, Path(tmp), X_example)
+            self.client.log_artifacts(self.run_id, str(path), "model")
+
+    def end(self, state: str, reason: str | None = None) -> None:
+        """Record the Optuna state as a tag and close the run (FINISHED, FAILED or KILLED)."""
+        tags = [RunTag(STATE_TAG, state)]
+        if reason:
+            tags.append(RunTag(FAIL_REASON_TAG, reason[:5000]))
+        self.client.log_batch(self.run_id, tags=tags)
+        status = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}.get(
+            state, "KILLED"
+        )
+        self.client.set_terminated(self.run_id, status=status)
+
+
+def log_fitting_time(client: MlflowClient, parent_id: str, fitting: FittingTime, worker: int):
+    """The parent run's metrics (step = worker) ``discarded_fit_seconds``, fitting that pruning
+    threw away (the folds still running when their trial was pruned or failed), and
+    ``fitting_wall_seconds``, the wall time during which some fold was fitting
+    (pipeline.folds.fitting_time)."""
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric("discarded_fit_seconds", fitting.discarded_seconds, now, worker),
+        Metric("fitting_wall_seconds", fitting.wall_seconds(), now, worker),
+    ]
+    log_metrics(client, parent_id, metrics)
+
+
+def fold_score_metrics(scores: Mapping[int, float], timestamp: int) -> list[Metric]:
+    """Each fold's score, and their mean and std over the folds fitted (none if no fold was)."""
+    metrics = [
+        Metric(fold_metric(fold), score, timestamp, 0) for fold, score in sorted(scores.items())
+    ]
+    if scores:
+        values = np.fromiter(scores.values(), dtype=np.float64)
+        metrics += [
+            Metric(CV_MEAN, float(values.mean()), timestamp, 0),
+            Metric(CV_STD, float(values.std()), timestamp, 0),
+        ]
+    return metrics
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: Iterable[Metric]) -> None:
+    metrics = list(metrics)
+    for start in range(0, len(metrics), BATCH_LIMIT):
+        client.log_batch(run_id, metrics=metrics[start : start + BATCH_LIMIT])
