@@ -73,8 +73,8 @@ def tanh_derivative(Z, A, delta):
 def relu_derivative(Z, A, delta):
     """g'(z) = 0 if z < 0, 1 if z >= 0 (the notes' convention, so g'(0) = 1).
 
-    Uses Z, not A: A = 0 cannot tell z = 0 (slope 1) from z < 0 (slope 0). Multiplying by the
-    boolean mask is ~15x faster than ``np.copyto(..., where=)`` here.
+    Uses Z, not A: A = 0 cannot tell z = 0 (slope 1) from z < 0 (slope 0). A product with the
+    boolean mask is one plain element-wise pass, cheaper than a masked ``np.copyto(..., where=)``.
     """
     return np.multiply(delta, Z >= 0, out=delta)
 

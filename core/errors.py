@@ -66,9 +66,9 @@ def not_fitted_error(estimator):
         "appropriate arguments before using this estimator."
     )
     if "sklearn.exceptions" in sys.modules:
-        from core.sklearn_compat import sklearn_not_fitted_error
+        from core.sklearn_compat import also_sklearn_class
 
-        return sklearn_not_fitted_error(message)
+        return also_sklearn_class(NotFittedError, message)
     return NotFittedError(message)
 
 
@@ -83,7 +83,7 @@ class DataConversionWarning(UserWarning):
 def data_conversion_warning(message):
     """A :class:`DataConversionWarning`, also scikit-learn's class when scikit-learn is in use."""
     if "sklearn.exceptions" in sys.modules:
-        from core.sklearn_compat import sklearn_data_conversion_warning
+        from core.sklearn_compat import also_sklearn_class
 
-        return sklearn_data_conversion_warning(message)
+        return also_sklearn_class(DataConversionWarning, message)
     return DataConversionWarning(message)

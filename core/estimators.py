@@ -98,7 +98,7 @@ class _BaseMLP:
     def __sklearn_tags__(self):
         from core.sklearn_compat import estimator_tags  # only when scikit-learn asks
 
-        return estimator_tags(self)
+        return estimator_tags(classifier=isinstance(self, MLPClassifier))
 
     def _fit_network(self, settings, X, targets, y_class, n_outputs, output):
         """Initialise and train a network; set the fitted attributes. Returns ``self``."""

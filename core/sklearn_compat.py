@@ -1,26 +1,29 @@
-"""scikit-learn tags for the estimators; imported only when scikit-learn asks for them.
+"""scikit-learn's side of the estimators: their tags and scikit-learn's exception classes.
 
-``core/__init__`` never imports this module, so ``import core`` stays NumPy-only.
+The only module of ``core`` that imports scikit-learn, and it is imported lazily: by
+``__sklearn_tags__`` when scikit-learn asks for the tags, and by :mod:`core.errors` when
+scikit-learn is already loaded. ``core/__init__`` never imports it, so ``import core`` stays
+NumPy-only. It imports nothing from ``core``: callers pass what it needs (whether the estimator
+is a classifier, which exception class to extend), so the modules that import it lazily are
+never imported back and ``core`` keeps an import graph without cycles.
 """
 
 import functools
 
-from sklearn.exceptions import DataConversionWarning as SklearnDataConversionWarning
-from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+import sklearn.exceptions
 from sklearn.utils import ClassifierTags, RegressorTags, Tags, TargetTags
 
-from core.errors import DataConversionWarning, NotFittedError
-from core.estimators import MLPClassifier
 
+def estimator_tags(*, classifier):
+    """The ``Tags`` scikit-learn reads through ``estimator.__sklearn_tags__()``.
 
-def estimator_tags(estimator):
-    """The ``Tags`` scikit-learn reads through ``estimator.__sklearn_tags__()``."""
-    is_classifier = isinstance(estimator, MLPClassifier)
+    classifier : bool, True for MLPClassifier, False for MLPRegressor.
+    """
     tags = Tags(
-        estimator_type="classifier" if is_classifier else "regressor",
-        target_tags=TargetTags(required=True, multi_output=not is_classifier),
-        classifier_tags=ClassifierTags() if is_classifier else None,
-        regressor_tags=None if is_classifier else RegressorTags(),
+        estimator_type="classifier" if classifier else "regressor",
+        target_tags=TargetTags(required=True, multi_output=not classifier),
+        classifier_tags=ClassifierTags() if classifier else None,
+        regressor_tags=None if classifier else RegressorTags(),
     )
     tags.input_tags.allow_nan = False
     tags.input_tags.sparse = False
@@ -29,15 +32,16 @@ def estimator_tags(estimator):
 
 @functools.cache
 def _dual_class(core_class, sklearn_class):
-    # Created once per pair, so that every raise/warn shares one class (pickling, filters).
+    # Created once per pair, so that every raise/warn shares one class (warning filters and
+    # their once-only registry match by class).
     return type(core_class.__name__, (core_class, sklearn_class), {"__module__": __name__})
 
 
-def sklearn_not_fitted_error(message):
-    """A ``core.NotFittedError`` that is also a ``sklearn.exceptions.NotFittedError``."""
-    return _dual_class(NotFittedError, SklearnNotFittedError)(message)
+def also_sklearn_class(core_class, message):
+    """An instance of ``core_class`` that is also one of scikit-learn's class of the same name.
 
-
-def sklearn_data_conversion_warning(message):
-    """A ``core.DataConversionWarning`` that is also scikit-learn's ``DataConversionWarning``."""
-    return _dual_class(DataConversionWarning, SklearnDataConversionWarning)(message)
+    core_class : a class of :mod:`core.errors` named like one of ``sklearn.exceptions``
+        (``NotFittedError``, ``DataConversionWarning``).
+    """
+    sklearn_class = getattr(sklearn.exceptions, core_class.__name__)
+    return _dual_class(core_class, sklearn_class)(message)
