@@ -1,4 +1,4 @@
-"""Helpers of the multi-worker tests (tests/test_multirun.py, tests/test_cluster.py).
+"""Helpers of the multi-worker tests (tests/e2e/test_multirun.py, tests/services/test_cluster.py).
 
 The services come from ``.ci/services.sh`` (``MLP_SWEEP_TEST_POSTGRES_URL``,
 ``MLP_SWEEP_TEST_MLFLOW_URL``, ``MLP_SWEEP_TEST_SLURM``); a test whose service is absent skips
@@ -20,7 +20,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import make_url
 
-from pipeline.study import FINISHED_STATES, open_storage, replaced_numbers
+from pipeline.names import FINISHED_STATES
+from pipeline.search.budget import replaced_numbers
+from pipeline.search.storage import open_storage
 
 POSTGRES_URL = os.environ.get("MLP_SWEEP_TEST_POSTGRES_URL", "")
 MLFLOW_URL = os.environ.get("MLP_SWEEP_TEST_MLFLOW_URL", "")

@@ -8,7 +8,7 @@ import urllib.parse
 
 import pytest
 
-from tests.shared_sweep import (
+from tests.e2e.shared_sweep import (
     N_TRIALS,
     STUDY,
     VENV_BIN,

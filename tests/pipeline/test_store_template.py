@@ -1,4 +1,4 @@
-"""New MLflow SQLite stores copied from a migrated template (pipeline/store_template.py).
+"""New MLflow SQLite stores copied from a migrated template (pipeline.tracking.template).
 
 Real MLflow throughout: the copy must be the very store MLflow would have made itself.
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-import pipeline.store_template as store_template
-from pipeline.store_template import provide_sqlite_store, template_path
-from pipeline.tracking import connect
+import pipeline.tracking.template as store_template
+from pipeline.tracking.store import connect
+from pipeline.tracking.template import provide_sqlite_store, template_path
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""pipeline.study: the storage, and a study resumed only with the settings its trials were
+"""pipeline.search.study: the storage, and a study resumed only with the settings its trials were
 scored with."""
 
 from __future__ import annotations
@@ -7,7 +7,9 @@ import optuna
 import pytest
 
 from pipeline.errors import UserInputError
-from pipeline.study import SETTINGS_ATTR, check_settings, open_storage, record_settings
+from pipeline.names import SETTINGS_ATTR
+from pipeline.search.storage import open_storage
+from pipeline.search.study import check_settings, record_settings
 from pipeline.sweep import comparable_settings
 from tests.helpers import compose_config
 

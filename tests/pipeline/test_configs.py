@@ -9,7 +9,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from pipeline.config_schema import validate_config
+from pipeline.config.checks import validate_config
 from pipeline.errors import UserInputError
 from pipeline.sweep import build_pruner, build_sampler
 from tests.helpers import CONF_DIR, compose_config
@@ -173,7 +173,7 @@ def test_the_store_schemes_checked_are_mlflows_own():
     from mlflow.tracking._model_registry.utils import _get_store_registry
     from mlflow.tracking._tracking_service.utils import _tracking_store_registry
 
-    from pipeline.config_schema import ARTIFACT_SCHEMES, TRACKING_NAMES, TRACKING_SCHEMES
+    from pipeline.config.checks import ARTIFACT_SCHEMES, TRACKING_NAMES, TRACKING_SCHEMES
 
     file_store = {"", "file"}  # refused by MLflow 3 itself unless MLFLOW_ALLOW_FILE_STORE is set
     tracking = set(TRACKING_SCHEMES) | set(TRACKING_NAMES) | file_store
@@ -187,7 +187,7 @@ def test_the_store_schemes_checked_are_mlflows_own():
 def test_the_command_line_check_hands_a_single_runs_config_to_the_pool_start():
     """The sweep starts its fold processes from the config the check composed (before its own
     heavy imports); a multirun or a ``--cfg`` print runs no folds in this process."""
-    from pipeline.command_line import check_command_line
+    from pipeline.config.command_line import check_command_line
 
     cfg = check_command_line(["dataset=iris", "cv.folds=3", "cv.n_jobs=2"])
     assert (cfg.dataset.name, cfg.cv.folds, cfg.cv.n_jobs) == ("iris", 3, 2)

@@ -18,8 +18,8 @@ import pytest
 from sklearn.datasets import load_iris
 
 import core
-from pipeline.fitted_model import FoldEnsemble, ScaledNetwork
-from pipeline.tracking import save_pyfunc
+from pipeline.model.ensemble import FoldEnsemble, ScaledNetwork
+from pipeline.tracking.models import save_pyfunc
 
 
 class Payload:

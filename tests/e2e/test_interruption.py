@@ -19,8 +19,9 @@ from mlflow.tracking import MlflowClient
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
-from pipeline.interruption import INTERRUPTED
-from pipeline.study import FAIL_REASON, RETRY_OF, budget_used
+from pipeline.names import FAIL_REASON, RETRY_OF
+from pipeline.search.budget import budget_used
+from pipeline.search.recovery import INTERRUPTED
 
 pytestmark = pytest.mark.slow
 
@@ -200,7 +201,7 @@ def test_sigkill_leaves_a_stale_trial_that_the_next_run_recovers(tmp_path):
 IDLE_POOL = """
 import os, signal, sys, time
 from joblib.externals.loky import get_reusable_executor
-from pipeline.fold_pool import start_fold_workers
+from pipeline.folds.pool import start_fold_workers
 
 start_fold_workers(2, 5)
 executor = get_reusable_executor(max_workers=2)

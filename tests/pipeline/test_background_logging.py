@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pipeline.background_logging import BackgroundLog
+from pipeline.tracking.background import BackgroundLog
 
 
 def test_calls_run_in_order_on_another_thread_and_flush_waits_for_them():

@@ -10,9 +10,10 @@ import sys
 import optuna
 import pytest
 
-from pipeline.lost_runs import close_lost_runs
-from pipeline.study import FAIL_REASON, OWNER_HOST, OWNER_PID
-from pipeline.tracking import TRIAL_RUN_ATTR, TrialRun, connect
+from pipeline.names import FAIL_REASON, OWNER_HOST, OWNER_PID, TRIAL_RUN_ATTR
+from pipeline.tracking.lost_runs import close_lost_runs
+from pipeline.tracking.runs import TrialRun
+from pipeline.tracking.store import connect
 
 STUDY = "lost-runs"
 

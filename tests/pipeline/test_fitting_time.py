@@ -1,12 +1,12 @@
-"""The accounting of a sweep's fitting time (pipeline.fitting_time), without processes."""
+"""The accounting of a sweep's fitting time (pipeline.folds.fitting_time), without processes."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline.fitting_time import COMPACT_AFTER, FittingTime, merged
-from pipeline.fold_worker import FoldResult
+from pipeline.folds.fitting_time import COMPACT_AFTER, FittingTime, merged
+from pipeline.folds.worker import FoldResult
 
 
 def fold(started: float, seconds: float) -> FoldResult:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from tests.shared_sweep import (
+from tests.e2e.shared_sweep import (
     STUDY,
     VENV_BIN,
     finished_sweep,

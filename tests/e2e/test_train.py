@@ -7,11 +7,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
+from pipeline.config.from_run import BEST_CONFIG_NAME, best_config_yaml, flat_params, params_node
 from pipeline.errors import UserInputError
 from pipeline.train import register_train_configs, validate_train_config
-from pipeline.trial_config import BEST_CONFIG_NAME, best_config_yaml, flat_params, params_node
+from tests.e2e.shared_sweep import finished_sweep
 from tests.helpers import CONF_DIR, compose_config, run_cli
-from tests.shared_sweep import finished_sweep
 
 FAST_TRAIN = [
     "dataset=iris",

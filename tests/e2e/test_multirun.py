@@ -17,7 +17,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.study import FAIL_REASON, OWNER_PID, RETRY_OF
+from pipeline.names import FAIL_REASON, OWNER_PID, RETRY_OF
 from tests.workers import (
     POSTGRES_URL,
     TINY,

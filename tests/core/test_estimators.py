@@ -16,7 +16,7 @@ from sklearn.utils.estimator_checks import check_estimator
 
 import core
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 X_OK = np.random.default_rng(0).normal(size=(12, 3))
 Y_OK = np.array([0, 1, 2] * 4)
 

@@ -1,4 +1,4 @@
-"""pipeline.trial_loop with a real in-memory Optuna study, the real objective and fold pool."""
+"""pipeline.search.trial_loop with a real in-memory Optuna study, the real objective and fold pool."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import pytest
 from optuna.trial import TrialState
 from sklearn.datasets import load_iris
 
-from pipeline.objective import Objective, TrainingDiverged
-from pipeline.study import OVER_BUDGET, claim_budget
-from pipeline.trial_loop import run_trials
+from pipeline.names import OVER_BUDGET
+from pipeline.search.budget import claim_budget
+from pipeline.search.objective import Objective, TrainingDiverged
+from pipeline.search.trial_loop import run_trials
 from tests.helpers import compose_config
 
 FIXED = {"solver": "adam", "batch_size": None, "alpha": 0.0, "init": "xavier", "dtype": "float32"}

@@ -1,4 +1,4 @@
-"""pipeline.report: the trials table, Optuna's plots and the champion's pictures on a real
+"""pipeline.results.report: the trials table, Optuna's plots and the champion's pictures on a real
 Optuna study, logged to a real MLflow SQLite store."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from pipeline.report import fold_spread_figure, log_report, optuna_figures, trials_table
-from pipeline.tracking import connect
+from pipeline.results.report import fold_spread_figure, log_report, optuna_figures, trials_table
+from pipeline.tracking.store import connect
 
 FOLDS = 3
 

@@ -12,16 +12,13 @@ import optuna
 import pytest
 from sklearn.datasets import load_iris
 
-from pipeline.cross_validation import (
-    CANCEL_FOLDER_PREFIX,
-    FoldScheduler,
-    fold_tasks,
-    remove_stale_cancel_folders,
-)
-from pipeline.fitted_model import standardisation
-from pipeline.fold_worker import fit_fold
-from pipeline.objective import Objective, TrainingDiverged, evaluate_folds
-from pipeline.tracking import TrialRun, connect
+from pipeline.folds.cancel import CANCEL_FOLDER_PREFIX, remove_stale_cancel_folders
+from pipeline.folds.scheduler import FoldScheduler, fold_tasks
+from pipeline.folds.worker import fit_fold
+from pipeline.model.ensemble import standardisation
+from pipeline.search.objective import Objective, TrainingDiverged, evaluate_folds
+from pipeline.tracking.runs import TrialRun
+from pipeline.tracking.store import connect
 from tests.helpers import compose_config
 
 FIXED = {"solver": "adam", "batch_size": None, "alpha": 0.0, "init": "xavier", "dtype": "float32"}
@@ -420,7 +417,7 @@ def test_a_fold_process_does_not_import_scikit_learn():
     import subprocess
     import sys
 
-    code = "import sys, pipeline.fold_worker; print('sklearn' in sys.modules)"
+    code = "import sys, pipeline.folds.worker; print('sklearn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
