@@ -21,11 +21,10 @@ import logging
 import os
 from typing import Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from pipeline.compat import split_sweep_overrides
 from pipeline.folds.pool import LOCAL_WORKERS_ENV
 
 log = logging.getLogger(__name__)
@@ -34,8 +33,7 @@ STORE_KEYS = ("study.storage", "tracking.uri", "tracking.artifact_location", "tr
 
 def sweep_jobs(task_overrides: list[str]) -> list[list[str]]:
     """The jobs of a basic sweep: one list of overrides per job (``worker=range(4)`` -> 4)."""
-    parsed = OverridesParser.create().parse_overrides(task_overrides)
-    return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
+    return split_sweep_overrides(task_overrides)
 
 
 def swept_keys(jobs: list[list[str]]) -> set[str]:

@@ -10,6 +10,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from pipeline.compat import job_error
+
 # scheme://user:password@host -> scheme://user:***@host, also as Hydra's launchers print an
 # override (``postgresql\://user\:password@host``). A password written as an OmegaConf
 # interpolation (``${oc.env:VAR}``) is not a secret and stays readable.
@@ -88,8 +90,8 @@ class RedactionCallback(Callback):
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         # Hydra prints a failed job's overrides and its exception; mask both before it does.
         job_return.overrides = [redact(str(o)) for o in job_return.overrides or []]
-        error = job_return._return_value
-        if isinstance(error, BaseException):
+        error = job_error(job_return)
+        if error is not None:
             error.args = tuple(redact(a) if isinstance(a, str) else a for a in error.args)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

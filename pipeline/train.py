@@ -21,13 +21,13 @@ from typing import Any
 import hydra
 import numpy as np
 from hydra import compose, initialize_config_dir
-from hydra._internal.utils import get_args_parser
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from pipeline.compat import hydra_args_parser
 from pipeline.config.checks import (
     ACTIVATION_NAMES,
     DATASET_NAMES,
@@ -235,7 +235,7 @@ def main(cfg: DictConfig) -> float:
 def exit_if_bad(argv: list[str]) -> None:
     """A wrong key, type or group option: one line and exit code 2 before Hydra runs (which
     would report it over many lines with code 1). Other config folders are left to Hydra."""
-    args = get_args_parser().parse_args(argv)
+    args = hydra_args_parser().parse_args(argv)
     if os.environ.get("HYDRA_FULL_ERROR") == "1" or args.help or args.hydra_help:
         return
     if args.info or args.shell_completion or args.config_path or args.config_dir:

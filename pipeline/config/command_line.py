@@ -16,18 +16,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
+from pipeline.compat import hydra_args_parser, run_exit_handlers
 from pipeline.config.checks import validate_config
 from pipeline.config.schema import register_configs
 from pipeline.errors import UserInputError
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 KEYS_HINT = "`python -m pipeline.sweep --cfg job` shows every key and its value"
@@ -43,7 +43,7 @@ def check_command_line(argv: list[str], config_name: str = "config") -> DictConf
     Returns the checked config of a single run (what ``@hydra.main`` will compose again), or
     None for anything else: a multirun, ``--cfg``, the commands left to Hydra.
     """
-    args = get_args_parser().parse_args(argv)
+    args = hydra_args_parser().parse_args(argv)
     if (
         args.help
         or args.hydra_help
@@ -158,12 +158,11 @@ def exit_without_teardown() -> None:
     ``atexit`` handlers run (logging's flush and close, temporary folders, MLflow's own), and the
     standard streams are flushed. Only for exit code 0: errors leave through ``sys.exit``.
     """
-    import atexit
 
     from joblib.externals.loky import get_reusable_executor
 
     get_reusable_executor().shutdown(wait=True)
-    atexit._run_exitfuncs()
+    run_exit_handlers()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from pipeline.compat import retried_trial_number
 from pipeline.names import FAIL_REASON, FINISHED_STATES, OVER_BUDGET, RETRY_OF
 
 
@@ -17,8 +18,9 @@ def replaced_numbers(trials: list[FrozenTrial]) -> set[int]:
     for trial in trials:
         if trial.user_attrs.get(OVER_BUDGET):
             numbers.add(trial.number)
-        if "failed_trial" in trial.system_attrs:  # RetryHeartbeatStaleTrialCallback's marker
-            numbers.add(int(trial.system_attrs["failed_trial"]))
+        retried = retried_trial_number(trial)
+        if retried is not None:
+            numbers.add(int(retried))
         if RETRY_OF in trial.user_attrs:
             numbers.add(int(trial.user_attrs[RETRY_OF]))
     return numbers

@@ -8,6 +8,8 @@ import warnings
 import optuna
 from optuna.storages import fail_stale_trials
 
+from pipeline.compat import trial_id
+
 
 class Heartbeats:
     """What ``study.optimize`` does on a storage with heartbeats (RDB with
@@ -33,13 +35,13 @@ class Heartbeats:
 
     def add(self, trial: optuna.Trial) -> None:
         if self._storage is not None:
-            self._storage.record_heartbeat(trial._trial_id)
+            self._storage.record_heartbeat(trial_id(trial))
             with self._lock:
-                self._trial_ids.add(trial._trial_id)
+                self._trial_ids.add(trial_id(trial))
 
     def remove(self, trial: optuna.Trial) -> None:
         with self._lock:
-            self._trial_ids.discard(trial._trial_id)
+            self._trial_ids.discard(trial_id(trial))
 
     def stop(self) -> None:
         self._stopped.set()
@@ -48,5 +50,5 @@ class Heartbeats:
         while not self._stopped.wait(timeout=self._interval):
             with self._lock:
                 trial_ids = list(self._trial_ids)
-            for trial_id in trial_ids:
-                self._storage.record_heartbeat(trial_id)
+            for beating in trial_ids:
+                self._storage.record_heartbeat(beating)

@@ -17,6 +17,7 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from pipeline.compat import OPTUNA_TRIAL_LOGGER, study_storage, trial_id
 from pipeline.folds.processes import process_alive
 from pipeline.names import FAIL_REASON, OWNER_HOST, OWNER_PID, RETRY_OF
 from pipeline.search.budget import replaced_numbers
@@ -43,7 +44,7 @@ def recover_lost_trials(study: optuna.Study) -> list[FrozenTrial]:
     re-enqueues. Any storage: a trial recorded as owned by a dead pid on this host is failed here.
     Returns the trials that were failed.
     """
-    storage = study._storage
+    storage = study_storage(study)
     lost = []
     if isinstance(storage, RDBStorage):
         before = {t.number for t in study.get_trials(states=(TrialState.RUNNING,))}
@@ -54,18 +55,14 @@ def recover_lost_trials(study: optuna.Study) -> list[FrozenTrial]:
             continue
         pid, host = trial.user_attrs[OWNER_PID], trial.user_attrs[OWNER_HOST]
         reason = f"lost: its process {pid} on {host} ended while the trial ran"
-        storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
-        if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+        storage.set_trial_user_attr(trial_id(trial), FAIL_REASON, reason)
+        if storage.set_trial_state_values(trial_id(trial), TrialState.FAIL):
             study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
             lost.append(trial)
     return lost
 
 
 INTERRUPTED = "interrupted by the user (SIGINT); its parameters are enqueued again"
-
-
-# Optuna logs a failed trial from this module, with the exception's traceback.
-OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"
 
 
 class QuietFailedTrials(logging.Filter):

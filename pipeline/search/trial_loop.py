@@ -30,6 +30,7 @@ from collections.abc import Callable
 import optuna
 from optuna.trial import TrialState
 
+from pipeline.compat import study_storage
 from pipeline.folds.fitting_time import FittingTime
 from pipeline.folds.interruption import interruptible
 from pipeline.folds.scheduler import FoldScheduler
@@ -66,7 +67,7 @@ def run_trials(
     flight: deque[TrialEvaluation] = deque()
     asked, exhausted = 0, False
     bar = _progress_bar(n_trials) if progress_bar else None
-    heartbeats = Heartbeats(study._storage)
+    heartbeats = Heartbeats(study_storage(study))
     try:
         while True:
             while len(flight) < max(1, in_flight) and asked < n_trials and not exhausted:

@@ -21,6 +21,7 @@ import sqlite3
 import uuid
 from pathlib import Path
 
+from pipeline.compat import dispose_mlflow_engine
 from pipeline.names import SQLITE_PREFIX
 
 
@@ -81,12 +82,8 @@ def _build_template(template: Path) -> None:
 
 def _open_with_mlflow(path: Path) -> None:
     """Open the store at ``path`` as a sweep would (creating or completing it), then let go."""
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
     from mlflow.tracking import MlflowClient
 
     uri = f"{SQLITE_PREFIX}{path}"
     MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
-    # MLflow keeps one engine per URI for the life of the process; this URI is not used again.
-    engine = getattr(SqlAlchemyStore, "_engine_map", {}).pop(uri, None)
-    if engine is not None:
-        engine.dispose()
+    dispose_mlflow_engine(uri)  # this URI is not used again

@@ -1,0 +1,82 @@
+"""Every use of a library's private API, in one place, each pinned by a test.
+
+Each function names what it reaches into and why no public way does the same;
+``tests/pipeline/test_compat.py`` fails when an upgrade of Optuna, Hydra, MLflow or Python changes
+it. The libraries are imported inside the functions: the command-line check and the multirun
+callback use this module before the heavy imports, and must not pay for MLflow's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+from typing import Any
+
+# Optuna logs a trial whose objective raised from this (private) module, with the traceback.
+OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"
+
+
+def study_storage(study) -> Any:
+    """The storage an ``optuna.Study`` was opened with: Optuna has no public accessor, and the
+    lost-trial recovery and heartbeats need the storage's own calls."""
+    return study._storage
+
+
+def trial_id(trial) -> int:
+    """A trial's id in its storage (``Trial`` or ``FrozenTrial``); the storage's calls take it,
+    and only its private attribute holds it."""
+    return trial._trial_id
+
+
+def retried_trial_number(trial) -> int | None:
+    """The number of the stale trial that ``trial`` retries, as Optuna's
+    ``RetryHeartbeatStaleTrialCallback`` marks it; None for any other trial. The callback's own
+    ``retried_trial_number`` reads the same system attribute, but warns as experimental on every
+    call, and the budget asks it for every trial of the study."""
+    number = trial.system_attrs.get("failed_trial")
+    return None if number is None else int(number)
+
+
+def hydra_args_parser() -> argparse.ArgumentParser:
+    """Hydra's own command-line parser, so that our check before ``@hydra.main`` reads the
+    command line exactly as Hydra will (``-m``, ``--cfg``, ``--config-dir``, overrides)."""
+    from hydra._internal.utils import get_args_parser
+
+    return get_args_parser()
+
+
+def split_sweep_overrides(task_overrides: list[str]) -> list[list[str]]:
+    """The jobs of Hydra's basic sweeper: one list of overrides per job (``worker=range(4)``
+    gives 4). Hydra builds them inside its sweeper; the multirun callback needs them earlier."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(task_overrides)
+    return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
+
+
+def job_error(job_return) -> BaseException | None:
+    """The exception a failed Hydra job raised, without re-raising it (the public
+    ``return_value`` raises), so that a callback can mask passwords in it first."""
+    value = job_return._return_value
+    return value if isinstance(value, BaseException) else None
+
+
+def run_exit_handlers() -> None:
+    """Run the ``atexit`` handlers now, in their usual order: a command that ends with
+    ``os._exit`` (skipping the interpreter's teardown) still flushes logs and removes its
+    temporary folders."""
+    atexit._run_exitfuncs()
+
+
+def dispose_mlflow_engine(uri: str) -> bool:
+    """Close the database engine MLflow keeps for ``uri`` for the rest of the process (its
+    store class caches one per URI); True if there was one. Used for a store this process opens
+    once and never again (the SQLite template)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    engine = SqlAlchemyStore._engine_map.pop(uri, None)
+    if engine is None:
+        return False
+    engine.dispose()
+    return True

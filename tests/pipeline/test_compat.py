@@ -1,0 +1,121 @@
+"""pipeline.compat: each private API we use, exercised against the installed library.
+
+A test here fails when an upgrade of Optuna, Hydra, MLflow or Python moves or changes what
+pipeline.compat reaches into; the fix then goes in that one module.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from hydra.core.utils import JobReturn, JobStatus
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+from mlflow.tracking import MlflowClient
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.trial import TrialState
+
+from pipeline import compat
+from pipeline.search.budget import replaced_numbers
+
+
+def test_study_storage_is_the_storage_the_study_was_opened_with():
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage)
+    assert compat.study_storage(study) is storage
+
+
+def test_trial_id_addresses_the_trial_in_its_storage():
+    study = optuna.create_study()
+    trial = study.ask()
+    storage = compat.study_storage(study)
+    storage.set_trial_user_attr(compat.trial_id(trial), "seen", True)
+    assert study.trials[0].user_attrs == {"seen": True}
+    frozen = study.trials[0]
+    assert compat.trial_id(frozen) == compat.trial_id(trial)
+
+
+def test_failed_trials_are_logged_under_the_named_optuna_logger(caplog):
+    def objective(trial):
+        raise ValueError("boom")
+
+    with caplog.at_level(logging.WARNING, logger=compat.OPTUNA_TRIAL_LOGGER):
+        optuna.create_study().optimize(objective, n_trials=1, catch=(ValueError,))
+    assert any(r.name == compat.OPTUNA_TRIAL_LOGGER and "boom" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+
+
+def test_a_stale_trials_retry_is_marked_as_replacing_it(tmp_path):
+    """The budget leaves out a trial that Optuna's heartbeat callback retried; it reads the
+    marker as the callback's own (experimental) helper does."""
+    storage = RDBStorage(
+        f"sqlite:///{tmp_path}/optuna.db",
+        heartbeat_interval=1,
+        grace_period=1,
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+    )
+    study = optuna.create_study(storage=storage)
+    trial = study.ask()
+    storage.record_heartbeat(compat.trial_id(trial))
+    time.sleep(2.2)
+    fail_stale_trials(study)
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.FAIL, TrialState.WAITING]
+    assert replaced_numbers(study.get_trials()) == {0}
+    retry = study.get_trials()[1]
+    with pytest.warns(optuna.exceptions.ExperimentalWarning):
+        public = RetryHeartbeatStaleTrialCallback.retried_trial_number(retry)
+    assert compat.retried_trial_number(retry) == public == 0
+    assert compat.retried_trial_number(study.get_trials()[0]) is None
+
+
+def test_hydra_args_parser_reads_a_command_line_as_hydra_does():
+    args = compat.hydra_args_parser().parse_args(["-m", "--cfg", "job", "a=1", "b=[x,y]"])
+    assert args.multirun and args.cfg == "job"
+    assert args.overrides == ["a=1", "b=[x,y]"]
+
+
+def test_split_sweep_overrides_gives_one_job_per_value():
+    jobs = compat.split_sweep_overrides(["worker=range(3)", "dataset=iris"])
+    assert jobs == [[f"worker={i}", "dataset=iris"] for i in range(3)]
+
+
+def test_job_error_is_the_failed_jobs_exception_without_raising_it():
+    error = RuntimeError("postgresql://u:secret@h/db")
+    failed = JobReturn(status=JobStatus.FAILED, _return_value=error)
+    assert compat.job_error(failed) is error
+    assert compat.job_error(JobReturn(status=JobStatus.COMPLETED, _return_value=1.0)) is None
+
+
+def test_run_exit_handlers_runs_them_before_an_immediate_exit(tmp_path):
+    marker = tmp_path / "ran"
+    code = (
+        "import atexit, os\n"
+        "from pipeline import compat\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').write('yes'))\n"
+        "compat.run_exit_handlers()\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert marker.read_text() == "yes"
+
+
+def test_dispose_mlflow_engine_forgets_the_engine_of_a_store(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    assert uri in SqlAlchemyStore._engine_map
+    assert compat.dispose_mlflow_engine(uri)
+    assert uri not in SqlAlchemyStore._engine_map
+    assert not compat.dispose_mlflow_engine(uri)
+
+
+@pytest.mark.parametrize("module", ["pipeline.config.command_line", "pipeline.multirun"])
+def test_the_early_modules_import_no_mlflow(module):
+    """compat is imported by the command-line check, which runs before the heavy imports."""
+    code = f"import sys, {module}; print('mlflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
