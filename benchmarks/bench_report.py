@@ -1,4 +1,4 @@
-"""What the plots, trials.csv and best_params.yaml (pipeline/report.py) cost a sweep.
+"""What the plots, trials.csv and best_params.yaml (pipeline.results.report) cost a sweep.
 
 Runs `python -m pipeline.sweep [OVERRIDES]` twice in fresh temp folders, once as it is and once
 with the report switched off (the same seeded trials either way), then times log_report again
@@ -20,12 +20,12 @@ from pathlib import Path
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-from pipeline.report import log_report
-from pipeline.tracking import connect
+from pipeline.results.report import log_report
+from pipeline.tracking.store import connect
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 WITHOUT_REPORT = (
-    "import sys, pipeline.champion as c\n"
+    "import sys, pipeline.results.champion as c\n"
     "c.log_report = lambda *a, **k: []\n"
     "c.log_best_config = lambda *a, **k: ''\n"
     "from pipeline.sweep import main\n"

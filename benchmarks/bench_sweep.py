@@ -68,7 +68,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from pipeline.data import load_dataset, split_train_test
-from pipeline.sweep import PARENT_RUN_ATTR
+from pipeline.names import PARENT_RUN_ATTR
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -139,6 +139,15 @@ def check_class_counts(
             f"{source}: only one class ({str(classes[0])!r}) in the labels; classification "
             "needs at least two, so add rows of another class or choose another target column"
         )
+    # scikit-learn's split: ceil(n * test_size) test rows; stratified, it needs one per class.
+    n_test = int(np.ceil(len(y) * test_size))
+    if n_test < len(classes) or len(y) - n_test < len(classes):
+        side, rows = ("test", n_test) if n_test < len(classes) else ("training", len(y) - n_test)
+        raise UserInputError(
+            f"cv.test_size={test_size}: the {side} split of {source} would have {rows} rows, "
+            f"fewer than its {len(classes)} classes; choose a cv.test_size that leaves each "
+            "split at least one row per class"
+        )
     smallest = int(counts.min())
     train_members = smallest - int(np.ceil(smallest * test_size))
     if train_members < folds:

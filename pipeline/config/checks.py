@@ -1,62 +1,213 @@
-"""Typed schema of the sweep config, registered in Hydra's ConfigStore, and its value checks.
+"""The value checks of every command, in one place: ``python -m pipeline.sweep``, ``python -m
+pipeline.train``, a multirun's launching process and the Python entries all run them on the
+composed config before any data is loaded or any store is opened.
 
-The YAML files under ``conf/`` extend these dataclasses, so a misspelt key or a wrong type fails
-when Hydra composes the config, before any work starts. :func:`validate_config` then checks the
-values (ranges, ``low <= high``, known names) and raises :class:`UserInputError` naming the key.
+Hydra's structured configs (pipeline.config.schema) have already refused unknown keys and wrong
+types; these check the values (ranges, ``low <= high``, finite numbers, known names) and raise
+:class:`UserInputError` with one line that names the key. The names of activations, solvers,
+initialisations and dtypes are core's own registries, so a name core learns is accepted here.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import posixpath
 from typing import Any
 from urllib.parse import urlparse
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+import core
+from core.solvers import FULL_BATCH_SOLVERS
+from core.validation import DTYPES
 from pipeline.config.schema import registered_model_name
 from pipeline.errors import UserInputError
 from pipeline.names import SQLITE_PREFIX
 from pipeline.redaction import redact
 
-ACTIVATION_NAMES = ("sigmoid", "tanh", "relu", "leaky_relu")
-
-
+ACTIVATION_NAMES = tuple(sorted(core.ACTIVATIONS))
+SOLVER_NAMES = tuple(core.SOLVERS)
+INIT_NAMES = tuple(core.INITIALISERS)
+DTYPE_NAMES = tuple(DTYPES)
 DATASET_NAMES = ("digits", "iris", "wine", "breast_cancer", "moons", "csv")
-
-
-SOLVER_NAMES = ("gd", "sgd", "momentum", "adam", "normalized")
-
-
-INIT_NAMES = ("small", "xavier", "he")
-
-
-DTYPE_NAMES = ("float32", "float64")
-
-
 DIRECTIONS = ("maximize", "minimize")
-
-
+# NumPy's legacy seeding and scikit-learn's splitters take seeds below 2**32; a worker's sampler
+# is seeded with study.seed + worker.
+MAX_SEED = 2**32 - 1
 # The stores MLflow 3 opens for tracking and its model registry, less its file store (a path or
 # file:// URI), which MLflow 3 refuses ("maintenance mode"); and where it can keep artifacts
 # (a plain path is a folder). Checked here, before any import of MLflow; a test compares them
 # with MLflow's own registries, so an upgrade that changes those fails there.
 DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")  # database servers, "+driver" or not
-
-
 TRACKING_SCHEMES = ("sqlite", *DATABASE_SCHEMES, "http", "https")
-
-
 TRACKING_NAMES = ("databricks", "databricks-uc", "uc")  # whole URIs, not schemes
-
-
 MAX_EXPERIMENT_NAME = 500  # mlflow.utils.validation.MAX_EXPERIMENT_NAME_LENGTH
-
-
 ARTIFACT_SCHEMES = (
     "file", "mlflow-artifacts", "http", "https", "s3", "gs", "wasbs", "abfss", "r2", "b2",
     "dbfs", "hdfs", "viewfs", "ftp", "sftp",
 )  # fmt: skip
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Check every value of a sweep's composed config (``conf/config.yaml``)."""
+    check_finite(cfg)
+    check_dataset(cfg.dataset)
+    check_seed(cfg.study.seed, workers=cfg.worker + 1)
+    check_cv(cfg.cv)
+    check_model(cfg.model)
+    validate_search_space(cfg.search_space)
+    check_study(cfg)
+    validate_tracking(cfg)
+    _check_separate_databases(cfg)
+    for group in ("sampler", "pruner"):
+        if "_target_" not in cfg[group]:
+            raise _fail(group, f"needs a _target_; choose one of the files in conf/{group}/")
+
+
+def validate_train_config(cfg: DictConfig) -> None:
+    """Check every value of a train command's composed config (``conf/train.yaml``).
+
+    With ``run_id`` the data, seed, folds, model and parameters come from that run (and are
+    checked once read from it, :func:`check_train_settings`); only the tracking settings, which
+    say where to find it, are checked here.
+    """
+    check_finite(cfg)
+    validate_tracking(cfg, registry=False)
+    if not cfg.get("run_id"):
+        check_train_settings(cfg)
+
+
+def check_train_settings(cfg: DictConfig) -> None:
+    """What a train run's scores depend on: data, seed, folds, model, parameters."""
+    check_finite(cfg)
+    check_dataset(cfg.dataset)
+    check_seed(cfg.study.seed)
+    check_cv(cfg.cv)
+    check_model(cfg.model)
+    check_params(cfg.params)
+
+
+def check_finite(cfg: DictConfig) -> None:
+    """No setting is NaN or infinite: a comparison with NaN is always false, so it would pass
+    every range check below and fail later, deep inside a trial."""
+    for key, value in _leaves(OmegaConf.to_container(cfg, resolve=True)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _fail(key, f"must be a finite number, got {value}")
+
+
+def _leaves(node: Any, prefix: str = ""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, f"{prefix}{key}.")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _leaves(value, f"{prefix}{index}.")
+    else:
+        yield prefix.rstrip("."), node
+
+
+def check_dataset(dataset: DictConfig) -> None:
+    _check_choice("dataset.name", dataset.name, DATASET_NAMES)
+    if dataset.name == "csv":
+        for key in ("path", "target"):
+            if not dataset.get(key):
+                raise _fail(f"dataset.{key}", "is required for dataset=csv")
+    if dataset.name == "moons":
+        if dataset.n_samples < 10:
+            raise _fail("dataset.n_samples", f"must be >= 10, got {dataset.n_samples}")
+        if dataset.noise < 0:
+            raise _fail("dataset.noise", f"must be >= 0, got {dataset.noise}")
+
+
+def check_seed(seed: int, workers: int = 1) -> None:
+    """``study.seed`` seeds the split, the folds, the weights and (plus the worker's index) the
+    sampler: each must be a seed NumPy and scikit-learn take."""
+    highest = MAX_SEED - (workers - 1)
+    if not 0 <= seed <= highest:
+        raise _fail("study.seed", f"must be an integer from 0 to {highest}, got {seed}")
+
+
+def check_cv(cv: DictConfig) -> None:
+    if cv.folds < 2:
+        raise _fail("cv.folds", f"must be >= 2, got {cv.folds}")
+    if cv.n_jobs == 0 or cv.n_jobs < -1:
+        raise _fail("cv.n_jobs", f"must be -1 (all cores) or >= 1, got {cv.n_jobs}")
+    if not 0.0 < cv.test_size < 1.0:
+        raise _fail("cv.test_size", f"must be between 0 and 1 (exclusive), got {cv.test_size}")
+
+
+def check_model(model: DictConfig) -> None:
+    """The training settings held fixed; names are core's own."""
+    _check_choice("model.solver", model.solver, SOLVER_NAMES)
+    _check_choice("model.init", model.init, INIT_NAMES)
+    _check_choice("model.dtype", model.dtype, DTYPE_NAMES)
+    if model.batch_size is not None and model.batch_size < 1:
+        raise _fail(
+            "model.batch_size", f"must be >= 1 or null (full batch), got {model.batch_size}"
+        )
+    if model.batch_size is not None and model.solver in FULL_BATCH_SOLVERS:
+        raise _fail(
+            "model.batch_size",
+            f"{model.batch_size} needs a mini-batch solver; solver={model.solver} is full-batch, "
+            "so set model.batch_size=null or model.solver=sgd",
+        )
+    if model.alpha < 0:
+        raise _fail("model.alpha", f"must be >= 0, got {model.alpha}")
+
+
+def check_params(params: DictConfig) -> None:
+    """The one configuration ``python -m pipeline.train`` cross-validates."""
+    if params.learning_rate <= 0:
+        raise _fail("params.learning_rate", f"must be > 0, got {params.learning_rate}")
+    if params.hidden_layers < 1:
+        raise _fail("params.hidden_layers", f"must be >= 1, got {params.hidden_layers}")
+    if params.iterations < 1:
+        raise _fail("params.iterations", f"must be >= 1, got {params.iterations}")
+    _check_choice("params.activation", params.activation, ACTIVATION_NAMES)
+    is_list = OmegaConf.is_list(params.hidden_units)
+    units = list(params.hidden_units) if is_list else [params.hidden_units]
+    if not all(isinstance(u, int) and not isinstance(u, bool) and u >= 1 for u in units):
+        raise _fail(
+            "params.hidden_units",
+            f"must be a width >= 1 or a list of them, got {params.hidden_units}",
+        )
+    if is_list and len(units) != params.hidden_layers:
+        raise _fail(
+            "params.hidden_units",
+            f"has {len(units)} widths for params.hidden_layers={params.hidden_layers}",
+        )
+
+
+def check_study(cfg: DictConfig) -> None:
+    study = cfg.study
+    if study.n_trials < 1:
+        raise _fail("study.n_trials", f"must be >= 1, got {study.n_trials}")
+    _check_choice("study.direction", study.direction, DIRECTIONS)
+    if not str(study.storage).strip():
+        raise _fail("study.storage", "is empty; give a file path or a database URL")
+    if study.heartbeat_interval < 1:
+        raise _fail("study.heartbeat_interval", f"must be >= 1, got {study.heartbeat_interval}")
+    if study.trials_in_flight not in (1, 2):
+        raise _fail(
+            "study.trials_in_flight",
+            f"must be 1 or 2 (trials at a time), got {study.trials_in_flight}",
+        )
+    if cfg.worker < 0:
+        raise _fail("worker", f"must be >= 0, got {cfg.worker}")
+
+
+def validate_search_space(space: DictConfig) -> None:
+    """Check bounds and choices of ``search_space`` (raises :class:`UserInputError`)."""
+    _check_range("search_space.learning_rate", space.learning_rate, positive=True, minimum=None)
+    _check_range("search_space.hidden_units", space.hidden_units, positive=True, minimum=1)
+    _check_range("search_space.hidden_layers", space.hidden_layers, positive=True, minimum=1)
+    _check_range("search_space.iterations", space.iterations, positive=True, minimum=1)
+    choices = list(space.activation.choices)
+    if not choices:
+        raise _fail("search_space.activation.choices", "is empty; give at least one activation")
+    for name in choices:
+        _check_choice("search_space.activation.choices", name, ACTIVATION_NAMES)
 
 
 def _fail(key: str, message: str) -> UserInputError:
@@ -103,10 +254,11 @@ def _check_registry_name(cfg: DictConfig) -> None:
         raise _fail(key, "MLflow's model registry needs a plain name (no leading or doubled dots)")
 
 
-def validate_tracking(cfg: DictConfig) -> None:
+def validate_tracking(cfg: DictConfig, *, registry: bool = True) -> None:
     """``tracking.uri`` names a store MLflow 3 opens, ``tracking.artifact_location`` a folder
     or an artifact store it knows, and the experiment and registered model have names MLflow
-    takes (raises :class:`UserInputError`)."""
+    takes (raises :class:`UserInputError`). ``registry``: check the registered model's name too
+    (a sweep registers its champion; a train run registers nothing)."""
     tracking = cfg.tracking
     experiment = str(tracking.experiment or "")
     if not experiment.strip() or len(experiment) > MAX_EXPERIMENT_NAME:
@@ -114,7 +266,8 @@ def validate_tracking(cfg: DictConfig) -> None:
             "tracking.experiment",
             f"needs a name of 1 to {MAX_EXPERIMENT_NAME} characters, got {experiment!r}",
         )
-    _check_registry_name(cfg)
+    if registry:
+        _check_registry_name(cfg)
     uri = str(tracking.uri)
     scheme = uri_scheme(uri)
     if scheme not in TRACKING_SCHEMES and uri not in TRACKING_NAMES:
@@ -160,71 +313,3 @@ def _check_separate_databases(cfg: DictConfig) -> None:
             "is the database of tracking.uri; Optuna and MLflow each need their own (both keep "
             "an alembic_version table), e.g. study.storage=sqlite:///mlruns/optuna.db",
         )
-
-
-def validate_search_space(space: DictConfig) -> None:
-    """Check bounds and choices of ``search_space`` (raises :class:`UserInputError`)."""
-    _check_range("search_space.learning_rate", space.learning_rate, positive=True, minimum=None)
-    _check_range("search_space.hidden_units", space.hidden_units, positive=True, minimum=1)
-    _check_range("search_space.hidden_layers", space.hidden_layers, positive=True, minimum=1)
-    _check_range("search_space.iterations", space.iterations, positive=True, minimum=1)
-    choices = list(space.activation.choices)
-    if not choices:
-        raise _fail("search_space.activation.choices", "is empty; give at least one activation")
-    for name in choices:
-        _check_choice("search_space.activation.choices", name, ACTIVATION_NAMES)
-
-
-def validate_config(cfg: DictConfig) -> None:
-    """Check every value of a composed config before any data is loaded or store touched."""
-    _check_choice("dataset.name", cfg.dataset.name, DATASET_NAMES)
-    if cfg.dataset.name == "csv":
-        for key in ("path", "target"):
-            if not cfg.dataset.get(key):
-                raise _fail(f"dataset.{key}", "is required for dataset=csv")
-    if cfg.dataset.name == "moons":
-        if cfg.dataset.n_samples < 10:
-            raise _fail("dataset.n_samples", f"must be >= 10, got {cfg.dataset.n_samples}")
-        if cfg.dataset.noise < 0:
-            raise _fail("dataset.noise", f"must be >= 0, got {cfg.dataset.noise}")
-    validate_search_space(cfg.search_space)
-    if cfg.study.n_trials < 1:
-        raise _fail("study.n_trials", f"must be >= 1, got {cfg.study.n_trials}")
-    _check_choice("study.direction", cfg.study.direction, DIRECTIONS)
-    if not str(cfg.study.storage).strip():
-        raise _fail("study.storage", "is empty; give a file path or a database URL")
-    if cfg.study.heartbeat_interval < 1:
-        raise _fail("study.heartbeat_interval", f"must be >= 1, got {cfg.study.heartbeat_interval}")
-    if cfg.cv.folds < 2:
-        raise _fail("cv.folds", f"must be >= 2, got {cfg.cv.folds}")
-    if cfg.cv.n_jobs == 0 or cfg.cv.n_jobs < -1:
-        raise _fail("cv.n_jobs", f"must be -1 (all cores) or >= 1, got {cfg.cv.n_jobs}")
-    if cfg.study.trials_in_flight not in (1, 2):
-        raise _fail(
-            "study.trials_in_flight",
-            f"must be 1 or 2 (trials at a time), got {cfg.study.trials_in_flight}",
-        )
-    if not 0.0 < cfg.cv.test_size < 1.0:
-        raise _fail("cv.test_size", f"must be between 0 and 1 (exclusive), got {cfg.cv.test_size}")
-    _check_choice("model.solver", cfg.model.solver, SOLVER_NAMES)
-    _check_choice("model.init", cfg.model.init, INIT_NAMES)
-    _check_choice("model.dtype", cfg.model.dtype, DTYPE_NAMES)
-    if cfg.model.batch_size is not None and cfg.model.batch_size < 1:
-        raise _fail(
-            "model.batch_size", f"must be >= 1 or null (full batch), got {cfg.model.batch_size}"
-        )
-    if cfg.model.batch_size is not None and cfg.model.solver == "gd":
-        raise _fail(
-            "model.batch_size",
-            f"{cfg.model.batch_size} needs a mini-batch solver; solver=gd is full-batch, so "
-            "set model.batch_size=null or model.solver=sgd",
-        )
-    if cfg.model.alpha < 0:
-        raise _fail("model.alpha", f"must be >= 0, got {cfg.model.alpha}")
-    validate_tracking(cfg)
-    _check_separate_databases(cfg)
-    if cfg.worker < 0:
-        raise _fail("worker", f"must be >= 0, got {cfg.worker}")
-    for group in ("sampler", "pruner"):
-        if "_target_" not in cfg[group]:
-            raise _fail(group, f"needs a _target_; choose one of the files in conf/{group}/")

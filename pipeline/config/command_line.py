@@ -1,18 +1,21 @@
-"""Check a ``python -m pipeline.sweep`` command line before Hydra runs it.
+"""Check a ``python -m pipeline.sweep`` or ``pipeline.train`` command line before Hydra runs it,
+and compose the same config for the Python entries.
 
 Hydra reports its own composition errors (unknown key, wrong type, unknown group option) over
 several lines and exits with code 1 from deep inside ``@hydra.main``, where no ``try`` of ours
-can reach. So the entry point first composes the same config with Hydra's compose API, inside our
-own ``try``, and turns any failure into one :class:`UserInputError` line naming the key. Only
-then does it hand the command line to ``@hydra.main``, which composes it again (~0.1 s) and runs.
+can reach. So each entry point first composes the same config with Hydra's compose API, inside
+our own ``try``, checks its values (pipeline.config.checks) and turns any failure into one
+:class:`UserInputError` line naming the key. Only then does it hand the command line to
+``@hydra.main``, which composes it again and runs.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -23,17 +26,31 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.compat import hydra_args_parser, run_exit_handlers
-from pipeline.config.checks import validate_config
+from pipeline.config.checks import validate_config, validate_train_config
 from pipeline.config.schema import register_configs
 from pipeline.errors import UserInputError
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
-KEYS_HINT = "`python -m pipeline.sweep --cfg job` shows every key and its value"
+@dataclass(frozen=True)
+class Command:
+    """One of the project's commands: its module, its root config and its value checks."""
+
+    module: str
+    config_name: str
+    validate: Callable[[DictConfig], None]
+
+    @property
+    def keys_hint(self) -> str:
+        return f"`python -m {self.module} --cfg job` shows every key and its value"
 
 
-def check_command_line(argv: list[str], config_name: str = "config") -> DictConfig | None:
+SWEEP = Command("pipeline.sweep", "config", validate_config)
+TRAIN = Command("pipeline.train", "train", validate_train_config)
+
+
+def check_command_line(argv: list[str], command: Command = SWEEP) -> DictConfig | None:
     """Compose ``conf/`` with the overrides in ``argv`` and check the values.
 
     Raises :class:`UserInputError` with a one-line message. Commands that run nothing
@@ -55,16 +72,31 @@ def check_command_line(argv: list[str], config_name: str = "config") -> DictConf
     ):
         return None
     overrides = list(args.overrides)
-    try:
-        parsed = [_parse(override) for override in overrides]
-        if args.multirun:
-            overrides = [o.input_line for o in parsed if not o.is_sweep_override()]
-        cfg = _compose(args.config_name or config_name, overrides)
-        if args.cfg is None:
-            validate_config(cfg)
-    except (HydraException, OmegaConfBaseException) as error:
-        raise UserInputError(one_line(error)) from error
+    parsed = [_parse(override) for override in overrides]
+    if args.multirun:
+        overrides = [o.input_line for o in parsed if not o.is_sweep_override()]
+    cfg = compose_config(overrides, command, config_name=args.config_name, check=args.cfg is None)
     return None if args.multirun or args.cfg is not None else cfg
+
+
+def compose_config(
+    overrides: list[str],
+    command: Command = SWEEP,
+    *,
+    config_name: str | None = None,
+    check: bool = True,
+) -> DictConfig:
+    """The config ``python -m <command> OVERRIDES`` would run, checked (``check``); a bad key,
+    type or value raises :class:`UserInputError` with one line."""
+    try:
+        cfg = _compose(
+            config_name or command.config_name, [_parse(o).input_line for o in overrides]
+        )
+    except (HydraException, OmegaConfBaseException) as error:
+        raise UserInputError(one_line(error, command)) from error
+    if check:
+        command.validate(cfg)
+    return cfg
 
 
 def _parse(override: str):
@@ -93,7 +125,7 @@ def user_errors_as_one_line() -> Iterator[None]:
         sys.exit(2)
 
 
-def exit_if_bad(argv: list[str]) -> DictConfig | None:
+def exit_if_bad(argv: list[str], command: Command = SWEEP) -> DictConfig | None:
     """Print the one-line error and exit with code 2 if ``argv`` cannot run; else return the
     config of a single run, as :func:`check_command_line`.
 
@@ -103,20 +135,26 @@ def exit_if_bad(argv: list[str]) -> DictConfig | None:
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         return None
     with user_errors_as_one_line():
-        return check_command_line(argv)
+        return check_command_line(argv, command)
 
 
-def _compose(config_name: str, overrides: list[str]):
+def _compose(config_name: str, overrides: list[str]) -> DictConfig:
+    """Hydra's compose API on ``conf/``. A Hydra the caller has initialised (a notebook's own,
+    an app's ``@hydra.main``) is set aside meanwhile and given back."""
     register_configs()
-    GlobalHydra.instance().clear()
+    global_hydra = GlobalHydra.instance()
+    callers = global_hydra.hydra if global_hydra.is_initialized() else None
+    global_hydra.clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             return compose(config_name=config_name, overrides=overrides)
     finally:
-        GlobalHydra.instance().clear()
+        global_hydra.clear()
+        if callers is not None:
+            global_hydra.initialize(callers)
 
 
-def one_line(error: Exception) -> str:
+def one_line(error: Exception, command: Command = SWEEP) -> str:
     """Hydra's or OmegaConf's multi-line report as one line: the key first, then the fix."""
     if isinstance(error, MissingConfigException) and error.missing_cfg_file and error.options:
         group, _, name = error.missing_cfg_file.rpartition("/")
@@ -128,12 +166,12 @@ def one_line(error: Exception) -> str:
     if isinstance(error, OmegaConfBaseException):
         error, cause = None, error
     if cause is None:
-        return f"{headline}; {KEYS_HINT}"
+        return f"{headline}; {command.keys_hint}"
     key = _override_of(headline) or getattr(cause, "full_key", None) or "config"
     reason = _first_line(cause)
     if "not in" in reason or "Could not override" in headline:
-        return f"{key}: no such key ({reason}); check the spelling, {KEYS_HINT}"
-    return f"{key}: {reason}; give a value of that type, {KEYS_HINT}"
+        return f"{key}: no such key ({reason}); check the spelling, {command.keys_hint}"
+    return f"{key}: {reason}; give a value of that type, {command.keys_hint}"
 
 
 def _override_of(headline: str) -> str | None:
@@ -152,7 +190,7 @@ def _first_line(error: BaseException) -> str:
 def exit_without_teardown() -> None:
     """End a successful command at once: the usual exit work, without the interpreter's teardown.
 
-    After ``main()`` returns, Python would spend ~1.3 s (measured) tearing down the ~4000
+    After ``main()`` returns, Python would spend a second or more tearing down the thousands of
     modules MLflow, SQLAlchemy, pandas and matplotlib bring in, with nothing left to write. The
     exit work that matters still runs first, in its usual order: the fold pool is shut down, the
     ``atexit`` handlers run (logging's flush and close, temporary folders, MLflow's own), and the

@@ -111,10 +111,42 @@ class SweepConfig:
     progress_bar: bool = True
 
 
+@dataclass
+class TrainParams:
+    """``python -m pipeline.train``: the searched hyperparameters, fixed to one value each."""
+
+    learning_rate: float = 0.01
+    # One width for every hidden layer, or a list with one width per layer: [64, 32].
+    hidden_units: Any = 64
+    hidden_layers: int = 1
+    iterations: int = 200
+    activation: str = "relu"
+
+
+@dataclass
+class SeedConfig:
+    seed: int = 0  # the same study.seed as a sweep: split, folds and initial weights
+
+
+@dataclass
+class TrainConfig:
+    """``conf/train.yaml``: data, CV, model and tracking use the sweep's own schemas (and so its
+    defaults)."""
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    study: SeedConfig = field(default_factory=SeedConfig)
+    cv: CVConfig = field(default_factory=CVConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    params: TrainParams = field(default_factory=TrainParams)
+    run_id: str | None = None  # reproduce this logged trial: its settings replace the above
+
+
 def register_configs() -> None:
     """Register the schemas so that ``conf/*.yaml`` can extend them via their defaults lists."""
     store = ConfigStore.instance()
     store.store(name="base_config", node=SweepConfig)
+    store.store(name="base_train_config", node=TrainConfig)
     store.store(group="dataset", name="base_dataset", node=DatasetConfig)
     store.store(group="search_space", name="base_search_space", node=SearchSpaceConfig)
 

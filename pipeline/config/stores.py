@@ -113,11 +113,27 @@ def cannot_open_database(key: str, location: str, error: Exception) -> UserInput
 
 
 def check_stores(cfg) -> None:
-    """``study.storage``, ``tracking.uri`` and ``tracking.artifact_location`` can be written,
-    and a tracking database answers."""
+    """A sweep's stores: ``study.storage`` and the tracking store can be written."""
     check_file_location("study.storage", str(cfg.study.storage))
+    check_tracking_store(cfg)
+
+
+def check_tracking_store(cfg) -> None:
+    """``tracking.uri`` and ``tracking.artifact_location`` can be written, and a tracking
+    database answers."""
     check_file_location("tracking.uri", str(cfg.tracking.uri))
     check_sqlite_file("tracking.uri", str(cfg.tracking.uri))
     check_tracking_database("tracking.uri", str(cfg.tracking.uri))
     if cfg.tracking.artifact_location:
         check_folder_location("tracking.artifact_location", str(cfg.tracking.artifact_location))
+
+
+def check_store_exists(key: str, location: str) -> None:
+    """A local SQLite store that must already hold what is asked of it (a run to reproduce):
+    a missing file is named instead of being created empty."""
+    path = local_file_of(location)
+    if location.startswith(SQLITE_PREFIX) and path is not None and not path.exists():
+        raise UserInputError(
+            f"{key}={redact(location)}: no such store ({path} does not exist); give the "
+            "tracking.uri of the sweep that logged the run"
+        )

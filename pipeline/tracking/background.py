@@ -4,7 +4,7 @@ Logging a finished trial (fold metrics, learning curve, its model, closing its r
 on a local SQLite store, while the fold processes would sit idle. The sweep hands that work to
 one thread here and goes on with the next trial; the thread runs the calls in the order given.
 
-Its consequence, handled by ``pipeline.sweep.close_lost_runs``: a process killed (SIGKILL, node
+Its consequence, handled by ``pipeline.tracking.lost_runs.close_lost_runs``: a process killed (SIGKILL, node
 lost) in the instant between a trial's end in Optuna and the end of its logging leaves that
 trial's run RUNNING; the next start finds it by the trial's owner pid and closes it from what
 the study recorded.

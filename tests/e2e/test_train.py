@@ -7,9 +7,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
+from pipeline.config.checks import validate_train_config
 from pipeline.config.from_run import BEST_CONFIG_NAME, best_config_yaml, flat_params, params_node
+from pipeline.config.schema import register_configs
 from pipeline.errors import UserInputError
-from pipeline.train import register_train_configs, validate_train_config
+from pipeline.tracking.store import connect
 from tests.e2e.shared_sweep import finished_sweep
 from tests.helpers import CONF_DIR, compose_config, run_cli
 
@@ -28,7 +30,7 @@ SHARED = ("dataset", "cv", "model", "tracking")
 
 def compose_train(overrides=(), config_dir=CONF_DIR, name="train"):
     """Compose like `python -m pipeline.train`; a config_dir other than conf/ searches conf/ too."""
-    register_train_configs()
+    register_configs()
     GlobalHydra.instance().clear()
     if config_dir != CONF_DIR:
         overrides = [f"hydra.searchpath=[file://{CONF_DIR}]", *overrides]
@@ -62,6 +64,10 @@ def test_train_config_takes_the_sweep_settings(overrides):
         ("params.hidden_units=[8]", "params.hidden_units"),  # 2 layers, 1 width
         ("params.iterations=0", "params.iterations"),
         ("cv.folds=1", "cv.folds"),
+        ("study.seed=-1", "study.seed"),
+        ("model.alpha=nan", "model.alpha"),
+        ("params.learning_rate=inf", "params.learning_rate"),
+        ("cv.test_size=1.5", "cv.test_size"),
     ],
 )
 def test_bad_values_name_the_key(override, key):
@@ -119,17 +125,41 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
     bad = run_cli(["-m", "pipeline.train", "params.activation=softmax"], tmp_path)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
-        "error: params.activation: one of ('sigmoid', 'tanh', 'relu', 'leaky_relu')"
+        "error: params.activation: 'softmax' is not one of: identity, leaky_relu, relu, "
+        "sigmoid, tanh"
     ]
     assert not (tmp_path / "mlruns").exists()  # refused before any store is touched
     misspelt = run_cli(["-m", "pipeline.train", "params.learning_rat=0.1"], tmp_path)
     assert misspelt.returncode == 2
     (line,) = misspelt.stderr.strip().splitlines()
     assert line.startswith("error: params.learning_rat: no such key")
+    no_store = run_cli(["-m", "pipeline.train", "run_id=0123456789abcdef"], tmp_path)
+    assert no_store.returncode == 2
+    (line,) = no_store.stderr.strip().splitlines()
+    assert line.startswith("error: tracking.uri=sqlite:///mlruns/mlflow.db: no such store")
+    assert not (tmp_path / "mlruns").exists()  # looked up, not created
+    connect(f"sqlite:///{tmp_path}/mlruns/mlflow.db", str(tmp_path / "mlruns/art"), "mlp-sweep")
     missing = run_cli(["-m", "pipeline.train", "run_id=0123456789abcdef"], tmp_path)
     assert missing.returncode == 2
     assert "run_id=0123456789abcdef: no such run" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+@pytest.mark.slow  # real CLI runs
+@pytest.mark.parametrize(
+    "override, line",
+    [
+        ("study.seed=-1", "error: study.seed: must be an integer from 0 to 4294967295, got -1"),
+        ("cv.test_size=0.01", "error: cv.test_size=0.01: the test split of dataset=iris would "
+         "have 2 rows, fewer than its 3 classes; choose a cv.test_size that leaves each split at "
+         "least one row per class"),
+    ],
+)  # fmt: skip
+def test_values_the_sweep_refuses_are_refused_by_train_in_one_line(tmp_path, override, line):
+    result = run_cli(["-m", "pipeline.train", "dataset=iris", override], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [line]
+    assert not (tmp_path / "mlruns").exists()
 
 
 # --- end to end: the real CLI against real MLflow stores --------------------------------------

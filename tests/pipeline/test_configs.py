@@ -11,7 +11,7 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from pipeline.config.checks import validate_config
 from pipeline.errors import UserInputError
-from pipeline.sweep import build_pruner, build_sampler
+from pipeline.search.strategy import build_pruner, build_sampler
 from tests.helpers import CONF_DIR, compose_config
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from pipeline.config.settings import comparable_settings
 from pipeline.errors import UserInputError
 from pipeline.names import SETTINGS_ATTR
 from pipeline.search.storage import open_storage
 from pipeline.search.study import check_settings, record_settings
-from pipeline.sweep import comparable_settings
 from tests.helpers import compose_config
 
 

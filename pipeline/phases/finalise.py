@@ -1,0 +1,51 @@
+"""Phase 3 of a sweep: the fitting time logged, and in worker 0 the champion refitted, tested,
+logged and registered, the report drawn, the summary printed and the parent run closed."""
+
+from __future__ import annotations
+
+from pipeline.config.schema import registered_model_name
+from pipeline.config.settings import fixed_model_params
+from pipeline.errors import UserInputError
+from pipeline.folds.fitting_time import FittingTime
+from pipeline.folds.pool import resolve_n_jobs
+from pipeline.phases.prepare import PreparedSweep
+from pipeline.redaction import redact
+
+
+def finalise(prepared: PreparedSweep, fitting: FittingTime):
+    """Returns the :class:`~pipeline.results.summary.SweepSummary` (None for workers other than
+    0). A study in which no trial completed raises :class:`UserInputError` after its summary."""
+    from pipeline.results.champion import finalize
+    from pipeline.results.summary import format_summary
+    from pipeline.tracking.lost_runs import close_lost_runs
+    from pipeline.tracking.runs import log_fitting_time
+
+    cfg, study = prepared.cfg, prepared.study
+    client, experiment_id, parent_id = prepared.tracking.result()
+    log_fitting_time(client, parent_id, fitting, cfg.worker)
+    if cfg.worker != 0:
+        return None
+    close_lost_runs(study, client, experiment_id)
+    summary = finalize(
+        study,
+        prepared.split,
+        fixed_params=fixed_model_params(cfg),
+        seed=cfg.study.seed,
+        uri=cfg.tracking.uri,
+        parent_run_id=parent_id,
+        registered_model=registered_model_name(cfg),
+        processes=resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds),
+        feature_names=prepared.data.feature_names,
+    )
+    print(format_summary(summary, redact(cfg.tracking.uri)))
+    if summary.best_params is None:
+        # Nothing to refit or register: the sweep failed, and says why in one line (exit 2).
+        client.set_terminated(parent_id, status="FAILED")
+        c = summary.counts
+        raise UserInputError(
+            f"search_space: no trial of study {study.study_name!r} completed ({c['failed']} "
+            f"failed, {c['pruned']} pruned); see each trial's fail_reason, e.g. for divergence "
+            "lower search_space.learning_rate.high"
+        )
+    client.set_terminated(parent_id, status="FINISHED")
+    return summary

@@ -1,0 +1,175 @@
+"""Phase 1 of a sweep: every check, the data split, the study opened and the tracking started.
+
+In a multirun every job is an Optuna worker of the same study: worker 0 leads (creates the study
+and the MLflow parent run, recovers lost trials), the others wait for it and then share the
+trials. MLflow is imported and connected on a thread: its imports then overlap the first trial's
+folds instead of preceding them.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from concurrent.futures import Future
+from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
+
+import optuna
+from omegaconf import DictConfig
+
+from pipeline.config.checks import validate_config
+from pipeline.config.schema import study_name
+from pipeline.config.settings import comparable_settings, config_yaml, sweep_params
+from pipeline.config.stores import check_stores
+from pipeline.data import Dataset, Split, check_class_counts, load_dataset, split_train_test
+from pipeline.errors import UserInputError
+from pipeline.folds.pool import start_fold_workers
+from pipeline.names import PARENT_RUN_ATTR, SQLITE_PREFIX
+from pipeline.search.budget import budget_used
+from pipeline.search.objective import TrainingDiverged
+from pipeline.search.recovery import quiet_failed_trials, recover_lost_trials
+from pipeline.search.storage import open_storage
+from pipeline.search.strategy import build_pruner, build_sampler
+from pipeline.search.study import (
+    check_direction,
+    check_settings,
+    find_study,
+    open_study,
+    record_settings,
+)
+from pipeline.tracking.background import BackgroundLog, run_in_thread
+
+
+class Tracking(NamedTuple):
+    """The sweep's MLflow side, once connected."""
+
+    client: object  # mlflow.MlflowClient
+    experiment_id: str
+    parent_run_id: str
+
+
+@dataclass
+class PreparedSweep:
+    """What the search and the end of a sweep work with."""
+
+    cfg: DictConfig
+    data: Dataset
+    split: Split
+    study: optuna.Study
+    tracking: Future  # of Tracking: ready while the first trial already runs
+    background: BackgroundLog  # each trial's logging, overlapping the next trial's folds
+    config_yaml: str
+
+
+def prepare(cfg: DictConfig) -> PreparedSweep:
+    """Check everything, then open the stores: a failing check leaves no half-created study."""
+    validate_config(cfg)
+    # The fold processes import while this process loads the data and opens its stores.
+    start_fold_workers(cfg.cv.n_jobs, cfg.cv.folds)
+    quiet_optuna()
+    data = load_dataset(cfg.dataset, cfg.study.seed)
+    check_class_counts(data.y, cfg.cv.folds, cfg.cv.test_size, data.label_source)
+    split = split_train_test(data, cfg.cv.test_size, cfg.study.seed)
+    sampler, pruner = build_sampler(cfg), build_pruner(cfg)
+    check_stores(cfg)
+    storage = open_storage(cfg.study.storage, cfg.study.heartbeat_interval)
+    check_direction(storage, study_name(cfg), cfg.study.direction)
+    check_settings(storage, study_name(cfg), comparable_settings(cfg))
+    if cfg.worker == 0:
+        study, tracking = lead(cfg, storage, sampler, pruner)
+    else:
+        study, tracking = follow(cfg, storage, sampler, pruner)
+    background = BackgroundLog()
+    if cfg.worker == 0:
+        # The end's modules (plots: matplotlib, pandas) are imported during the trials.
+        tracking.add_done_callback(lambda _: background.submit(import_finalisation))
+    return PreparedSweep(cfg, data, split, study, tracking, background, config_yaml(cfg))
+
+
+def quiet_optuna() -> None:
+    """Optuna's per-trial info lines and experimental-feature warnings stay out of the terminal;
+    a diverged trial is reported in one line (its reason is on the trial and its run)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # WilcoxonPruner and friends are "experimental" only in the sense of a changeable interface.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    quiet_failed_trials(expected=(TrainingDiverged,))
+
+
+def lead(cfg: DictConfig, storage, sampler, pruner) -> tuple[optuna.Study, Future]:
+    """Worker 0: create or resume the study, recover its lost trials, start the tracking."""
+    study = open_study(storage, study_name(cfg), cfg.study.direction, sampler, pruner)
+    record_settings(study, comparable_settings(cfg))
+    recover_lost_trials(study)
+    resuming = budget_used(study) < cfg.study.n_trials
+    return study, start_tracking(cfg, lambda: lead_tracking(cfg, study, resuming))
+
+
+def follow(cfg: DictConfig, storage, sampler, pruner) -> tuple[optuna.Study, Future]:
+    """Other workers: wait until worker 0 has created the study and its parent run.
+
+    They connect only then: processes creating a fresh MLflow SQLite store at the same instant
+    crash in its schema migration.
+    """
+    name = study_name(cfg)
+    deadline = time.monotonic() + cfg.study.leader_wait_seconds
+    while time.monotonic() < deadline:
+        existing = find_study(storage, name)
+        if existing is not None and PARENT_RUN_ATTR in existing.user_attrs:
+            check_settings(storage, name, comparable_settings(cfg))  # recorded by worker 0
+            study = open_study(storage, name, cfg.study.direction, sampler, pruner)
+            parent_id = existing.user_attrs[PARENT_RUN_ATTR]
+            return study, start_tracking(cfg, partial(follow_tracking, cfg, parent_id))
+        time.sleep(0.5)
+    raise UserInputError(
+        f"worker={cfg.worker}: worker 0 did not create study {name!r} within "
+        f"{cfg.study.leader_wait_seconds:.0f} s (study.leader_wait_seconds); start worker 0"
+    )
+
+
+def start_tracking(cfg: DictConfig, setup) -> Future:
+    """``setup()`` on a thread. Only a local SQLite store (checked by pipeline.config.stores) is
+    left to finish while the first trial runs: a server's errors come before any trial."""
+    tracking = run_in_thread(setup)
+    if not str(cfg.tracking.uri).startswith(SQLITE_PREFIX):
+        tracking.result()
+    return tracking
+
+
+def connect_tracking(cfg: DictConfig) -> tuple:
+    from pipeline.tracking.store import connect
+
+    return connect(cfg.tracking.uri, cfg.tracking.artifact_location, cfg.tracking.experiment)
+
+
+def follow_tracking(cfg: DictConfig, parent_id: str) -> Tracking:
+    return Tracking(*connect_tracking(cfg), parent_id)
+
+
+def lead_tracking(cfg: DictConfig, study: optuna.Study, resuming: bool) -> Tracking:
+    """Worker 0: find or create the study's parent run, close what a dead run left."""
+    from pipeline.tracking.lost_runs import close_lost_runs
+    from pipeline.tracking.runs import create_parent_run
+
+    client, experiment_id = connect_tracking(cfg)
+    parent_id = study.user_attrs.get(PARENT_RUN_ATTR)
+    if parent_id is None or not _run_exists(client, parent_id):
+        parent_id = create_parent_run(
+            client, experiment_id, study.study_name, sweep_params(cfg), config_yaml(cfg)
+        )
+        study.set_user_attr(PARENT_RUN_ATTR, parent_id)
+    elif resuming:
+        client.update_run(parent_id, status="RUNNING")
+    close_lost_runs(study, client, experiment_id)
+    return Tracking(client, experiment_id, parent_id)
+
+
+def _run_exists(client, run_id: str) -> bool:
+    try:
+        return client.get_run(run_id).info.lifecycle_stage == "active"
+    except Exception:
+        return False
+
+
+def import_finalisation() -> None:
+    import pipeline.results.champion  # noqa: F401

@@ -1,0 +1,148 @@
+"""Phase 2 of a sweep: the trials, until the study's budget is used (or Ctrl-C).
+
+Each trial's MLflow run is opened once the tracking store is ready and closed on the background
+logging thread. Ctrl-C stops the sweep at safe points only (pipeline.folds.interruption): the
+trials in flight end as interrupted, their parameters are enqueued again, and the parent run is
+closed as KILLED, so that the same command resumes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import optuna
+
+from pipeline.config.settings import fixed_model_params
+from pipeline.folds.fitting_time import FittingTime
+from pipeline.folds.interruption import InterruptGuard
+from pipeline.folds.pool import limit_worker_threads, resolve_n_jobs, stop_fold_workers
+from pipeline.names import TRIAL_RUN_ATTR, WORKER_ATTR
+from pipeline.phases.prepare import PreparedSweep
+from pipeline.search.budget import budget_used, claim_budget
+from pipeline.search.objective import Objective, TrainingDiverged, TrialEvaluation
+from pipeline.search.recovery import recover_lost_trials, requeue_interrupted
+from pipeline.search.trial_loop import run_trials
+
+
+def search(prepared: PreparedSweep) -> FittingTime:
+    """Run the study's remaining trials; returns the folds' fitting time. Worker 0 also waits for
+    the other workers' trials, and runs any trial of theirs found lost meanwhile."""
+    trials = SweepTrials(prepared)
+    try:
+        with trials.guard:
+            trials.run()
+    except KeyboardInterrupt:
+        trials.interrupted()
+        raise
+    except BaseException:
+        prepared.background.flush(raise_error=False)
+        raise
+    prepared.background.flush()
+    return trials.fitting
+
+
+class SweepTrials:
+    """The sweep's trials: the objective over the training split, each trial's run and budget."""
+
+    def __init__(self, prepared: PreparedSweep):
+        self.prepared = prepared
+        cfg, split = prepared.cfg, prepared.split
+        self.n_jobs = resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds)
+        self.objective = Objective(
+            split.X_train,
+            split.y_train,
+            fixed_params=fixed_model_params(cfg),
+            search_space=cfg.search_space,
+            folds=cfg.cv.folds,
+            seed=cfg.study.seed,
+            n_jobs=self.n_jobs,
+            open_run=self.open_run,
+            log_models=cfg.tracking.log_trial_models,
+            background=prepared.background,
+            feature_names=prepared.data.feature_names,
+        )
+        limit_worker_threads(self.n_jobs)
+        self.fitting = FittingTime()  # of every run_trials call
+        self.guard = InterruptGuard()  # Ctrl-C stops at safe points only
+
+    def run(self) -> None:
+        study, cfg = self.prepared.study, self.prepared.cfg
+        remaining = cfg.study.n_trials - budget_used(study)
+        if remaining > 0:
+            self.optimize(remaining)
+        # Worker 0 waits for the others' trials; a lost one found meanwhile is re-enqueued and
+        # run here, so that the study still ends with its whole budget.
+        while cfg.worker == 0:
+            wait_for_running_trials(study, check=self.guard.raise_if_requested)
+            remaining = cfg.study.n_trials - budget_used(study)
+            if remaining <= 0:
+                return
+            self.optimize(remaining)
+
+    def optimize(self, n_trials: int) -> None:
+        cfg = self.prepared.cfg
+        fitting = run_trials(
+            self.prepared.study,
+            self.begin,
+            n_trials=n_trials,
+            workers=self.objective.workers,
+            catch=(TrainingDiverged,),
+            stop=self.stop,
+            in_flight=cfg.study.trials_in_flight if self.objective.workers > 1 else 1,
+            progress_bar=cfg.progress_bar,
+        )
+        self.fitting.merge(fitting)
+        self.guard.raise_if_requested()
+
+    def stop(self) -> bool:
+        """Ask no more once the study's budget is taken (other workers' trials included) or
+        Ctrl-C came during bookkeeping (the loop then stops at its next wait for folds)."""
+        study, cfg = self.prepared.study, self.prepared.cfg
+        return self.guard.requested or budget_used(study) >= cfg.study.n_trials
+
+    def begin(self, trial: optuna.Trial) -> TrialEvaluation:
+        cfg = self.prepared.cfg
+        claim_budget(trial, cfg.study.n_trials)
+        trial.set_user_attr(WORKER_ATTR, cfg.worker)
+        return self.objective.begin(trial)
+
+    def open_run(self, trial: optuna.Trial, params: dict, wait: bool):
+        """The trial's MLflow run, or None while the store is not ready and ``wait`` is False
+        (asked again as the trial's folds arrive)."""
+        prepared = self.prepared
+        if not (wait or prepared.tracking.done()):
+            return None
+        from pipeline.tracking.runs import TrialRun  # loaded by now, on the tracking thread
+
+        client, experiment_id, parent_id = prepared.tracking.result()
+        cfg = prepared.cfg
+        study_name = prepared.study.study_name
+        run = TrialRun(client, experiment_id, parent_id, study_name, trial.number, cfg.worker)
+        trial.set_user_attr(TRIAL_RUN_ATTR, run.run_id)
+        run.log_start({**params, **fixed_model_params(cfg)}, prepared.config_yaml)
+        return run
+
+    def interrupted(self) -> None:
+        """After Ctrl-C: stop the folds, close every trial's run, re-enqueue the interrupted
+        trials and mark the parent run KILLED."""
+        prepared = self.prepared
+        stop_fold_workers()
+        prepared.background.flush(raise_error=False)  # every trial's run closed, KILLED included
+        requeue_interrupted(prepared.study)
+        tracking = prepared.tracking
+        if tracking.done() and tracking.exception() is None:  # else no parent run to close
+            client, _, parent_id = tracking.result()
+            client.set_terminated(parent_id, status="KILLED")
+
+
+def wait_for_running_trials(
+    study: optuna.Study, poll_seconds: float = 1.0, check=lambda: None
+) -> None:
+    """Worker 0 finalises only once the other workers' trials have ended (or been found lost).
+
+    ``check()`` runs at every poll (it raises to stop waiting, e.g. on Ctrl-C).
+    """
+    while study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        check()
+        recover_lost_trials(study)
+        time.sleep(poll_seconds)
