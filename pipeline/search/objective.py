@@ -22,7 +22,6 @@ from pipeline.folds.worker import FoldResult
 from pipeline.model.ensemble import FoldEnsemble
 from pipeline.names import FAIL_REASON
 from pipeline.search.recovery import INTERRUPTED, record_owner
-from pipeline.tracking.background import BackgroundLog
 
 
 class TrainingDiverged(Exception):
@@ -127,7 +126,7 @@ class Objective:
     ``open_run(trial, params, wait)`` returns the trial's tracking handle, or None while the
     tracking store is not ready yet and ``wait`` is False: it is asked again as folds arrive,
     and with ``wait=True`` when the folds are done, so that the sweep's first folds need not
-    wait for MLflow's start-up. With ``background`` (a
+    wait for MLflow's start-up. With ``background`` (the sweep gives its
     :class:`~pipeline.tracking.background.BackgroundLog`), the logging at the end of a trial runs
     there, while the next trial's folds run.
 
@@ -148,7 +147,7 @@ class Objective:
         n_jobs: int,
         open_run: Callable | None = None,
         log_models: bool = True,
-        background: BackgroundLog | None = None,
+        background: Any = None,  # anything with .submit(function): runs it later, in order
         feature_names: tuple[str, ...] | None = None,
     ):
         self.X, self.y = X, y
