@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from pipeline.errors import UserInputError
+from pipeline.names import fold_of_metric
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +94,9 @@ def settings_from_run(client: MlflowClient, run_id: str) -> tuple[dict, dict[int
     }
     scores = {}
     for key, value in run.data.metrics.items():
-        if key.startswith("fold_") and key.endswith("_accuracy"):
-            scores[int(key.split("_")[1])] = float(value)
+        fold = fold_of_metric(key)
+        if fold is not None:
+            scores[fold] = float(value)
     return settings, dict(sorted(scores.items()))
 
 

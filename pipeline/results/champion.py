@@ -17,7 +17,7 @@ from pipeline.data import Split
 from pipeline.folds.pool import run_in_pool
 from pipeline.folds.worker import refit
 from pipeline.model.ensemble import FoldEnsemble
-from pipeline.names import TRIAL_RUN_ATTR
+from pipeline.names import CV_MEAN, CV_STD, CV_STD_ATTR, TEST_SCORE, TRIAL_RUN_ATTR
 from pipeline.results.report import log_champion_report, log_report, log_study_report
 from pipeline.results.summary import SweepSummary, state_counts
 from pipeline.tracking.models import log_champion, registered_champion
@@ -63,18 +63,46 @@ def finalize(
     best = study.best_trial
     summary.best_params = dict(best.params)
     summary.cv_mean = float(best.value)
-    summary.cv_std = float(best.user_attrs.get("cv_std", np.nan))
-    version = registered_champion(client, registered_model, parent_run_id, best.number)
-    tested = client.get_run(parent_run_id).data.metrics.get("test_accuracy") if version else None
-    if version is not None and tested is not None:
-        # A rerun whose best trial already has its registered champion (e.g. the same command
-        # again once the budget is reached): a refit would register an identical new version.
+    summary.cv_std = float(best.user_attrs.get(CV_STD_ATTR, np.nan))
+    if keeps_registered_champion(client, summary, registered_model, best.number):
         log_study_report(client, parent_run_id, study)  # the study may have grown meanwhile
         log_metrics(client, parent_run_id, count_metrics)
-        summary.test_accuracy, summary.model_version = float(tested), version
-        summary.model_unchanged = True
         return summary
     refitting = refit_best(study, split, fixed_params, seed, processes)
+    champion, test_metrics = score_champion(client, study, split, refitting, feature_names, summary)
+    log_metrics(client, parent_run_id, count_metrics + test_metrics)
+    register_champion(client, uri, study, champion, split.X_test[:5], registered_model, summary)
+    return summary
+
+
+def keeps_registered_champion(
+    client: MlflowClient, summary: SweepSummary, registered_model: str, best_trial: int
+) -> bool:
+    """True for a rerun whose best trial already has its registered and tested champion (the
+    same command again once the budget is reached, say): a refit would register an identical
+    new version. ``summary`` then gets that version and its test score."""
+    version = registered_champion(client, registered_model, summary.parent_run_id, best_trial)
+    if version is None:
+        return False
+    tested = client.get_run(summary.parent_run_id).data.metrics.get(TEST_SCORE)
+    if tested is None:
+        return False
+    summary.test_accuracy, summary.model_version = float(tested), version
+    summary.model_unchanged = True
+    return True
+
+
+def score_champion(
+    client: MlflowClient,
+    study: optuna.Study,
+    split: Split,
+    refitting: Future,
+    feature_names: tuple[str, ...] | None,
+    summary: SweepSummary,
+) -> tuple[FoldEnsemble, list[Metric]]:
+    """Draw the study's report while the refit runs, then score the champion once on the test
+    split and draw its pictures. Returns the champion and the parent run's metrics."""
+    parent_run_id = summary.parent_run_id
     started = time.perf_counter()
     log_study_report(client, parent_run_id, study)
     report_seconds = time.perf_counter() - started
@@ -85,19 +113,29 @@ def finalize(
     started = time.perf_counter()
     log_champion_report(client, parent_run_id, model.network.loss_curve_, split.y_test, y_pred)
     report_seconds += time.perf_counter() - started
-    log_metrics(
-        client,
-        parent_run_id,
-        count_metrics
-        + [
-            Metric("best_cv_accuracy_mean", summary.cv_mean, now, 0),
-            Metric("best_cv_accuracy_std", summary.cv_std, now, 0),
-            Metric("test_accuracy", summary.test_accuracy, now, 0),
-            # What drawing the report cost the sweep (the refit ran meanwhile, not counted).
-            Metric("report_seconds", report_seconds, now, 0),
-            Metric("refit_seconds", refit_seconds, now, 0),
-        ],
-    )
+    now = int(time.time() * 1000)
+    return champion, [
+        Metric(f"best_{CV_MEAN}", summary.cv_mean, now, 0),
+        Metric(f"best_{CV_STD}", summary.cv_std, now, 0),
+        Metric(TEST_SCORE, summary.test_accuracy, now, 0),
+        # What drawing the report cost the sweep (the refit ran meanwhile, not counted).
+        Metric("report_seconds", report_seconds, now, 0),
+        Metric("refit_seconds", refit_seconds, now, 0),
+    ]
+
+
+def register_champion(
+    client: MlflowClient,
+    uri: str,
+    study: optuna.Study,
+    champion: FoldEnsemble,
+    X_example: np.ndarray,
+    registered_model: str,
+    summary: SweepSummary,
+) -> None:
+    """Log the champion on the parent run and register it; tag the parent run with the best
+    trial and write that trial's config as ``best_params.yaml``."""
+    best, parent_run_id = study.best_trial, summary.parent_run_id
     # Tags, not params: the best trial may change when the study is resumed; params are immutable.
     client.log_batch(
         parent_run_id,
@@ -105,9 +143,8 @@ def finalize(
         + [RunTag(f"best.{k}", str(v)) for k, v in best.params.items()],
     )
     summary.model_version = log_champion(
-        uri, parent_run_id, champion, split.X_test[:5], registered_model, best.number
+        uri, parent_run_id, champion, X_example, registered_model, best.number
     )
     if TRIAL_RUN_ATTR in best.user_attrs:
         note = f"Best trial {best.number} of study {study.study_name}: CV accuracy {best.value:.4f}"
         log_best_config(client, parent_run_id, best.user_attrs[TRIAL_RUN_ATTR], note)
-    return summary

@@ -24,7 +24,15 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from pipeline.names import TRIAL_RUN_ATTR
+from pipeline.names import (
+    CV_MEAN,
+    CV_STD,
+    FAIL_REASON,
+    FIT_SECONDS,
+    TRIAL_RUN_ATTR,
+    fold_metric,
+    fold_of_metric,
+)
 
 # Files only: no display on a cluster node or in CI (switching works until a figure exists).
 matplotlib.use("Agg")
@@ -55,13 +63,13 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
                 "number": trial.number,
                 "state": trial.state.name,
                 **{name: trial.params.get(name) for name in param_names},
-                **{f"fold_{fold}_accuracy": s for fold, s in enumerate(scores)},
-                "cv_accuracy_mean": float(np.mean(finished)) if finished else None,
-                "cv_accuracy_std": float(np.std(finished)) if finished else None,
-                "fit_seconds": trial.user_attrs.get("fit_seconds"),
+                **{fold_metric(fold): s for fold, s in enumerate(scores)},
+                CV_MEAN: float(np.mean(finished)) if finished else None,
+                CV_STD: float(np.std(finished)) if finished else None,
+                FIT_SECONDS: trial.user_attrs.get(FIT_SECONDS),
                 "trial_seconds": duration,
-                "mlflow_run_id": trial.user_attrs.get(TRIAL_RUN_ATTR),
-                "fail_reason": trial.user_attrs.get("fail_reason"),
+                TRIAL_RUN_ATTR: trial.user_attrs.get(TRIAL_RUN_ATTR),
+                FAIL_REASON: trial.user_attrs.get(FAIL_REASON),
             }
         )
     return pd.DataFrame(rows)
@@ -111,8 +119,8 @@ def fold_spread_figure(table: pd.DataFrame, direction: str, top: int = TOP_TRIAL
     complete = table[table["state"] == "COMPLETE"]
     if complete.empty:
         return None
-    best = complete.sort_values("cv_accuracy_mean", ascending=direction == "minimize").head(top)
-    fold_columns = [c for c in table.columns if c.startswith("fold_")]
+    best = complete.sort_values(CV_MEAN, ascending=direction == "minimize").head(top)
+    fold_columns = [c for c in table.columns if fold_of_metric(c) is not None]
     scores = [row[fold_columns].dropna().to_numpy(dtype=float) for _, row in best.iterrows()]
     figure, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(scores) + 2), 4.5))
     positions = np.arange(1, len(scores) + 1)
