@@ -89,7 +89,7 @@ def check_tracking_database(key: str, location: str) -> None:
     """A PostgreSQL, MySQL or SQL Server tracking store answers one connection.
 
     MLflow opens its store while the study already exists, and retries a refused connection
-    for ~10 s with a warning each time before it fails; one plain attempt here fails first.
+    for several seconds with a warning each time before it fails; one plain attempt here fails first.
     """
     if uri_scheme(location) not in DATABASE_SCHEMES:
         return

@@ -50,9 +50,8 @@ def worker_cores() -> int:
 def start_fold_workers(n_jobs: int, folds: int) -> None:
     """Start the pool's processes now, without waiting for them.
 
-    A fresh process takes a moment to start and import NumPy and the core (0.1 s of imports,
-    more while the sweep's own start competes for the cores); started while the sweep still
-    loads its data and opens its stores, the processes are ready when the first folds come.
+    A fresh process takes a moment to start and import NumPy and the core; started while the
+    sweep still loads its data and opens its stores, the processes are ready when the first folds come.
     """
     workers = resolve_n_jobs(n_jobs, folds)
     if workers > 1:

@@ -4,13 +4,13 @@ Results arrive as the folds finish (:class:`FoldScheduler`), so that the objecti
 them to the pruner as soon as it may (in fold order, see pipeline.search.objective) and stop a hopeless
 trial by removing it: folds not yet started are then never started. The processes are joblib's reusable
 loky pool, used through its futures rather than ``joblib.Parallel``: closing a ``Parallel``
-generator early kills and respawns the pool (measured: ~0.8 s, and every new process imports
-its modules again), which made each pruned trial cost more than it saved.
+generator early kills and respawns the pool (every new process imports its modules again),
+which made each pruned trial cost more than it saved.
 
 A fold still running when its trial is pruned would otherwise be fitted to the end and thrown
 away while the next trial waits for its process: removing the trial raises a cancel flag (a file) that the
 fold's training callback checks every few iterations, so the process is free for the next trial
-within milliseconds. What runs inside a fold process is in pipeline.folds.worker.
+within a few epochs. What runs inside a fold process is in pipeline.folds.worker.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class FoldScheduler:
         thrown away: the folds that were running when their owner was removed (cut short, or
         finished but not collected), as timed in their processes.
 
-        Waits up to ``timeout`` for those; a cut-short fold returns within milliseconds. What
+        Waits up to ``timeout`` for those; a cut-short fold returns within a few epochs. What
         pruning costs besides the folds it saves (see benchmarks/bench_sweep.py).
         """
         if self._discarded:

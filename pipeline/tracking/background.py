@@ -1,7 +1,7 @@
 """Tracking calls on a background thread, in order, so that they overlap the next trial's folds.
 
-Logging a finished trial (fold metrics, learning curve, its model, closing its run) takes ~0.1 s
-on a local SQLite store, while the fold processes would sit idle. The sweep hands that work to
+Logging a finished trial (fold metrics, learning curve, its model, closing its run) would
+otherwise leave the fold processes idle. The sweep hands that work to
 one thread here and goes on with the next trial; the thread runs the calls in the order given.
 
 Its consequence, handled by ``pipeline.tracking.lost_runs.close_lost_runs``: a process killed (SIGKILL, node

@@ -22,7 +22,7 @@ def connect(uri: str, artifact_location: str, experiment: str) -> tuple[MlflowCl
     """Open the tracking store (creating a local SQLite file's folder) and the experiment."""
     if uri.startswith(SQLITE_PREFIX):
         Path(uri.removeprefix(SQLITE_PREFIX)).parent.mkdir(parents=True, exist_ok=True)
-        provide_sqlite_store(uri)  # a migrated copy instead of 2 s of migrations
+        provide_sqlite_store(uri)  # a migrated copy instead of MLflow's migrations
     mlflow.set_tracking_uri(uri)
     try:
         client = MlflowClient(tracking_uri=uri)

@@ -1,8 +1,8 @@
 """A new MLflow SQLite store copied from a migrated template instead of migrated from scratch.
 
 MLflow makes a new SQLite store by creating its first schema and then running every Alembic
-migration since (about 60 with MLflow 3.17): 2.2 s of CPU on this machine kind, in every new
-sweep folder, before the first trial can be tracked. The result depends only on the MLflow
+migration since (dozens of them), in every new sweep folder, before the first trial can be
+tracked. The result depends only on the MLflow
 version, so it is made once per version, kept in the user's cache folder without any experiment,
 and copied for each new store. MLflow itself then adds the default experiment to the copy (its
 artifact location depends on the working folder, not on the template).
