@@ -13,6 +13,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from pipeline.config.stores import cannot_open_database
 from pipeline.errors import UserInputError
 from pipeline.names import SQLITE_PREFIX
+from pipeline.search.journal import set_aside_torn_records
 
 
 def open_storage(location: str, heartbeat_interval: int) -> optuna.storages.BaseStorage:
@@ -34,13 +35,26 @@ def open_storage(location: str, heartbeat_interval: int) -> optuna.storages.Base
             )
         except Exception as error:  # SQLAlchemy raises many kinds; all mean "cannot use it"
             raise cannot_open_database("study.storage", location, error) from None
-    path = Path(location)
+    return open_journal(Path(location))
+
+
+def open_journal(path: Path) -> JournalStorage:
+    """The journal file at ``path`` (created if missing), its torn writes set aside first; a
+    file that is not an Optuna journal is refused in one line."""
+    location = str(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        set_aside_torn_records(path)
+        return JournalStorage(JournalFileBackend(location))
     except OSError as error:
         raise UserInputError(
             f"study.storage={location}: cannot write there ({error.strerror})"
+        ) from None
+    except (ValueError, KeyError, TypeError, IndexError) as error:  # JSON, or not Optuna's
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserInputError(
+            f"study.storage={location}: not an Optuna journal file ({reason}); give another "
+            "path, or move this file away"
         ) from None
 
 
