@@ -35,9 +35,11 @@ from pipeline.config.command_line import (
     user_errors_as_one_line,
 )
 from pipeline.config.schema import register_configs
+from pipeline.errors import disk_full_as_one_line
 from pipeline.phases.finalise import finalise
 from pipeline.phases.prepare import prepare
 from pipeline.phases.search import search
+from pipeline.redaction import redact
 
 register_configs()
 
@@ -69,9 +71,11 @@ def run(overrides: list[str] | None = None) -> SweepResult:
 
 def run_sweep(cfg: DictConfig) -> SweepResult:
     """Prepare, search and (in worker 0) finalise the study of ``cfg``."""
-    prepared = prepare(cfg)
-    fitting = search(prepared)
-    summary = finalise(prepared, fitting)
+    stores = f"study.storage={redact(cfg.study.storage)}, tracking.uri={redact(cfg.tracking.uri)}"
+    with disk_full_as_one_line(stores):
+        prepared = prepare(cfg)
+        fitting = search(prepared)
+        summary = finalise(prepared, fitting)
     parent_run_id = prepared.tracking.result().parent_run_id
     if summary is None:
         return SweepResult(prepared.study.study_name, parent_run_id)

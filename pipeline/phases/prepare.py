@@ -8,6 +8,7 @@ folds instead of preceding them.
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from concurrent.futures import Future
@@ -23,7 +24,7 @@ from pipeline.config.schema import study_name
 from pipeline.config.settings import comparable_settings, config_yaml, sweep_params
 from pipeline.config.stores import check_stores
 from pipeline.data import Dataset, Split, check_class_counts, load_dataset, split_train_test
-from pipeline.errors import UserInputError
+from pipeline.errors import UserInputError, is_disk_full
 from pipeline.folds.pool import start_fold_workers
 from pipeline.names import PARENT_RUN_ATTR, SQLITE_PREFIX
 from pipeline.search.budget import budget_used
@@ -39,6 +40,9 @@ from pipeline.search.study import (
     record_settings,
 )
 from pipeline.tracking.background import BackgroundLog, run_in_thread
+
+# MLflow's module that logs every database error, with its traceback, before raising it.
+MLFLOW_DB_LOGGER = "mlflow.store.db.utils"
 
 
 class Tracking(NamedTuple):
@@ -68,6 +72,7 @@ def prepare(cfg: DictConfig) -> PreparedSweep:
     # The fold processes import while this process loads the data and opens its stores.
     start_fold_workers(cfg.cv.n_jobs, cfg.cv.folds)
     quiet_optuna()
+    quiet_mlflow_disk_full()
     data = load_dataset(cfg.dataset, cfg.study.seed)
     check_class_counts(data.y, cfg.cv.folds, cfg.cv.test_size, data.label_source)
     split = split_train_test(data, cfg.cv.test_size, cfg.study.seed)
@@ -85,6 +90,21 @@ def prepare(cfg: DictConfig) -> PreparedSweep:
         # The end's modules (plots: matplotlib, pandas) are imported during the trials.
         tracking.add_done_callback(lambda _: background.submit(import_finalisation))
     return PreparedSweep(cfg, data, split, study, tracking, background, config_yaml(cfg))
+
+
+class DiskFullReported(logging.Filter):
+    """MLflow logs a database error with its traceback before raising it; a full disk is then
+    reported by the sweep in one line (pipeline.errors.disk_full_as_one_line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (is_disk_full(error) or "database or disk is full" in record.getMessage())
+
+
+def quiet_mlflow_disk_full() -> None:
+    logger = logging.getLogger(MLFLOW_DB_LOGGER)
+    if not any(isinstance(f, DiskFullReported) for f in logger.filters):
+        logger.addFilter(DiskFullReported())
 
 
 def quiet_optuna() -> None:
