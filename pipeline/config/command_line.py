@@ -27,7 +27,7 @@ from pipeline.config.checks import validate_config
 from pipeline.config.schema import register_configs
 from pipeline.errors import UserInputError
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 KEYS_HINT = "`python -m pipeline.sweep --cfg job` shows every key and its value"
