@@ -122,7 +122,7 @@ def received_all_but_running(received: int, folds: int, workers: int) -> bool:
 
 
 class Objective:
-    """Callable for ``study.optimize``: returns the mean CV accuracy of the trial's network.
+    """The sweep's trials: each one's parameters, the mean CV accuracy of its network, its run.
 
     ``open_run(trial, params, wait)`` returns the trial's tracking handle, or None while the
     tracking store is not ready yet and ``wait`` is False: it is asked again as folds arrive,
@@ -131,9 +131,8 @@ class Objective:
     :class:`~pipeline.tracking.background.BackgroundLog`), the logging at the end of a trial runs
     there, while the next trial's folds run.
 
-    Calling it runs one trial to its end; :meth:`begin` hands out the trial as a
-    :class:`TrialEvaluation` instead, for a driver that keeps several in flight
-    (pipeline.search.trial_loop).
+    :meth:`begin` hands out each trial as a :class:`TrialEvaluation`, for the driver that keeps
+    several in flight (pipeline.search.trial_loop).
     """
 
     def __init__(
@@ -164,24 +163,6 @@ class Objective:
     def begin(self, trial: optuna.Trial) -> TrialEvaluation:
         """Suggest the trial's parameters; its folds are then the caller's to schedule."""
         return TrialEvaluation(self, trial)
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        evaluation = self.begin(trial)
-        scheduler = FoldScheduler(self.workers)
-        scheduler.add(evaluation, evaluation.tasks)
-        try:
-            evaluation.open_run()
-            while not evaluation.advance():
-                with interruptible():  # Ctrl-C stops the trial only here, not mid-write
-                    for _, result in scheduler.wait():
-                        evaluation.receive(result)
-                evaluation.open_run()
-        except BaseException as error:  # KeyboardInterrupt included: the run must not stay open
-            evaluation.fail(error)
-            raise
-        finally:
-            scheduler.remove(evaluation)  # folds of a pruned or failed trial: never started
-        return evaluation.complete()
 
     def _close_run(
         self, run, outcome: FoldOutcome, state: str, reason: str | None, seconds: float
