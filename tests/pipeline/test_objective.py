@@ -233,7 +233,7 @@ def test_a_hopeless_trial_is_pruned_before_all_folds_are_fitted(iris):
         "iterations": 100,
         "activation": "tanh",
     }
-    assert len(evaluate_folds(None, ok, X, y, folds=3, seed=0, n_jobs=2).scores) == 3
+    assert len(evaluate_folds(ok, X, y, folds=3, seed=0, n_jobs=2).scores) == 3
 
 
 def test_pruning_with_parallel_folds_cancels_and_keeps_the_pool_usable(iris):
