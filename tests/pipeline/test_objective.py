@@ -14,6 +14,7 @@ import pytest
 from optuna.trial import TrialState
 from sklearn.datasets import load_iris
 
+from pipeline.config.search_space import network_params
 from pipeline.folds.cancel import CANCEL_FOLDER_PREFIX, remove_stale_cancel_folders
 from pipeline.folds.scheduler import FoldScheduler, fold_tasks
 from pipeline.folds.worker import fit_fold
@@ -120,15 +121,34 @@ def test_same_seed_gives_the_same_fold_scores(iris):
     assert first.trials[0].user_attrs["fold_scores"] == second.trials[0].user_attrs["fold_scores"]
 
 
+def test_train_and_a_sweep_trial_score_a_configuration_alike(iris):
+    """pipeline.train (evaluate_folds) and the sweep (run_trials) share one fold driver: the
+    same configuration and seed give the same fold scores, to the last bit, in fold order."""
+    X, y = iris
+    study = new_study()
+    run(study, make_objective(X, y), GOOD)
+    outcome = evaluate_folds({**FIXED, **network_params(GOOD)}, X, y, folds=3, seed=0, n_jobs=2)
+    (trial,) = study.trials
+    assert list(outcome.scores) == [0, 1, 2]  # handled in fold order
+    assert trial.intermediate_values == outcome.scores
+    assert trial.user_attrs["fold_scores"] == [outcome.scores[fold] for fold in range(3)]
+
+
 def test_diverging_training_fails_the_trial_with_its_reason(iris):
     X, y = iris
     objective = make_objective(X, y, fixed_params={**FIXED, "solver": "gd"})
+    diverging = {**GOOD, "learning_rate": 1e4}
     study = new_study()
     with pytest.raises(TrainingDiverged, match="diverged at iteration"):
-        run(study, objective, {**GOOD, "learning_rate": 1e4})
+        run(study, objective, diverging)
     (trial,) = study.trials
     assert trial.state == TrialState.FAIL
     assert trial.user_attrs["fail_reason"].startswith("diverged")
+    # pipeline.train stops at the same fold, for the same reason.
+    kwargs = {**objective.fixed_params, **network_params(diverging)}
+    with pytest.raises(TrainingDiverged) as caught:
+        evaluate_folds(kwargs, X, y, folds=3, seed=0, n_jobs=2)
+    assert trial.user_attrs["fail_reason"] == f"diverged: {caught.value}"
 
 
 def test_a_run_not_ready_at_the_first_folds_is_opened_before_the_trial_ends(iris, tmp_path):
