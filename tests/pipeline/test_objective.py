@@ -182,10 +182,12 @@ def test_free_processes_go_to_the_oldest_trials_folds_first(iris):
     """Two trials in flight: the second one's folds run only on processes the first one cannot
     use any more (all its folds started), so they never delay it."""
     X, y = iris
-    quick = {**FIXED, "hidden_layer_sizes": (8,), "learning_rate": 0.02, "iterations": 30}
+    # Folds long enough that none ends before the first assertion looks: in a warm pool, one of
+    # 30 iterations could, and its process would already run the first trial's third fold.
+    medium = {**SLOW, "iterations": 1000}
     scheduler = FoldScheduler(2)
-    scheduler.add("first", fold_tasks({**quick, "activation": "tanh"}, X, y, folds=3, seed=0))
-    scheduler.add("second", fold_tasks({**quick, "activation": "relu"}, X, y, folds=3, seed=0))
+    scheduler.add("first", fold_tasks({**medium, "activation": "tanh"}, X, y, folds=3, seed=0))
+    scheduler.add("second", fold_tasks({**medium, "activation": "relu"}, X, y, folds=3, seed=0))
     assert sorted(scheduler._running.values()) == ["first", "first"]  # white box: the pool's
     finished = []
     while batch := scheduler.wait():
