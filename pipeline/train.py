@@ -103,7 +103,6 @@ def run_train(cfg: DictConfig) -> TrainResult:
     started = time.perf_counter()
     try:
         outcome = evaluate_folds(
-            None,
             {**model_params, **network_params(params)},
             split.X_train,
             split.y_train,

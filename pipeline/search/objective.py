@@ -1,12 +1,14 @@
-"""The Optuna objective: one trial = suggest, k-fold CV with per-fold pruning, MLflow child run.
+"""The Optuna objective: one trial = suggest, k-fold CV with per-fold pruning, MLflow child run;
+and :func:`drive_folds`, the one driver of a configuration's folds, which the sweep's trials
+(pipeline.search.trial_loop) and ``pipeline.train`` (:func:`evaluate_folds`) share.
 
-The data is held by the callable object, so it is loaded once per sweep, not per trial.
+The data is held by the :class:`Objective`, so it is loaded once per sweep, not per trial.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -25,12 +27,12 @@ from pipeline.search.recovery import INTERRUPTED, record_owner
 
 
 class TrainingDiverged(Exception):
-    """A trial's training produced a non-finite loss; Optuna records the trial as FAIL."""
+    """A fold's training produced a non-finite loss; a trial that raises it is recorded as FAIL."""
 
 
 @dataclass
 class FoldOutcome:
-    """What the folds of one trial produced so far."""
+    """What the folds of one configuration produced so far."""
 
     scores: dict[int, float] = field(default_factory=dict)
     fit_seconds: float = 0.0
@@ -56,63 +58,86 @@ class FoldOutcome:
         return FoldEnsemble([self.models[fold] for fold in sorted(self.models)], feature_names)
 
 
-def evaluate_folds(
-    trial: optuna.Trial | None,
-    network_kwargs: dict[str, Any],
-    X,
-    y,
-    *,
-    folds: int,
-    seed: int,
-    n_jobs: int,
-    outcome: FoldOutcome | None = None,
-) -> FoldOutcome:
-    """Run the folds; report each score to the trial's pruner, in fold order.
+class FoldEvaluation:
+    """One configuration's folds: the tasks to schedule, the results received, and the outcome
+    of the folds handled so far.
 
-    ``outcome`` (a new one if None) is filled in place, so that a caller still has the folds
-    done when a prune or a failure is raised.
-
-    Folds finish in whatever order the processes happen to take; they are handled in fold order
-    (a fold that finishes early waits for the ones before it), so that the pruner sees the same
-    sequence of reports, and the trial ends the same way, in every run with the same seed.
-
-    Raises ``optuna.TrialPruned`` or :class:`TrainingDiverged`; either way the folds not yet
-    started are never started, and those running are cancelled at once, rather than whenever
-    the garbage collector gets to the pruned trial's frame.
+    :func:`drive_folds` hands each result to :meth:`receive` and calls :meth:`advance`, which
+    handles the folds in fold order: a fold that finishes early waits for the ones before it,
+    so that each fold is handled (by a :class:`TrialEvaluation`: reported to the pruner) in the
+    same sequence, and the evaluation ends the same way, in every run with the same seed.
     """
-    outcome = FoldOutcome() if outcome is None else outcome
-    workers = resolve_n_jobs(n_jobs, folds)
-    scheduler, owner = FoldScheduler(workers), object()
-    scheduler.add(owner, fold_tasks(network_kwargs, X, y, folds=folds, seed=seed))
-    arrived: dict[int, FoldResult] = {}
+
+    label = "the configuration"  # what the driver's errors name
+
+    def __init__(self, tasks: list[tuple]):
+        self.tasks, self.folds = tasks, len(tasks)
+        self.outcome = FoldOutcome()
+        self._arrived: dict[int, FoldResult] = {}
+
+    def receive(self, result: FoldResult) -> None:
+        self._arrived[result.fold] = result
+
+    def advance(self) -> bool:
+        """Handle the folds received so far, in fold order; True once all are handled.
+
+        Raises :class:`TrainingDiverged` at a fold whose training diverged, and what
+        :meth:`_handled` raises.
+        """
+        outcome = self.outcome
+        while len(outcome.curves) in self._arrived:
+            result = self._arrived.pop(len(outcome.curves))
+            outcome.add(result)
+            if result.error is not None:
+                raise TrainingDiverged(f"fold {result.fold}: {result.error}")
+            self._handled(result)
+        return len(outcome.curves) == self.folds
+
+    def _handled(self, result: FoldResult) -> None:
+        """``result``, a fold that trained, is now in the outcome; without a trial, nothing to do."""
+
+    def after_wait(self) -> None:
+        """Asked by the driver after each wait for folds; without a trial, nothing to do."""
+
+
+def drive_folds(scheduler: FoldScheduler, flight: Sequence[FoldEvaluation]) -> None:
+    """Wait for folds until the oldest evaluation on ``scheduler``, ``flight[0]``, has handled
+    all of its own.
+
+    The younger ones in ``flight`` receive their results meanwhile, and handle them once they
+    are the oldest: a trial's folds are reported only after the trials before it have ended.
+    Raises what the oldest's :meth:`~FoldEvaluation.advance` raises (a fold diverged, the trial
+    is pruned); the caller then removes it from ``scheduler``, which cancels its folds.
+    """
+    oldest = flight[0]
+    while not oldest.advance():
+        with interruptible():  # Ctrl-C stops the folds only here, not mid-write to a store
+            finished = scheduler.wait()
+        if not finished:  # a fold neither running nor queued: would wait forever
+            raise RuntimeError(f"{oldest.label}: its folds were lost")
+        for evaluation, result in finished:
+            evaluation.receive(result)
+        for evaluation in flight:
+            evaluation.after_wait()
+
+
+def evaluate_folds(
+    network_kwargs: dict[str, Any], X, y, *, folds: int, seed: int, n_jobs: int
+) -> FoldOutcome:
+    """Cross-validate one configuration: its folds run as a sweep's trial runs them (by
+    :func:`drive_folds`), with no trial to report to, so nothing is pruned.
+
+    Raises :class:`TrainingDiverged`; then, as on Ctrl-C, the folds not yet started are never
+    started and those running are cancelled at once.
+    """
+    evaluation = FoldEvaluation(fold_tasks(network_kwargs, X, y, folds=folds, seed=seed))
+    scheduler = FoldScheduler(resolve_n_jobs(n_jobs, folds))
+    scheduler.add(evaluation, evaluation.tasks)
     try:
-        while len(outcome.curves) < folds:
-            with interruptible():  # Ctrl-C stops the trial only here, not mid-write to a store
-                for _, result in scheduler.wait():
-                    arrived[result.fold] = result
-            while len(outcome.curves) in arrived:
-                _handle_fold(trial, outcome, arrived.pop(len(outcome.curves)), folds, workers)
+        drive_folds(scheduler, [evaluation])
     finally:
-        scheduler.remove(owner)
-    return outcome
-
-
-def _handle_fold(trial, outcome: FoldOutcome, result: FoldResult, folds: int, workers: int):
-    """Record one fold, report it, and raise if the trial must stop here."""
-    outcome.add(result)
-    if result.error is not None:
-        raise TrainingDiverged(f"fold {result.fold}: {result.error}")
-    if trial is None:
-        return
-    trial.report(result.score, step=result.fold)
-    # Pruning cancels only folds not yet started; once every remaining fold already runs, a
-    # prune would waste that work and hide a complete score from the sampler. (Counted from the
-    # folds handled, not those finished, so that the decision does not depend on timing.)
-    if not received_all_but_running(len(outcome.curves), folds, workers) and trial.should_prune():
-        raise optuna.TrialPruned(
-            f"pruned after {len(outcome.scores)} of {folds} folds "
-            f"(mean {np.mean(list(outcome.scores.values())):.4f})"
-        )
+        scheduler.remove(evaluation)
+    return evaluation.outcome
 
 
 def received_all_but_running(received: int, folds: int, workers: int) -> bool:
@@ -121,7 +146,7 @@ def received_all_but_running(received: int, folds: int, workers: int) -> bool:
 
 
 class Objective:
-    """Callable for ``study.optimize``: returns the mean CV accuracy of the trial's network.
+    """The sweep's trials: each one's parameters, the mean CV accuracy of its network, its run.
 
     ``open_run(trial, params, wait)`` returns the trial's tracking handle, or None while the
     tracking store is not ready yet and ``wait`` is False: it is asked again as folds arrive,
@@ -130,9 +155,8 @@ class Objective:
     :class:`~pipeline.tracking.background.BackgroundLog`), the logging at the end of a trial runs
     there, while the next trial's folds run.
 
-    Calling it runs one trial to its end; :meth:`begin` hands out the trial as a
-    :class:`TrialEvaluation` instead, for a driver that keeps several in flight
-    (pipeline.search.trial_loop).
+    :meth:`begin` hands out each trial as a :class:`TrialEvaluation`, for the driver that keeps
+    several in flight (pipeline.search.trial_loop).
     """
 
     def __init__(
@@ -164,24 +188,6 @@ class Objective:
         """Suggest the trial's parameters; its folds are then the caller's to schedule."""
         return TrialEvaluation(self, trial)
 
-    def __call__(self, trial: optuna.Trial) -> float:
-        evaluation = self.begin(trial)
-        scheduler = FoldScheduler(self.workers)
-        scheduler.add(evaluation, evaluation.tasks)
-        try:
-            evaluation.open_run()
-            while not evaluation.advance():
-                with interruptible():  # Ctrl-C stops the trial only here, not mid-write
-                    for _, result in scheduler.wait():
-                        evaluation.receive(result)
-                evaluation.open_run()
-        except BaseException as error:  # KeyboardInterrupt included: the run must not stay open
-            evaluation.fail(error)
-            raise
-        finally:
-            scheduler.remove(evaluation)  # folds of a pruned or failed trial: never started
-        return evaluation.complete()
-
     def _close_run(
         self, run, outcome: FoldOutcome, state: str, reason: str | None, seconds: float
     ) -> None:
@@ -192,14 +198,12 @@ class Objective:
         run.end(state, reason)
 
 
-class TrialEvaluation:
-    """One trial in flight: its parameters, its folds (``tasks``) and their results, its run.
+class TrialEvaluation(FoldEvaluation):
+    """One trial in flight: its parameters, its folds (see :class:`FoldEvaluation`), its run.
 
-    The driver schedules ``tasks``, hands each result to :meth:`receive` and calls
-    :meth:`advance`, which reports the folds to the pruner in fold order (a fold that finishes
-    early waits for the ones before it, so the pruner sees the same sequence in every run with
-    the same seed) and raises ``optuna.TrialPruned`` or :class:`TrainingDiverged` when the trial
-    must stop. It ends with :meth:`complete` (returns the value) or :meth:`fail`.
+    Each fold handled is reported to the trial's pruner; :meth:`advance` raises
+    ``optuna.TrialPruned`` when the trial must stop. It ends with :meth:`complete` (returns the
+    value) or :meth:`fail`.
     """
 
     def __init__(self, objective: Objective, trial: optuna.Trial):
@@ -208,23 +212,31 @@ class TrialEvaluation:
         record_owner(trial)
         self.params = suggest_params(trial, objective.search_space)
         network_kwargs = {**objective.fixed_params, **network_params(self.params)}
-        self.tasks = fold_tasks(
-            network_kwargs, objective.X, objective.y, folds=objective.folds, seed=objective.seed
+        X, y = objective.X, objective.y
+        super().__init__(
+            fold_tasks(network_kwargs, X, y, folds=objective.folds, seed=objective.seed)
         )
-        self.outcome = FoldOutcome()
-        self._arrived: dict[int, FoldResult] = {}
+        self.label = f"trial {trial.number}"
         self._runs: list = []  # the trial's run, opened while its folds run
 
-    def receive(self, result: FoldResult) -> None:
-        self._arrived[result.fold] = result
+    def _handled(self, result: FoldResult) -> None:
+        """Report the fold; raise ``optuna.TrialPruned`` if the pruner stops the trial here."""
+        self.trial.report(result.score, step=result.fold)
+        handled, scores = len(self.outcome.curves), self.outcome.scores
+        # Pruning cancels only folds not yet started; once every remaining fold already runs, a
+        # prune would waste that work and hide a complete score from the sampler. (Counted from
+        # the folds handled, not those finished, so that the decision does not depend on timing.)
+        if received_all_but_running(handled, self.folds, self.objective.workers):
+            return
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(
+                f"pruned after {len(scores)} of {self.folds} folds "
+                f"(mean {np.mean(list(scores.values())):.4f})"
+            )
 
-    def advance(self) -> bool:
-        """Handle the folds received so far, in fold order; True once all are handled."""
-        objective, outcome = self.objective, self.outcome
-        while len(outcome.curves) in self._arrived:
-            result = self._arrived.pop(len(outcome.curves))
-            _handle_fold(self.trial, outcome, result, objective.folds, objective.workers)
-        return len(outcome.curves) == objective.folds
+    def after_wait(self) -> None:
+        """Open the trial's run if the tracking store has become ready meanwhile."""
+        self.open_run()
 
     def complete(self) -> float:
         """The mean of the fold scores; records them and closes the trial's run."""
@@ -249,7 +261,7 @@ class TrialEvaluation:
 
     def open_run(self, wait: bool = False) -> None:
         """Open the trial's run if the tracking store is ready (or once it is, with ``wait``);
-        the drivers ask while the folds run."""
+        asked as the trial begins and while its folds run (:meth:`after_wait`)."""
         open_run = self.objective.open_run
         if open_run is not None and not self._runs:
             run = open_run(self.trial, self.params, wait)

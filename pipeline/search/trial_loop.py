@@ -32,11 +32,10 @@ from optuna.trial import TrialState
 
 from pipeline.compat import study_storage
 from pipeline.folds.fitting_time import FittingTime
-from pipeline.folds.interruption import interruptible
 from pipeline.folds.scheduler import FoldScheduler
 from pipeline.search.budget import BudgetReached
 from pipeline.search.heartbeats import Heartbeats
-from pipeline.search.objective import TrialEvaluation
+from pipeline.search.objective import TrialEvaluation, drive_folds
 
 log = logging.getLogger(__name__)
 
@@ -63,75 +62,111 @@ def run_trials(
     Returns the folds' fit spans and the seconds of fitting thrown away (folds running when
     their trial was pruned or failed; :meth:`~pipeline.folds.scheduler.FoldScheduler.fitting_time`).
     """
-    scheduler = FoldScheduler(workers)
-    flight: deque[TrialEvaluation] = deque()
+    flight = _Flight(study, workers, catch, _progress_bar(n_trials) if progress_bar else None)
     asked, exhausted = 0, False
-    bar = _progress_bar(n_trials) if progress_bar else None
-    heartbeats = Heartbeats(study_storage(study))
     try:
         while True:
-            while len(flight) < max(1, in_flight) and asked < n_trials and not exhausted:
+            while len(flight.trials) < max(1, in_flight) and asked < n_trials and not exhausted:
                 if stop():
                     exhausted = True
                     break
-                heartbeats.fail_stale(study)
-                trial = study.ask()
                 asked += 1
-                heartbeats.add(trial)
-                try:
-                    evaluation = begin(trial)
-                except BudgetReached as over:
-                    exhausted = True
-                    _finish(study, trial, None, over, heartbeats, bar)
-                    continue
-                except BaseException as error:
-                    _finish(study, trial, None, error, heartbeats, bar)
-                    if isinstance(error, catch):
-                        continue
-                    raise
-                flight.append(evaluation)
-                scheduler.add(evaluation, evaluation.tasks)
-                evaluation.open_run()  # its MLflow run, if the store is ready
-            if not flight:
-                return scheduler.fitting_time()
-            current = flight[0]
-            try:
-                done = current.advance()
-            except BaseException as error:  # pruned, diverged, crashed: the trial ends here
-                flight.popleft()
-                scheduler.remove(current)
-                current.fail(error)
-                _finish(study, current.trial, None, error, heartbeats, bar)
-                if isinstance(error, (optuna.TrialPruned, *catch)):
-                    continue
-                raise
-            if done:
-                flight.popleft()
-                scheduler.remove(current)
-                value = current.complete()
-                _finish(study, current.trial, value, None, heartbeats, bar)
-                continue
-            with interruptible():  # Ctrl-C stops the sweep only here, not mid-write to a store
-                finished = scheduler.wait()
-            if not finished:  # a fold neither running nor queued: would wait forever
-                raise RuntimeError(f"trial {current.trial.number}: its folds were lost")
-            for evaluation, result in finished:
-                evaluation.receive(result)
-            for evaluation in flight:
-                evaluation.open_run()
+                exhausted = not flight.start(begin)
+            if not flight.trials:
+                return flight.scheduler.fitting_time()
+            flight.end_oldest()
     except BaseException as error:
-        # Ctrl-C, or a trial's error raised above: the trials still in flight end with it.
-        reason = error if isinstance(error, KeyboardInterrupt) else _Abandoned()
-        while flight:
-            evaluation = flight.popleft()
-            scheduler.remove(evaluation)
-            evaluation.fail(reason)
-            _finish(study, evaluation.trial, None, reason, heartbeats, bar=None)
+        flight.end_all(error)  # Ctrl-C, or a trial's error that ends the loop
         raise
     finally:
-        heartbeats.stop()
-        if bar is not None:
-            bar.close()
+        flight.close()
+
+
+class _Flight:
+    """The trials in flight, oldest first, their folds on one scheduler; each told to the study
+    as it ends."""
+
+    def __init__(self, study: optuna.Study, workers: int, catch: tuple, bar):
+        self.study, self.catch, self.bar = study, catch, bar
+        self.scheduler = FoldScheduler(workers)
+        self.trials: deque[TrialEvaluation] = deque()
+        self.heartbeats = Heartbeats(study_storage(study))
+
+    def start(self, begin: Callable[[optuna.Trial], TrialEvaluation]) -> bool:
+        """Ask a trial and queue its folds; False when it is over the budget (ask no more)."""
+        self.heartbeats.fail_stale(self.study)
+        trial = self.study.ask()
+        self.heartbeats.add(trial)
+        try:
+            evaluation = begin(trial)
+        except BudgetReached as over:
+            self._finish(trial, None, over)
+            return False
+        except BaseException as error:
+            self._finish(trial, None, error)
+            if isinstance(error, self.catch):
+                return True
+            raise
+        self.trials.append(evaluation)
+        self.scheduler.add(evaluation, evaluation.tasks)
+        evaluation.open_run()  # its MLflow run, if the store is ready
+        return True
+
+    def end_oldest(self) -> None:
+        """Drive the folds until the oldest trial ends (complete, pruned or failed); tell it.
+
+        Raises the trial's error unless it was pruned or its error is one of ``catch``.
+        """
+        oldest = self.trials[0]
+        try:
+            drive_folds(self.scheduler, self.trials)
+        except BaseException as error:  # pruned, diverged, interrupted, crashed: it ends here
+            self._remove(oldest)
+            oldest.fail(error)
+            self._finish(oldest.trial, None, error)
+            if isinstance(error, (optuna.TrialPruned, *self.catch)):
+                return
+            raise
+        self._remove(oldest)
+        self._finish(oldest.trial, oldest.complete(), None)
+
+    def end_all(self, error: BaseException) -> None:
+        """End the trials still in flight: interrupted by Ctrl-C, or abandoned on another
+        trial's error."""
+        reason = error if isinstance(error, KeyboardInterrupt) else _Abandoned()
+        while self.trials:
+            evaluation = self.trials[0]
+            self._remove(evaluation)
+            evaluation.fail(reason)
+            self._finish(evaluation.trial, None, reason, move_bar=False)
+
+    def close(self) -> None:
+        self.heartbeats.stop()
+        if self.bar is not None:
+            self.bar.close()
+
+    def _remove(self, evaluation: TrialEvaluation) -> None:
+        """Forget the trial: its folds not yet started never start, its running ones are
+        cancelled at once."""
+        self.trials.remove(evaluation)
+        self.scheduler.remove(evaluation)
+
+    def _finish(self, trial, value, error, move_bar: bool = True) -> None:
+        """Tell the trial's state to the study, then move the bar."""
+        self.heartbeats.remove(trial)
+        if error is None:
+            self.study.tell(trial, value)
+        elif isinstance(error, optuna.TrialPruned):
+            # Like study.optimize: the last reported fold score becomes the pruned trial's value.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.study.tell(trial, state=TrialState.PRUNED)
+        else:
+            self.study.tell(trial, state=TrialState.FAIL)
+            if not isinstance(error, KeyboardInterrupt):
+                log.warning("Trial %d failed: %r", trial.number, error)
+        if self.bar is not None and move_bar:
+            _show_progress(self.bar, self.study)
 
 
 class _Abandoned(Exception):
@@ -141,27 +176,13 @@ class _Abandoned(Exception):
         return "abandoned: the sweep stopped on another trial's error"
 
 
-def _finish(study, trial, value, error, heartbeats, bar) -> None:
-    """Tell the trial's state to the study, then run the callbacks and move the bar."""
-    heartbeats.remove(trial)
-    if error is None:
-        study.tell(trial, value)
-    elif isinstance(error, optuna.TrialPruned):
-        # Like study.optimize: the last reported fold score becomes the pruned trial's value.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            study.tell(trial, state=TrialState.PRUNED)
-    else:
-        study.tell(trial, state=TrialState.FAIL)
-        if not isinstance(error, KeyboardInterrupt):
-            log.warning("Trial %d failed: %r", trial.number, error)
-    if bar is not None:
-        bar.update(1)
-        try:
-            best = study.best_trial
-            bar.set_description(f"Best trial: {best.number}. Best value: {best.value:.6g}")
-        except ValueError:  # no complete trial yet
-            pass
+def _show_progress(bar, study: optuna.Study) -> None:
+    bar.update(1)
+    try:
+        best = study.best_trial
+        bar.set_description(f"Best trial: {best.number}. Best value: {best.value:.6g}")
+    except ValueError:  # no complete trial yet
+        pass
 
 
 def _progress_bar(total: int):

@@ -1,4 +1,5 @@
-"""The objective and the fold machinery, with Optuna's FixedTrial and a real in-memory study."""
+"""The objective and the fold machinery, with a real in-memory Optuna study run by the sweep's
+own loop (pipeline.search.trial_loop), and the real fold pool."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ import time
 import numpy as np
 import optuna
 import pytest
+from optuna.trial import TrialState
 from sklearn.datasets import load_iris
 
+from pipeline.config.search_space import network_params
 from pipeline.folds.cancel import CANCEL_FOLDER_PREFIX, remove_stale_cancel_folders
 from pipeline.folds.scheduler import FoldScheduler, fold_tasks
 from pipeline.folds.worker import fit_fold
 from pipeline.model.ensemble import standardisation
 from pipeline.search.objective import Objective, TrainingDiverged, evaluate_folds
+from pipeline.search.trial_loop import run_trials
 from pipeline.tracking.runs import TrialRun
 from pipeline.tracking.store import connect
 from tests.helpers import compose_config
@@ -29,6 +33,9 @@ GOOD = {
     "iterations": 150,
     "activation": "tanh",
 }
+# Trial parameters of networks too small or too slow to learn iris: pruned by a strict pruner.
+WEAK = {**GOOD, "learning_rate": 1e-4, "hidden_units": 4, "iterations": 5, "activation": "sigmoid"}
+HOPELESS = {**WEAK, "learning_rate": 1e-5, "hidden_units": 2, "iterations": 2}
 
 # Folds that run for seconds (~6 s each on iris): still running when the test removes them.
 SLOW = {
@@ -61,39 +68,87 @@ def all_results(kwargs, X, y, folds: int) -> list:
     return results
 
 
-def make_objective(X, y, **kwargs) -> Objective:
-    cfg = compose_config()
+def make_objective(X, y, *, folds=3, n_jobs=2, fixed_params=FIXED, **kwargs) -> Objective:
+    # Wide enough for every configuration of these tests, so that enqueued ones are in range.
+    cfg = compose_config(
+        [
+            "search_space.learning_rate.low=1e-5",
+            "search_space.learning_rate.high=1e4",
+            "search_space.hidden_units.low=2",
+            "search_space.iterations.low=2",
+            "search_space.iterations.step=1",
+        ]
+    )
     return Objective(
-        X, y, fixed_params=FIXED, search_space=cfg.search_space, folds=3, seed=0, n_jobs=2, **kwargs
+        X,
+        y,
+        fixed_params=fixed_params,
+        search_space=cfg.search_space,
+        folds=folds,
+        seed=0,
+        n_jobs=n_jobs,
+        **kwargs,
     )
 
 
-def test_fixed_trial_scores_the_mean_of_its_folds(iris):
+def new_study(pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
+    return optuna.create_study(direction="maximize", pruner=pruner or optuna.pruners.NopPruner())
+
+
+def run(study: optuna.Study, objective: Objective, *trials: dict) -> None:
+    """One trial per parameter dict of ``trials``, run by the sweep's own loop (two in flight)."""
+    for params in trials:
+        study.enqueue_trial(params)
+    run_trials(study, objective.begin, n_trials=len(trials), workers=objective.workers)
+
+
+def test_a_trial_scores_the_mean_of_its_folds(iris):
     X, y = iris
-    trial = optuna.trial.FixedTrial(GOOD)
-    value = make_objective(X, y)(trial)
+    study = new_study()
+    run(study, make_objective(X, y), GOOD)
+    (trial,) = study.trials
     scores = trial.user_attrs["fold_scores"]
-    assert len(scores) == 3
-    assert value == pytest.approx(np.mean(scores))
-    assert value > 0.85  # iris with a sane network is easy; a broken fit scores ~0.33
+    assert trial.state == TrialState.COMPLETE and len(scores) == 3
+    assert trial.value == pytest.approx(np.mean(scores))
+    assert trial.value > 0.85  # iris with a sane network is easy; a broken fit scores ~0.33
 
 
 def test_same_seed_gives_the_same_fold_scores(iris):
     X, y = iris
-    first, second = optuna.trial.FixedTrial(GOOD), optuna.trial.FixedTrial(GOOD)
-    make_objective(X, y)(first)
-    make_objective(X, y)(second)
-    assert first.user_attrs["fold_scores"] == second.user_attrs["fold_scores"]
+    first, second = new_study(), new_study()
+    run(first, make_objective(X, y), GOOD)
+    run(second, make_objective(X, y), GOOD)
+    assert first.trials[0].user_attrs["fold_scores"] == second.trials[0].user_attrs["fold_scores"]
+
+
+def test_train_and_a_sweep_trial_score_a_configuration_alike(iris):
+    """pipeline.train (evaluate_folds) and the sweep (run_trials) share one fold driver: the
+    same configuration and seed give the same fold scores, to the last bit, in fold order."""
+    X, y = iris
+    study = new_study()
+    run(study, make_objective(X, y), GOOD)
+    outcome = evaluate_folds({**FIXED, **network_params(GOOD)}, X, y, folds=3, seed=0, n_jobs=2)
+    (trial,) = study.trials
+    assert list(outcome.scores) == [0, 1, 2]  # handled in fold order
+    assert trial.intermediate_values == outcome.scores
+    assert trial.user_attrs["fold_scores"] == [outcome.scores[fold] for fold in range(3)]
 
 
 def test_diverging_training_fails_the_trial_with_its_reason(iris):
     X, y = iris
-    trial = optuna.trial.FixedTrial({**GOOD, "learning_rate": 1e4})
-    objective = make_objective(X, y)
-    objective.fixed_params = {**FIXED, "solver": "gd"}
+    objective = make_objective(X, y, fixed_params={**FIXED, "solver": "gd"})
+    diverging = {**GOOD, "learning_rate": 1e4}
+    study = new_study()
     with pytest.raises(TrainingDiverged, match="diverged at iteration"):
-        objective(trial)
+        run(study, objective, diverging)
+    (trial,) = study.trials
+    assert trial.state == TrialState.FAIL
     assert trial.user_attrs["fail_reason"].startswith("diverged")
+    # pipeline.train stops at the same fold, for the same reason.
+    kwargs = {**objective.fixed_params, **network_params(diverging)}
+    with pytest.raises(TrainingDiverged) as caught:
+        evaluate_folds(kwargs, X, y, folds=3, seed=0, n_jobs=2)
+    assert trial.user_attrs["fail_reason"] == f"diverged: {caught.value}"
 
 
 def test_a_run_not_ready_at_the_first_folds_is_opened_before_the_trial_ends(iris, tmp_path):
@@ -113,23 +168,26 @@ def test_a_run_not_ready_at_the_first_folds_is_opened_before_the_trial_ends(iris
         run.log_start(params, "config: {}")
         return run
 
-    value = make_objective(X, y, open_run=open_run, log_models=False)(optuna.trial.FixedTrial(GOOD))
+    study = new_study()
+    run(study, make_objective(X, y, open_run=open_run, log_models=False), GOOD)
     # Asked when the folds start and as they arrive (not ready), then waited for at the end.
     assert len(asked) >= 2 and not any(asked[:-1]) and asked[-1] is True
-    (run,) = client.search_runs([experiment_id])
-    assert run.info.status == "FINISHED"
-    assert run.data.metrics["cv_accuracy_mean"] == pytest.approx(value)
-    assert run.data.params["hidden_units"] == "16"
+    (mlflow_run,) = client.search_runs([experiment_id])
+    assert mlflow_run.info.status == "FINISHED"
+    assert mlflow_run.data.metrics["cv_accuracy_mean"] == pytest.approx(study.trials[0].value)
+    assert mlflow_run.data.params["hidden_units"] == "16"
 
 
 def test_free_processes_go_to_the_oldest_trials_folds_first(iris):
     """Two trials in flight: the second one's folds run only on processes the first one cannot
     use any more (all its folds started), so they never delay it."""
     X, y = iris
-    quick = {**FIXED, "hidden_layer_sizes": (8,), "learning_rate": 0.02, "iterations": 30}
+    # Folds long enough that none ends before the first assertion looks: in a warm pool, one of
+    # 30 iterations could, and its process would already run the first trial's third fold.
+    medium = {**SLOW, "iterations": 1000}
     scheduler = FoldScheduler(2)
-    scheduler.add("first", fold_tasks({**quick, "activation": "tanh"}, X, y, folds=3, seed=0))
-    scheduler.add("second", fold_tasks({**quick, "activation": "relu"}, X, y, folds=3, seed=0))
+    scheduler.add("first", fold_tasks({**medium, "activation": "tanh"}, X, y, folds=3, seed=0))
+    scheduler.add("second", fold_tasks({**medium, "activation": "relu"}, X, y, folds=3, seed=0))
     assert sorted(scheduler._running.values()) == ["first", "first"]  # white box: the pool's
     finished = []
     while batch := scheduler.wait():
@@ -182,21 +240,13 @@ def test_fold_results_arrive_for_every_fold_and_preprocessing_stays_in_the_fold(
 
 def test_a_hopeless_trial_is_pruned_before_all_folds_are_fitted(iris):
     X, y = iris
-    study = optuna.create_study(
-        direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=0.9)
-    )
-    trial = study.ask()
-    hopeless = {
-        **FIXED,
-        "hidden_layer_sizes": (2,),
-        "learning_rate": 1e-5,
-        "iterations": 2,
-        "activation": "sigmoid",
-    }
-    with pytest.raises(optuna.TrialPruned):
-        evaluate_folds(trial, hopeless, X, y, folds=5, seed=0, n_jobs=1)
+    study = new_study(optuna.pruners.ThresholdPruner(lower=0.9))
+    run(study, make_objective(X, y, folds=5, n_jobs=1), HOPELESS)
     # n_jobs=1 runs the folds one after another: pruned after the first, 4 never started
-    assert len(study.trials[0].intermediate_values) == 1
+    (trial,) = study.trials
+    assert trial.state == TrialState.PRUNED
+    assert trial.user_attrs["fail_reason"].startswith("pruned after 1 of 5 folds")
+    assert len(trial.intermediate_values) == 1
     # the shared process pool still works for the next trial (no "executor shut down")
     ok = {
         **FIXED,
@@ -205,54 +255,27 @@ def test_a_hopeless_trial_is_pruned_before_all_folds_are_fitted(iris):
         "iterations": 100,
         "activation": "tanh",
     }
-    assert len(evaluate_folds(None, ok, X, y, folds=3, seed=0, n_jobs=2).scores) == 3
+    assert len(evaluate_folds(ok, X, y, folds=3, seed=0, n_jobs=2).scores) == 3
 
 
 def test_pruning_with_parallel_folds_cancels_and_keeps_the_pool_usable(iris):
     X, y = iris
-    study = optuna.create_study(
-        direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=0.99)
-    )
-    for _ in range(3):
-        trial = study.ask()
-        with pytest.raises(optuna.TrialPruned):
-            evaluate_folds(
-                trial,
-                {
-                    **FIXED,
-                    "hidden_layer_sizes": (4,),
-                    "learning_rate": 1e-4,
-                    "iterations": 5,
-                    "activation": "sigmoid",
-                },
-                X,
-                y,
-                folds=5,
-                seed=0,
-                n_jobs=2,
-            )
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    study = new_study(optuna.pruners.ThresholdPruner(lower=0.99))
+    run(study, make_objective(X, y, folds=5, n_jobs=2), WEAK, WEAK, WEAK)
+    assert [t.state for t in study.trials] == [TrialState.PRUNED] * 3
     assert all(len(t.intermediate_values) < 5 for t in study.trials)
 
 
 def test_no_prune_once_every_remaining_fold_is_already_running(iris):
     X, y = iris
-    study = optuna.create_study(
-        direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=0.99)
-    )
-    trial = study.ask()
-    weak = {
-        **FIXED,
-        "hidden_layer_sizes": (4,),
-        "learning_rate": 1e-4,
-        "iterations": 5,
-        "activation": "sigmoid",
-    }
+    study = new_study(optuna.pruners.ThresholdPruner(lower=0.99))
     # 3 folds on 2 processes: when the first result arrives the other two already run, so a
     # prune would save nothing; the trial completes with every fold reported.
-    outcome = evaluate_folds(trial, weak, X, y, folds=3, seed=0, n_jobs=2)
-    assert len(outcome.scores) == 3
-    assert len(study.trials[0].intermediate_values) == 3
+    run(study, make_objective(X, y, folds=3, n_jobs=2), WEAK)
+    (trial,) = study.trials
+    assert trial.state == TrialState.COMPLETE
+    assert len(trial.user_attrs["fold_scores"]) == 3
+    assert len(trial.intermediate_values) == 3
 
 
 def test_a_pruned_trial_leaves_the_process_pool_alive(iris):
@@ -297,12 +320,10 @@ def test_the_pruner_sees_the_folds_in_fold_order_whatever_order_they_finish(iris
     seeded sweep prune (and so end) the same way every time."""
     X, y = iris
     pruner = RecordingPruner()
-    study = optuna.create_study(direction="maximize", pruner=pruner)
-    quick = {**FIXED, "hidden_layer_sizes": (4,), "learning_rate": 0.01, "iterations": 3}
-    for _ in range(6):  # folds of a few milliseconds: finishing order is anybody's guess
-        trial = study.ask()
-        evaluate_folds(trial, {**quick, "activation": "tanh"}, X, y, folds=5, seed=0, n_jobs=2)
-        study.tell(trial, 0.5)
+    study = new_study(pruner)
+    quick = {**GOOD, "hidden_units": 4, "learning_rate": 0.01, "iterations": 3}
+    # Folds of a few milliseconds, two trials in flight: finishing order is anybody's guess.
+    run(study, make_objective(X, y, folds=5, n_jobs=2), *[quick] * 6)
     # 5 folds on 2 processes: the pruner is asked after folds 0 and 1 (after that, every fold
     # left is already running), each time with exactly the folds up to it reported.
     assert pruner.seen == [[0], [0, 1]] * 6
