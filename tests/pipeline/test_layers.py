@@ -86,11 +86,16 @@ def documented_map() -> dict[str, set[str]]:
     """``pkg/  a, b, c`` lines of the package map in docs/architecture.md."""
     text = (ROOT / "docs" / "architecture.md").read_text()
     block = text[text.index("## Package map") :].split("```")[1]
-    found = {}
+    found, package = {}, None
     for line in block.splitlines():
         match = re.match(r"\s+(\w+)/\s{2,}(.*)$", line)
         if match:
-            found[match.group(1)] = {name.strip() for name in match.group(2).split(",")}
+            package = match.group(1)
+            found[package] = {name.strip() for name in match.group(2).split(",") if name.strip()}
+        elif package and re.fullmatch(r"\s{10,}[\w, ]+", line):  # a package's next line
+            found[package] |= {name.strip() for name in line.split(",") if name.strip()}
+        else:
+            package = None
     return found
 
 
