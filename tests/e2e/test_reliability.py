@@ -1,8 +1,17 @@
-"""Faults a sweep meets in the wild, on the real command line: torn and foreign stores."""
+"""Faults a sweep meets in the wild, on the real command line: torn and foreign stores, a disk
+that fills up."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
+
+import optuna
 import pytest
+from mlflow.tracking import MlflowClient
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import TrialState
 
 from tests.helpers import FAST, run_cli
 
@@ -33,3 +42,49 @@ def test_a_foreign_file_as_the_study_storage_is_one_line_and_untouched(tmp_path)
     assert line.startswith(f"error: study.storage={foreign}: not an Optuna journal file")
     assert foreign.read_text() == "shopping list\neggs\n"
     assert not (tmp_path / "mlruns").exists()  # refused before the tracking store was made
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MiB tmpfs mounted for the test (root only): a disk that fills up mid-sweep."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(folder)])
+    if mounted.returncode != 0:
+        pytest.skip("this machine does not let the test mount a tmpfs")
+    yield folder
+    for _ in range(20):  # fold processes of the failed sweep may still be exiting
+        if subprocess.run(["umount", str(folder)], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.5)
+    subprocess.run(["umount", "-l", str(folder)])
+
+
+def test_a_full_disk_ends_the_sweep_in_one_line_and_the_rerun_resumes(small_disk):
+    args = ["dataset=digits", "study.n_trials=30", "cv.folds=3", "progress_bar=false",
+            "search_space.iterations.high=60", "search_space.hidden_units.high=32"]  # fmt: skip
+    full = run_cli(args, small_disk)
+    assert full.returncode == 2, full.stderr[-3000:]
+    assert full.stderr.strip().splitlines() == [
+        "error: study.storage=mlruns/optuna.journal, tracking.uri=sqlite:///mlruns/mlflow.db: "
+        "no space left on the disk; finished trials are kept: free space and rerun the same "
+        "command to resume"
+    ]
+    storage = JournalStorage(JournalFileBackend(str(small_disk / "mlruns" / "optuna.journal")))
+    kept = {
+        t.number: t.value
+        for t in optuna.load_study(study_name="digits-mlp", storage=storage).trials
+        if t.state == TrialState.COMPLETE
+    }
+    assert kept  # the trials finished before the disk filled are readable
+    subprocess.run(["mount", "-o", "remount,size=80m", str(small_disk)], check=True)
+    again = run_cli(args, small_disk)
+    assert again.returncode == 0, again.stderr[-3000:]
+    storage = JournalStorage(JournalFileBackend(str(small_disk / "mlruns" / "optuna.journal")))
+    study = optuna.load_study(study_name="digits-mlp", storage=storage)
+    assert kept == {t.number: t.value for t in study.trials if t.number in kept}
+    client = MlflowClient(f"sqlite:///{small_disk}/mlruns/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("mlp-sweep").experiment_id])
+    assert [r.info.run_name for r in runs if r.info.status == "RUNNING"] == []
