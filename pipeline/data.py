@@ -6,6 +6,7 @@ Everything is checked here, once, before the first trial: a bad file or column r
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,21 +70,50 @@ def load_dataset(cfg, seed: int) -> Dataset:
 def load_csv(path: Path, target: str) -> Dataset:
     """Read a CSV file whose ``target`` column holds the labels and all other columns numbers."""
     key = f"dataset.path={path}"
+    frame = read_csv_frame(path, key)
+    labels = target_column(frame, target, path, key)
+    X = feature_matrix(frame, labels, target, key)
+    # Labels read by pandas may be an object array; a fixed-width string array keeps them
+    # storable without pickle, while integer labels stay integers.
+    y = labels.to_numpy()
+    if y.dtype == object:
+        y = y.astype(str)
+    source = f"column {target!r} of {path}"
+    return Dataset(path.stem, X, y, tuple(str(c) for c in frame.columns), source)
+
+
+def read_csv_frame(path: Path, key: str) -> pd.DataFrame:
+    """The file as a table with a header of distinct names and at least one data row."""
     if path.is_dir():
         raise UserInputError(f"{key}: is a folder; give the path of a CSV file")
     if not path.is_file():
         raise UserInputError(f"{key}: file not found (give an existing CSV file)")
     try:
         frame = pd.read_csv(path)
+        with open(path, newline="", encoding="utf-8") as file:
+            header = next(csv.reader(file), [])
     except pd.errors.EmptyDataError:
         raise UserInputError(
             f"{key}: the file is empty; it needs a header row and data rows"
         ) from None
-    except (UnicodeDecodeError, pd.errors.ParserError, OSError) as error:
+    except (UnicodeDecodeError, pd.errors.ParserError, csv.Error, OSError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise UserInputError(f"{key}: cannot be read as CSV ({reason})") from None
+    # pandas renames a repeated name ("x", "x.1"), which would turn a copy of the target or of
+    # a feature into a column of another name.
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise UserInputError(
+            f"{key}: column name {repeated[0]!r} appears {header.count(repeated[0])} times in "
+            "the header; give each column its own name"
+        )
     if frame.empty:
         raise UserInputError(f"{key}: has a header but no data rows")
+    return frame
+
+
+def target_column(frame: pd.DataFrame, target: str, path: Path, key: str) -> pd.Series:
+    """The labels, taken out of ``frame``: present, complete, class labels."""
     if target not in frame.columns:
         columns = ", ".join(map(str, frame.columns[:20]))
         hint = ""
@@ -105,6 +135,12 @@ def load_csv(path: Path, target: str) -> Dataset:
             f"{key}: column {target!r} holds non-integer numbers (e.g. {example}), not classes; "
             "give class labels (integers or strings)"
         )
+    return labels
+
+
+def feature_matrix(frame: pd.DataFrame, labels: pd.Series, target: str, key: str) -> np.ndarray:
+    """The feature columns as float64 (n_samples, n_features): numeric, finite, none of them
+    the target again."""
     if frame.shape[1] == 0:
         raise UserInputError(f"{key}: has no feature columns besides the target {target!r}")
     for column in frame.columns:
@@ -117,13 +153,15 @@ def load_csv(path: Path, target: str) -> Dataset:
     if bad.any():
         column = frame.columns[np.argmax(bad.any(axis=0))]
         raise UserInputError(f"{key}: column {column!r} has NaN or infinite values; clean them")
-    # Labels read by pandas may be an object array; a fixed-width string array keeps them
-    # storable without pickle, while integer labels stay integers.
-    y = labels.to_numpy()
-    if y.dtype == object:
-        y = y.astype(str)
-    source = f"column {target!r} of {path}"
-    return Dataset(path.stem, X, y, tuple(str(c) for c in frame.columns), source)
+    if pd.api.types.is_numeric_dtype(labels):
+        answer = labels.to_numpy(dtype=np.float64)
+        copies = [c for i, c in enumerate(frame.columns) if np.array_equal(X[:, i], answer)]
+        if copies:
+            raise UserInputError(
+                f"{key}: column {copies[0]!r} holds the target {target!r} again (the same value "
+                "in every row), so every trial would read the answer; drop that column"
+            )
+    return X
 
 
 def check_class_counts(

@@ -22,12 +22,12 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.compat import hydra_args_parser, run_exit_handlers
 from pipeline.config.checks import validate_config, validate_train_config
-from pipeline.config.schema import register_configs
+from pipeline.config.schema import SweepConfig, TrainConfig, register_configs
 from pipeline.errors import UserInputError
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -40,14 +40,26 @@ class Command:
     module: str
     config_name: str
     validate: Callable[[DictConfig], None]
+    schema: type
 
     @property
     def keys_hint(self) -> str:
         return f"`python -m {self.module} --cfg job` shows every key and its value"
 
+    def schema_keys(self) -> set[str]:
+        """Every dotted key of the command's typed schema (``study.seed``, ``study``, ...)."""
+        return set(_dotted_keys(OmegaConf.to_container(OmegaConf.structured(self.schema))))
 
-SWEEP = Command("pipeline.sweep", "config", validate_config)
-TRAIN = Command("pipeline.train", "train", validate_train_config)
+
+SWEEP = Command("pipeline.sweep", "config", validate_config, SweepConfig)
+TRAIN = Command("pipeline.train", "train", validate_train_config, TrainConfig)
+
+
+def _dotted_keys(node, prefix: str = ""):
+    for key, value in node.items():
+        yield f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _dotted_keys(value, f"{prefix}{key}.")
 
 
 def check_command_line(argv: list[str], command: Command = SWEEP) -> DictConfig | None:
@@ -88,15 +100,35 @@ def compose_config(
 ) -> DictConfig:
     """The config ``python -m <command> OVERRIDES`` would run, checked (``check``); a bad key,
     type or value raises :class:`UserInputError` with one line."""
+    parsed = [_parse(o) for o in overrides]
+    for override in parsed:
+        _check_added_key(override, command)
     try:
-        cfg = _compose(
-            config_name or command.config_name, [_parse(o).input_line for o in overrides]
-        )
+        cfg = _compose(config_name or command.config_name, [o.input_line for o in parsed])
     except (HydraException, OmegaConfBaseException) as error:
         raise UserInputError(one_line(error, command)) from error
     if check:
         command.validate(cfg)
     return cfg
+
+
+# Where ``+key=value`` may add a key the schema does not have: Hydra's own settings (a
+# launcher's extra parameters, say), and the sampler's and pruner's constructor arguments.
+OPEN_NODES = ("hydra.", "sampler.", "pruner.")
+
+
+def _check_added_key(override, command: Command) -> None:
+    """``+key=value`` (or ``++``) with a key the schema does not know would be added and then
+    ignored by every part of the sweep: refuse it, naming the key."""
+    if not (override.is_add() or override.is_force_add()) or override.is_sweep_override():
+        return
+    key = override.key_or_group
+    if key.startswith(OPEN_NODES) or key in command.schema_keys():
+        return
+    raise UserInputError(
+        f"{override.input_line}: no such key {key!r} to set; check the spelling, "
+        f"{command.keys_hint}"
+    )
 
 
 def _parse(override: str):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-from pipeline.config.stores import cannot_open_database
+from pipeline.config.stores import cannot_open_database, with_installed_driver
 from pipeline.errors import UserInputError
 from pipeline.names import SQLITE_PREFIX
 from pipeline.search.journal import set_aside_torn_records
@@ -56,18 +55,6 @@ def open_journal(path: Path) -> JournalStorage:
             f"study.storage={location}: not an Optuna journal file ({reason}); give another "
             "path, or move this file away"
         ) from None
-
-
-def with_installed_driver(url: str) -> str:
-    """``postgresql://`` with the driver that is installed.
-
-    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3; the project installs psycopg2
-    (``psycopg2-binary``), so without this the documented URL fails with "No module named
-    'psycopg'". An explicit ``postgresql+driver://`` is left alone.
-    """
-    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None:
-        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
-    return url
 
 
 def _rdb_storage_with_retries(url: str, attempts: int = 4, **kwargs) -> RDBStorage:
