@@ -34,6 +34,36 @@ def suggest_params(trial: optuna.Trial, space) -> dict[str, Any]:
     return dict(trial.params)
 
 
+def search_distributions(space) -> dict[str, optuna.distributions.BaseDistribution]:
+    """The distribution of every parameter :func:`suggest_params` may suggest, by name."""
+    distributions = {
+        "learning_rate": optuna.distributions.FloatDistribution(
+            space.learning_rate.low, space.learning_rate.high, log=space.learning_rate.log
+        ),
+        "hidden_layers": _int_distribution(space.hidden_layers),
+        "iterations": _int_distribution(space.iterations),
+        "activation": optuna.distributions.CategoricalDistribution(list(space.activation.choices)),
+    }
+    if space.per_layer_units:
+        for index in range(space.hidden_layers.high):
+            distributions[f"hidden_units_{index}"] = _int_distribution(space.hidden_units)
+    else:
+        distributions["hidden_units"] = _int_distribution(space.hidden_units)
+    return distributions
+
+
+def config_key(param: str) -> str:
+    """The search_space key behind an Optuna parameter name (``hidden_units_2``: hidden_units)."""
+    if param.startswith("hidden_units"):
+        return "search_space.hidden_units"
+    return f"search_space.{param}" + (".choices" if param == "activation" else "")
+
+
+def _int_distribution(node) -> optuna.distributions.IntDistribution:
+    step = 1 if node.log else node.step
+    return optuna.distributions.IntDistribution(node.low, node.high, log=node.log, step=step)
+
+
 def _suggest_int(trial: optuna.Trial, name: str, node) -> int:
     step = None if node.log else node.step
     return trial.suggest_int(name, node.low, node.high, step=step or 1, log=node.log)

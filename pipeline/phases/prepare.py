@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from pipeline.config.checks import validate_config
 from pipeline.config.schema import study_name
+from pipeline.config.search_space import search_distributions
 from pipeline.config.settings import comparable_settings, config_yaml, sweep_params
 from pipeline.config.stores import check_stores
 from pipeline.data import Dataset, Split, check_class_counts, load_dataset, split_train_test
@@ -34,6 +35,7 @@ from pipeline.search.storage import open_storage
 from pipeline.search.strategy import build_pruner, build_sampler
 from pipeline.search.study import (
     check_direction,
+    check_search_space,
     check_settings,
     find_study,
     open_study,
@@ -81,6 +83,7 @@ def prepare(cfg: DictConfig) -> PreparedSweep:
     storage = open_storage(cfg.study.storage, cfg.study.heartbeat_interval)
     check_direction(storage, study_name(cfg), cfg.study.direction)
     check_settings(storage, study_name(cfg), comparable_settings(cfg))
+    check_search_space(storage, study_name(cfg), search_distributions(cfg.search_space))
     if cfg.worker == 0:
         study, tracking = lead(cfg, storage, sampler, pruner)
     else:

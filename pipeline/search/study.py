@@ -7,7 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
+from optuna.distributions import CategoricalDistribution
 
+from pipeline.config.search_space import config_key
 from pipeline.errors import UserInputError
 from pipeline.names import SETTINGS_ATTR
 
@@ -84,3 +86,38 @@ def find_study(storage, name: str) -> optuna.Study | None:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         return None
+
+
+def check_search_space(storage, name: str, distributions: dict) -> None:
+    """An existing study of that name can take the search space of ``distributions``; checked
+    before anything is written.
+
+    Ranges may change between runs (a trial keeps the range it was drawn from); a parameter's
+    kind, its log scale and a categorical's choices may not: Optuna's storage refuses them at the
+    first trial that suggests the parameter.
+    """
+    existing = find_study(storage, name)
+    if existing is None:
+        return
+    recorded = {}
+    for trial in existing.get_trials(deepcopy=False):
+        recorded.update(trial.distributions)  # the latest trial's, by name
+    for param, new in distributions.items():
+        old = recorded.get(param)
+        problem = None if old is None else _incompatibility(old, new)
+        if problem:
+            key = config_key(param)
+            raise UserInputError(
+                f"{key}: study {name!r} was searched with {param} {problem}; Optuna cannot "
+                "change that within a study: keep it, or give another study.name"
+            )
+
+
+def _incompatibility(old, new) -> str | None:
+    if type(old) is not type(new):
+        return f"as a {type(old).__name__}, not a {type(new).__name__}"
+    if isinstance(old, CategoricalDistribution) and old.choices != new.choices:
+        return f"choices {list(old.choices)}, not {list(new.choices)}"
+    if getattr(old, "log", False) != getattr(new, "log", False):
+        return f"log={old.log}, not log={new.log}"
+    return None
