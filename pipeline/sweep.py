@@ -36,7 +36,7 @@ from pipeline.config.command_line import (
 )
 from pipeline.config.schema import register_configs
 from pipeline.errors import disk_full_as_one_line
-from pipeline.phases.finalise import finalise
+from pipeline.phases.finalise import end_parent_run, finalise
 from pipeline.phases.prepare import prepare
 from pipeline.phases.search import search
 from pipeline.redaction import redact
@@ -74,8 +74,12 @@ def run_sweep(cfg: DictConfig) -> SweepResult:
     stores = f"study.storage={redact(cfg.study.storage)}, tracking.uri={redact(cfg.tracking.uri)}"
     with disk_full_as_one_line(stores):
         prepared = prepare(cfg)
-        fitting = search(prepared)
-        summary = finalise(prepared, fitting)
+        try:
+            fitting = search(prepared)
+            summary = finalise(prepared, fitting)
+        except BaseException as error:
+            end_parent_run(prepared, error)
+            raise
     parent_run_id = prepared.tracking.result().parent_run_id
     if summary is None:
         return SweepResult(prepared.study.study_name, parent_run_id)

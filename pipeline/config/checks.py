@@ -193,6 +193,11 @@ def check_study(cfg: DictConfig) -> None:
             "study.trials_in_flight",
             f"must be 1 or 2 (trials at a time), got {study.trials_in_flight}",
         )
+    if study.max_failures_in_a_row < 0:
+        raise _fail(
+            "study.max_failures_in_a_row",
+            f"must be >= 0 (0: never stop), got {study.max_failures_in_a_row}",
+        )
     if cfg.worker < 0:
         raise _fail("worker", f"must be >= 0, got {cfg.worker}")
 
@@ -312,4 +317,44 @@ def _check_separate_databases(cfg: DictConfig) -> None:
             f"study.storage={redact(str(cfg.study.storage))}",
             "is the database of tracking.uri; Optuna and MLflow each need their own (both keep "
             "an alembic_version table), e.g. study.storage=sqlite:///mlruns/optuna.db",
+        )
+
+
+def training_bytes(
+    n_samples: int, n_features: int, n_outputs: int, sizes: tuple[int, ...], model: DictConfig
+) -> int:
+    """About how much memory one fold process needs to train a network of hidden ``sizes``:
+    weights, their gradients and the solver's state, plus the activations of a batch."""
+    widths = (n_features, *sizes, n_outputs)
+    parameters = sum((a + 1) * b for a, b in zip(widths, widths[1:], strict=False))
+    states = {"adam": 2, "momentum": 1}.get(model.solver, 0)
+    batch = n_samples if model.batch_size is None else min(model.batch_size, n_samples)
+    activations = 3 * batch * sum(widths)  # pre-activations, activations and deltas
+    itemsize = 4 if model.dtype == "float32" else 8
+    return itemsize * (parameters * (2 + states) + activations)
+
+
+def machine_memory() -> int:
+    """This machine's physical memory in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_search_space_fits(cfg: DictConfig, n_samples: int, n_features: int, n_outputs: int):
+    """The largest network of the search space can be trained in every fold process at once on
+    this machine; else no trial of that size could run (checked once the data's shape is known,
+    before any store is opened)."""
+    space = cfg.search_space
+    sizes = (space.hidden_units.high,) * space.hidden_layers.high
+    cores = cfg.cv.n_jobs if cfg.cv.n_jobs > 0 else (os.cpu_count() or 1)
+    processes = min(cores, cfg.cv.folds)
+    needed = processes * training_bytes(n_samples, n_features, n_outputs, sizes, cfg.model)
+    available = machine_memory()
+    if needed > available:
+        gib = 2**30
+        raise _fail(
+            f"search_space.hidden_units.high={space.hidden_units.high}",
+            f"the largest network ({space.hidden_layers.high} layers of that width) needs about "
+            f"{needed / gib:.1f} GiB to train its folds, more than this machine's "
+            f"{available / gib:.1f} GiB; lower search_space.hidden_units.high or "
+            "search_space.hidden_layers.high",
         )

@@ -68,6 +68,8 @@ class StudyConfig:
     leader_wait_seconds: float = 300.0
     # 2: the next trial is asked before the current one ends (pipeline.search.trial_loop).
     trials_in_flight: int = 2
+    # Stop after this many trials in a row failed by an error other than divergence (0: never).
+    max_failures_in_a_row: int = 5
 
 
 @dataclass

@@ -27,7 +27,8 @@ SWEEP_PID_ENV = "MLP_SWEEP_PID"
 
 @dataclass
 class FoldResult:
-    """One fold's outcome. ``error`` is set (and ``score`` is None) when training diverged.
+    """One fold's outcome. ``error`` is set (and ``score`` is None) when training diverged
+    (``diverged``) or failed in another way (the exception's type and message).
 
     loss_curve : ndarray of shape (n_iterations_run,)
     fit_started : the fit's start, ``time.time()`` in the fold's process (the sweep adds up the
@@ -41,6 +42,7 @@ class FoldResult:
     model: ScaledNetwork | None
     error: str | None = None
     fit_started: float = 0.0
+    diverged: bool = False
 
 
 # Iterations between two looks at the cancel flag: a stat() call is far cheaper than an epoch,
@@ -96,18 +98,28 @@ def fit_fold(
     fit_started, started = time.time(), time.perf_counter()
     try:
         model = ScaledNetwork.fit(network, X[train_index], y[train_index])
+        predicted = model.network.predict((X[valid_index] - model.mean) / model.scale)
     except FoldCancelled:
         seconds = time.perf_counter() - started
         return FoldResult(fold, None, seconds, np.empty(0), None, "cancelled", fit_started)
     except core.TrainingDivergedError as error:
         seconds = time.perf_counter() - started
         curve = np.asarray(error.loss_curve, dtype=np.float64)
-        return FoldResult(fold, None, seconds, curve, None, str(error), fit_started)
+        return FoldResult(fold, None, seconds, curve, None, str(error), fit_started, True)
+    except Exception as error:  # MemoryError included: the trial fails, the sweep goes on
+        seconds = time.perf_counter() - started
+        reason = one_line_reason(error)
+        return FoldResult(fold, None, seconds, np.empty(0), None, reason, fit_started)
     seconds = time.perf_counter() - started
-    predicted = model.network.predict((X[valid_index] - model.mean) / model.scale)
     score = np.mean(predicted == y[valid_index])  # accuracy
     curve = np.asarray(network.loss_curve_, dtype=np.float64)
     return FoldResult(fold, float(score), seconds, curve, model, fit_started=fit_started)
+
+
+def one_line_reason(error: BaseException) -> str:
+    """``TypeName: first line of the message``, for a trial's fail_reason."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 _blas_limit: list[int] = []  # the limit already applied in this process

@@ -3,6 +3,8 @@ logged and registered, the report drawn, the summary printed and the parent run 
 
 from __future__ import annotations
 
+import logging
+
 from pipeline.config.schema import registered_model_name
 from pipeline.config.settings import fixed_model_params
 from pipeline.errors import UserInputError
@@ -10,6 +12,24 @@ from pipeline.folds.fitting_time import FittingTime
 from pipeline.folds.pool import resolve_n_jobs
 from pipeline.phases.prepare import PreparedSweep
 from pipeline.redaction import redact
+
+log = logging.getLogger(__name__)
+
+
+def end_parent_run(prepared: PreparedSweep, error: BaseException) -> None:
+    """Close the study's parent run after ``error`` ended the sweep: KILLED for Ctrl-C (by any
+    worker), FAILED for anything else (by worker 0, which owns it), so that no exit leaves it
+    RUNNING. Best effort: a store that cannot take the write (a full disk) is closed by the
+    next start instead, and the error that ended the sweep is the one reported."""
+    tracking = prepared.tracking
+    interrupted = isinstance(error, KeyboardInterrupt)
+    if not (interrupted or prepared.cfg.worker == 0):
+        return
+    try:
+        client, _, parent_id = tracking.result()
+        client.set_terminated(parent_id, status="KILLED" if interrupted else "FAILED")
+    except Exception:
+        log.debug("the parent run was not closed", exc_info=True)
 
 
 def finalise(prepared: PreparedSweep, fitting: FittingTime):
@@ -39,8 +59,8 @@ def finalise(prepared: PreparedSweep, fitting: FittingTime):
     )
     print(format_summary(summary, redact(cfg.tracking.uri)))
     if summary.best_params is None:
-        # Nothing to refit or register: the sweep failed, and says why in one line (exit 2).
-        client.set_terminated(parent_id, status="FAILED")
+        # Nothing to refit or register: the sweep failed, and says why in one line (exit 2);
+        # the parent run is closed FAILED on the way out (end_parent_run).
         c = summary.counts
         raise UserInputError(
             f"search_space: no trial of study {study.study_name!r} completed ({c['failed']} "

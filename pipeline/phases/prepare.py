@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
+import numpy as np
 import optuna
 from omegaconf import DictConfig
 
-from pipeline.config.checks import validate_config
+from pipeline.config.checks import check_search_space_fits, validate_config
 from pipeline.config.schema import study_name
 from pipeline.config.search_space import search_distributions
 from pipeline.config.settings import comparable_settings, config_yaml, sweep_params
@@ -77,6 +78,8 @@ def prepare(cfg: DictConfig) -> PreparedSweep:
     quiet_mlflow_disk_full()
     data = load_dataset(cfg.dataset, cfg.study.seed)
     check_class_counts(data.y, cfg.cv.folds, cfg.cv.test_size, data.label_source)
+    n_samples, n_features = data.X.shape
+    check_search_space_fits(cfg, n_samples, n_features, len(np.unique(data.y)))
     split = split_train_test(data, cfg.cv.test_size, cfg.study.seed)
     sampler, pruner = build_sampler(cfg), build_pruner(cfg)
     check_stores(cfg)

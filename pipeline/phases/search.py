@@ -9,17 +9,19 @@ closed as KILLED, so that the same command resumes.
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import optuna
 
 from pipeline.config.settings import fixed_model_params
+from pipeline.errors import UserInputError
 from pipeline.folds.fitting_time import FittingTime
 from pipeline.folds.interruption import InterruptGuard
 from pipeline.folds.pool import limit_worker_threads, resolve_n_jobs, stop_fold_workers
 from pipeline.names import TRIAL_RUN_ATTR, WORKER_ATTR
 from pipeline.phases.prepare import PreparedSweep
 from pipeline.search.budget import budget_used, claim_budget
-from pipeline.search.objective import Objective, TrainingDiverged, TrialEvaluation
+from pipeline.search.objective import Objective, TrainingDiverged, TrialEvaluation, TrialFailed
 from pipeline.search.recovery import recover_lost_trials, requeue_interrupted
 from pipeline.search.trial_loop import run_trials
 
@@ -63,6 +65,7 @@ class SweepTrials:
         )
         limit_worker_threads(self.n_jobs)
         self.fitting = FittingTime()  # of every run_trials call
+        self.failures = FailureStreak(cfg.study.max_failures_in_a_row)
         self.guard = InterruptGuard()  # Ctrl-C stops at safe points only
 
     def run(self) -> None:
@@ -86,10 +89,11 @@ class SweepTrials:
             self.begin,
             n_trials=n_trials,
             workers=self.objective.workers,
-            catch=(TrainingDiverged,),
+            catch=(TrainingDiverged, TrialFailed),
             stop=self.stop,
             in_flight=cfg.study.trials_in_flight if self.objective.workers > 1 else 1,
             progress_bar=cfg.progress_bar,
+            after_trial=self.failures.count,
         )
         self.fitting.merge(fitting)
         self.guard.raise_if_requested()
@@ -123,16 +127,37 @@ class SweepTrials:
         return run
 
     def interrupted(self) -> None:
-        """After Ctrl-C: stop the folds, close every trial's run, re-enqueue the interrupted
-        trials and mark the parent run KILLED."""
+        """After Ctrl-C: stop the folds, close every trial's run and re-enqueue the interrupted
+        trials (the parent run is closed by pipeline.phases.finalise.end_parent_run)."""
         prepared = self.prepared
         stop_fold_workers()
         prepared.background.flush(raise_error=False)  # every trial's run closed, KILLED included
         requeue_interrupted(prepared.study)
-        tracking = prepared.tracking
-        if tracking.done() and tracking.exception() is None:  # else no parent run to close
-            client, _, parent_id = tracking.result()
-            client.set_terminated(parent_id, status="KILLED")
+
+
+class FailureStreak:
+    """Trials in a row that failed by an error other than divergence: past ``limit`` (0: no
+    limit) something is wrong with every trial, not with one configuration, and the sweep stops
+    with the most frequent reason. A complete or pruned trial ends the streak; a diverged one
+    (a learning rate too high for its network) neither counts nor ends it."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.reasons: list[str] = []
+
+    def count(self, trial: optuna.Trial, error: BaseException | None) -> None:
+        if isinstance(error, TrainingDiverged):
+            return
+        if not isinstance(error, TrialFailed):
+            self.reasons.clear()
+            return
+        self.reasons.append(str(error).split(": ", 1)[-1])  # without the fold's number
+        if self.limit and len(self.reasons) >= self.limit:
+            reason, times = Counter(self.reasons).most_common(1)[0]
+            raise UserInputError(
+                f"study.max_failures_in_a_row={self.limit}: the last {len(self.reasons)} trials "
+                f"failed ({times} of them: {reason}); see each trial's fail_reason"
+            )
 
 
 def wait_for_running_trials(

@@ -30,6 +30,11 @@ class TrainingDiverged(Exception):
     """A fold's training produced a non-finite loss; a trial that raises it is recorded as FAIL."""
 
 
+class TrialFailed(Exception):
+    """A fold failed in another way (an error in training or scoring, memory that could not be
+    allocated); the trial is recorded as FAIL with the reason, and the sweep goes on."""
+
+
 @dataclass
 class FoldOutcome:
     """What the folds of one configuration produced so far."""
@@ -81,15 +86,16 @@ class FoldEvaluation:
     def advance(self) -> bool:
         """Handle the folds received so far, in fold order; True once all are handled.
 
-        Raises :class:`TrainingDiverged` at a fold whose training diverged, and what
-        :meth:`_handled` raises.
+        Raises :class:`TrainingDiverged` at a fold whose training diverged,
+        :class:`TrialFailed` at a fold that failed otherwise, and what :meth:`_handled` raises.
         """
         outcome = self.outcome
         while len(outcome.curves) in self._arrived:
             result = self._arrived.pop(len(outcome.curves))
             outcome.add(result)
             if result.error is not None:
-                raise TrainingDiverged(f"fold {result.fold}: {result.error}")
+                failure = TrainingDiverged if result.diverged else TrialFailed
+                raise failure(f"fold {result.fold}: {result.error}")
             self._handled(result)
         return len(outcome.curves) == self.folds
 
@@ -252,6 +258,8 @@ class TrialEvaluation(FoldEvaluation):
             state, reason = "PRUNED", str(error)
         elif isinstance(error, TrainingDiverged):
             state, reason = "FAIL", f"diverged: {error}"
+        elif isinstance(error, TrialFailed):
+            state, reason = "FAIL", f"failed: {error}"
         elif isinstance(error, KeyboardInterrupt):
             state, reason = "KILLED", INTERRUPTED  # the sweep re-enqueues its params
         else:

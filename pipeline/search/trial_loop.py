@@ -50,6 +50,7 @@ def run_trials(
     stop: Callable[[], bool] = lambda: False,
     in_flight: int = 2,
     progress_bar: bool = False,
+    after_trial: Callable[[optuna.Trial, BaseException | None], None] | None = None,
 ) -> FittingTime:
     """Run up to ``n_trials`` trials of ``study``, ``in_flight`` at a time (1 = one by one).
 
@@ -57,12 +58,14 @@ def run_trials(
     :class:`~pipeline.search.objective.TrialEvaluation`; raising :class:`~pipeline.search.budget.BudgetReached`
     there ends the trial and the loop. ``stop()`` is asked before each new trial (True: ask no
     more). An exception of a trial that is not in ``catch`` ends the loop and is raised, after the
-    other trial in flight has been ended too.
+    other trial in flight has been ended too. ``after_trial(trial, error)`` is called once each
+    trial is told (``error`` None for a complete one); what it raises ends the loop the same way.
 
     Returns the folds' fit spans and the seconds of fitting thrown away (folds running when
     their trial was pruned or failed; :meth:`~pipeline.folds.scheduler.FoldScheduler.fitting_time`).
     """
     flight = _Flight(study, workers, catch, _progress_bar(n_trials) if progress_bar else None)
+    flight.after_trial = after_trial
     asked, exhausted = 0, False
     try:
         while True:
@@ -91,6 +94,7 @@ class _Flight:
         self.scheduler = FoldScheduler(workers)
         self.trials: deque[TrialEvaluation] = deque()
         self.heartbeats = Heartbeats(study_storage(study))
+        self.after_trial = None
 
     def start(self, begin: Callable[[optuna.Trial], TrialEvaluation]) -> bool:
         """Ask a trial and queue its folds; False when it is over the budget (ask no more)."""
@@ -167,6 +171,8 @@ class _Flight:
                 log.warning("Trial %d failed: %r", trial.number, error)
         if self.bar is not None and move_bar:
             _show_progress(self.bar, self.study)
+        if self.after_trial is not None and move_bar:
+            self.after_trial(trial, error)
 
 
 class _Abandoned(Exception):

@@ -10,8 +10,10 @@ Cases run in threads: each subprocess mostly waits on its imports (~3 s).
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -230,6 +232,137 @@ CASES = [
 ]
 
 
+def optuna_database_bytes() -> bytes:
+    """An SQLite file that Optuna made (its tables), to be offered to MLflow by mistake."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "optuna.db"
+        optuna.create_study(storage=f"sqlite:///{path}", study_name="other")
+        return path.read_bytes()
+
+
+with_copy = frame()
+with_copy["copy"] = with_copy["label"].astype(float)  # the target again, as floats
+FINITE = "must be a finite number"
+SPACE_CHANGED = "Optuna cannot change that within a study"
+
+# Round two: values that passed every check, files that are not what they seem, resuming with
+# a search space Optuna cannot take, stores that belong to the other tool.
+CASES += [
+    Case("nan-alpha", ["model.alpha=nan"], [f"model.alpha: {FINITE}, got nan"]),
+    Case("inf-alpha", ["model.alpha=inf"], [f"model.alpha: {FINITE}, got inf"]),
+    Case("inf-lr-high", ["search_space.learning_rate.high=inf"], [f"learning_rate.high: {FINITE}"]),
+    Case("nan-lr-low", ["search_space.learning_rate.low=nan"], [f"learning_rate.low: {FINITE}"]),
+    Case("nan-test-size", ["cv.test_size=nan"], [f"cv.test_size: {FINITE}"]),
+    Case("nan-noise", ["dataset=moons", "dataset.noise=nan"], [f"dataset.noise: {FINITE}"]),
+    Case("inf-leader-wait", ["study.leader_wait_seconds=-inf"], ["leader_wait_seconds", FINITE]),
+    Case("seed-negative", ["study.seed=-1"], ["study.seed: must be an integer from 0 to"]),
+    Case("seed-too-large", ["study.seed=4294967296"], ["study.seed", "got 4294967296"]),
+    Case(
+        "test-split-too-small",
+        ["cv.test_size=0.01"],
+        ["cv.test_size=0.01: the test split of dataset=iris would have 2 rows", "3 classes"],
+    ),
+    Case("training-split-too-small", ["cv.test_size=0.99"], ["cv.test_size=0.99", "training"]),
+    Case("plus-unknown-key", ["+foo=1"], ["+foo=1: no such key 'foo'"]),
+    Case("plus-unknown-nested", ["+study.colour=red"], ["no such key 'study.colour'"]),
+    Case("plus-unknown-model", ["+model.momentum=0.9"], ["no such key 'model.momentum'"]),
+    Case("force-add-unknown", ["++cv.bogus=1"], ["++cv.bogus=1: no such key 'cv.bogus'"]),
+    Case(
+        "csv-repeated-column",
+        csv("dup.csv"),
+        ["dup.csv", "column name 'a' appears 2 times"],
+        {
+            "dup.csv": b"a,a,b,label\n"
+            + b"".join(b"%d,%d,1,%d\n" % (i, i, i % 3) for i in range(30))
+        },
+    ),
+    Case(
+        "csv-repeated-target",
+        csv("duptarget.csv"),
+        ["duptarget.csv", "column name 'label' appears 2 times"],
+        {
+            "duptarget.csv": b"label,a,label\n"
+            + b"".join(b"%d,%d,%d\n" % (i % 3, i, i % 3) for i in range(30))
+        },
+    ),
+    Case(
+        "csv-target-copy",
+        csv("copy.csv"),
+        ["copy.csv", "column 'copy' holds the target 'label' again"],
+        {"copy.csv": csv_bytes(with_copy)},
+    ),
+    Case(
+        "storage-foreign-text",
+        ["study.storage=notes.txt"],
+        ["study.storage=notes.txt: not an Optuna journal file"],
+        {"notes.txt": b"shopping list\neggs\n"},
+    ),
+    Case(
+        "storage-foreign-binary",
+        ["study.storage=picture.png"],
+        ["study.storage=picture.png: not an Optuna journal file"],
+        {"picture.png": b"\x89PNG\r\n\x1a\n" + bytes(range(256))},
+    ),
+    Case(
+        "storage-is-a-csv",
+        ["study.storage=data.csv"],
+        ["study.storage=data.csv: not an Optuna journal file"],
+        {"data.csv": csv_bytes(frame())},
+    ),
+    Case(
+        "tracking-is-optuna-database",
+        ["tracking.uri=sqlite:///optuna_made.db", "study.name=o1"],
+        ["tracking.uri=sqlite:///optuna_made.db: is Optuna's database"],
+        {"optuna_made.db": optuna_database_bytes()},
+    ),
+    Case(
+        "storage-is-mlflow-database",
+        ["study.storage=sqlite:///mlruns/mlflow.db", "tracking.uri=sqlite:///elsewhere.db"],
+        ["study.storage=sqlite:///mlruns/mlflow.db: is MLflow's database"],
+    ),
+    Case(
+        "tracking-server-down",
+        ["tracking.uri=http://127.0.0.1:1"],
+        ["tracking.uri=http://127.0.0.1:1: no MLflow server answers"],
+    ),
+    Case(
+        "tracking-server-down-password",
+        ["tracking.uri=http://u:secret@127.0.0.1:1/mlflow"],
+        ["tracking.uri=http://u:***@127.0.0.1:1/mlflow: no MLflow server answers"],
+    ),
+    Case(
+        "space-changed-choices",
+        ["search_space.activation.choices=[relu,tanh]"],
+        ["search_space.activation.choices: study 'iris-mlp' was searched with", SPACE_CHANGED],
+    ),
+    Case(
+        "space-changed-log-lr",
+        ["search_space.learning_rate.log=false"],
+        ["search_space.learning_rate:", "log=True, not log=False", SPACE_CHANGED],
+    ),
+    Case(
+        "space-changed-log-units",
+        ["search_space.hidden_units.log=false"],
+        ["search_space.hidden_units:", "log=True, not log=False", SPACE_CHANGED],
+    ),
+    Case(
+        "network-too-wide",
+        ["search_space.hidden_units.high=1000000000"],
+        ["search_space.hidden_units.high=1000000000: the largest network", "GiB"],
+    ),
+    Case(
+        "network-too-deep-and-wide",
+        ["search_space.hidden_layers.high=40", "search_space.hidden_units.high=200000"],
+        ["search_space.hidden_units.high=200000: the largest network (40 layers"],
+    ),
+    Case(
+        "max-failures-negative",
+        ["study.max_failures_in_a_row=-1"],
+        ["study.max_failures_in_a_row: must be >= 0"],
+    ),
+]
+
+
 def snapshot(folder) -> dict:
     """What the good sweep left: trials, runs, registered versions, bytes of mlruns/."""
     storage = JournalStorage(JournalFileBackend(str(folder / "mlruns" / "optuna.journal")))
@@ -281,7 +414,7 @@ def swept(tmp_path_factory):
 
 
 def test_enough_cases():
-    assert len(CASES) >= 25
+    assert len(CASES) >= 80
     assert len({c.id for c in CASES}) == len(CASES)
 
 

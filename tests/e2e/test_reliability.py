@@ -4,7 +4,9 @@ that fills up."""
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
+import sys
 import time
 
 import optuna
@@ -88,3 +90,41 @@ def test_a_full_disk_ends_the_sweep_in_one_line_and_the_rerun_resumes(small_disk
     client = MlflowClient(f"sqlite:///{small_disk}/mlruns/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("mlp-sweep").experiment_id])
     assert [r.info.run_name for r in runs if r.info.status == "RUNNING"] == []
+
+
+def limit_address_space(limit_bytes: int):
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+    return apply
+
+
+def test_trials_that_cannot_allocate_fail_and_the_sweep_stops_after_five_in_a_row(tmp_path):
+    """Memory that the sweep's up-front estimate allows but the process may not have (here an
+    address-space limit, as a batch system sets): each trial ends FAILED with its reason, and
+    five in a row stop the sweep in one line with the parent run FAILED."""
+    args = [
+        "dataset=iris", "cv.folds=3", "progress_bar=false", "search_space.hidden_units.log=false",
+        "search_space.hidden_units.low=20000", "search_space.hidden_units.high=20000",
+        "search_space.hidden_layers.low=2", "search_space.hidden_layers.high=2",
+        "search_space.iterations.low=1", "search_space.iterations.high=1",
+    ]  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.sweep", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limit_address_space(4 * 2**30),
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: study.max_failures_in_a_row=5: the last 5 trials failed")
+    assert "MemoryError: Unable to allocate" in line
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("mlp-sweep").experiment_id])
+    statuses = {r.info.run_name: r.info.status for r in runs}
+    assert statuses.pop("iris-mlp") == "FAILED"
+    assert set(statuses.values()) == {"FAILED"} and len(statuses) >= 5
+    reasons = [r.data.tags["optuna.fail_reason"] for r in runs if r.info.run_name != "iris-mlp"]
+    assert sum(reason.startswith("failed: fold 0: MemoryError") for reason in reasons) == 5
