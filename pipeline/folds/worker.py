@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -132,10 +133,37 @@ def _limit_blas_threads(threads: int) -> None:
 
 
 def ignore_interrupts_in_fold_worker() -> None:
-    """In a fold worker process (not the sweep's own), leave Ctrl-C to the sweep."""
+    """In a fold worker process (not the sweep's own), leave Ctrl-C to the sweep, and end with
+    the sweep."""
     sweep_pid = os.environ.get(SWEEP_PID_ENV)
     if sweep_pid is not None and sweep_pid != str(os.getpid()):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        exit_with_parent()
+
+
+PARENT_CHECK_SECONDS = 0.5
+_watching: list[int] = []  # the parent pid this process watches, once it does
+
+
+def exit_with_parent() -> None:
+    """Exit this process soon after its parent (the sweep) is gone.
+
+    A sweep killed outright (SIGKILL, the out-of-memory killer) runs no clean-up; its fold
+    processes would go on fitting the folds they hold, for nothing. A daemon thread notices
+    the parent's end (this process is then re-parented) and exits without clean-up: there is
+    nothing of the sweep's left to write.
+    """
+    if _watching:
+        return
+    parent = os.getppid()
+    _watching.append(parent)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="mlp-sweep-parent-watch", daemon=True).start()
 
 
 def ready() -> None:

@@ -8,6 +8,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -15,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
+from pipeline.folds.processes import process_alive
 from tests.helpers import FAST, run_cli
 
 pytestmark = pytest.mark.slow  # real sweeps
@@ -128,3 +130,47 @@ def test_trials_that_cannot_allocate_fail_and_the_sweep_stops_after_five_in_a_ro
     assert set(statuses.values()) == {"FAILED"} and len(statuses) >= 5
     reasons = [r.data.tags["optuna.fail_reason"] for r in runs if r.info.run_name != "iris-mlp"]
     assert sum(reason.startswith("failed: fold 0: MemoryError") for reason in reasons) == 5
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_fold_processes_end_within_five_seconds_of_a_killed_sweep(tmp_path):
+    args = ["dataset=digits", "study.n_trials=50", "progress_bar=false",
+            "search_space.iterations.low=2000", "search_space.iterations.high=3000"]  # fmt: skip
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.sweep", *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        folds = []
+        while len(folds) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            folds = [
+                pid
+                for pid in children_of(sweep.pid)
+                if b"LokyProcess" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            ]
+        assert len(folds) == 2, "the sweep's fold processes did not start"
+        time.sleep(3)  # the first trial's folds are fitting now
+        sweep.kill()
+        sweep.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while any(process_alive(pid) for pid in folds) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert [pid for pid in folds if process_alive(pid)] == []
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
