@@ -28,6 +28,7 @@ from omegaconf.errors import OmegaConfBaseException
 from pipeline.compat import hydra_args_parser, run_exit_handlers
 from pipeline.config.checks import validate_config, validate_train_config
 from pipeline.config.schema import SweepConfig, TrainConfig, register_configs
+from pipeline.config.stores import check_folder_location
 from pipeline.errors import UserInputError
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -88,7 +89,18 @@ def check_command_line(argv: list[str], command: Command = SWEEP) -> DictConfig 
     if args.multirun:
         overrides = [o.input_line for o in parsed if not o.is_sweep_override()]
     cfg = compose_config(overrides, command, config_name=args.config_name, check=args.cfg is None)
+    if args.cfg is None:
+        check_hydra_output(parsed, args.multirun)
     return None if args.multirun or args.cfg is not None else cfg
+
+
+def check_hydra_output(parsed: list, multirun: bool) -> None:
+    """Hydra writes each run's config and log under ``hydra.run.dir`` (``hydra.sweep.dir`` with
+    ``-m``) before our code runs; a folder it cannot make would end in its traceback."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    given = [o.value() for o in parsed if o.key_or_group == key and not o.is_sweep_override()]
+    location = str(given[-1]) if given else ("multirun" if multirun else "outputs")
+    check_folder_location(key, location.split("${", 1)[0] or ".")
 
 
 def compose_config(

@@ -65,7 +65,8 @@ def _check_folder_creatable(key: str, location: str, folder: Path) -> None:
         )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserInputError(
-            f"{key}={redact(location)}: folder {existing} is not writable; choose another location"
+            f"{key}={redact(location)}: folder {existing} is not writable (a read-only disk, or "
+            "its permissions); run from a writable folder or choose another location"
         )
 
 

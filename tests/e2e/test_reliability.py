@@ -174,3 +174,27 @@ def test_fold_processes_end_within_five_seconds_of_a_killed_sweep(tmp_path):
     finally:
         if sweep.poll() is None:
             sweep.kill()
+
+
+@pytest.mark.parametrize("module", ["pipeline.sweep", "pipeline.train"])
+def test_a_read_only_working_folder_is_one_line(tmp_path, module):
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a read-only tmpfs needs root (CI runs as root)")
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(folder)]
+    ).returncode:
+        pytest.skip("this machine does not let the test mount a tmpfs")
+    try:
+        result = run_cli(["-m", module, "dataset=iris"], folder)
+    finally:
+        for _ in range(20):
+            if subprocess.run(["umount", str(folder)], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.5)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: hydra.run.dir=outputs: folder {folder} is not writable (a read-only disk, or its "
+        "permissions); run from a writable folder or choose another location"
+    ]
