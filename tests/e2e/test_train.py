@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -265,3 +267,25 @@ def test_best_params_file_trains_the_best_trial_again(sweep, tmp_path):
     assert new.data.params == best.data.params
     assert fold_scores(new) == fold_scores(best)
     assert new.data.metrics["cv_accuracy_mean"] == parent.data.metrics["best_cv_accuracy_mean"]
+
+
+@pytest.mark.slow  # real CLI runs
+def test_a_train_that_fails_writes_nothing_and_fails_fast(tmp_path):
+    (tmp_path / "bad.csv").write_text("a,label\n1,0\n2,x\n3,\n")
+    bad_csv = run_cli(
+        ["-m", "pipeline.train", "dataset=csv", "dataset.path=bad.csv", "dataset.target=label"],
+        tmp_path,
+    )
+    assert bad_csv.returncode == 2
+    (line,) = bad_csv.stderr.strip().splitlines()
+    assert line.startswith("error: dataset.path=bad.csv: column 'label' has missing labels")
+    assert not (tmp_path / "mlruns").exists()  # no store created for a command that failed
+    started = time.monotonic()
+    closed_port = run_cli(
+        ["-m", "pipeline.train", "dataset=iris", "tracking.uri=postgresql://u:pw@127.0.0.1:1/db"],
+        tmp_path,
+    )
+    assert time.monotonic() - started < 10
+    assert closed_port.returncode == 2
+    (line,) = closed_port.stderr.strip().splitlines()
+    assert line.startswith("error: tracking.uri=postgresql://u:***@127.0.0.1:1/db: cannot open")
