@@ -22,7 +22,7 @@ from pipeline.folds.pool import resolve_n_jobs
 from pipeline.folds.scheduler import FoldScheduler, fold_tasks
 from pipeline.folds.worker import FoldResult
 from pipeline.model.ensemble import FoldEnsemble
-from pipeline.names import FAIL_REASON
+from pipeline.names import CV_STD_ATTR, FAIL_REASON, FIT_SECONDS, FOLD_SCORES_ATTR
 from pipeline.search.recovery import INTERRUPTED, record_owner
 
 
@@ -247,8 +247,8 @@ class TrialEvaluation(FoldEvaluation):
     def complete(self) -> float:
         """The mean of the fold scores; records them and closes the trial's run."""
         scores = self.outcome.scores
-        self.trial.set_user_attr("fold_scores", [scores[f] for f in sorted(scores)])
-        self.trial.set_user_attr("cv_std", float(np.std(list(scores.values()))))
+        self.trial.set_user_attr(FOLD_SCORES_ATTR, [scores[f] for f in sorted(scores)])
+        self.trial.set_user_attr(CV_STD_ATTR, float(np.std(list(scores.values()))))
         self._end("COMPLETE", None)
         return float(np.mean(list(scores.values())))
 
@@ -277,7 +277,7 @@ class TrialEvaluation(FoldEvaluation):
                 self._runs.append(run)
 
     def _end(self, state: str, reason: str | None) -> None:
-        self.trial.set_user_attr("fit_seconds", self.outcome.fit_seconds)
+        self.trial.set_user_attr(FIT_SECONDS, self.outcome.fit_seconds)
         if state != "KILLED":
             self.open_run(wait=True)  # a trial shorter than the tracking store's start-up
         seconds = time.perf_counter() - self.started
