@@ -31,11 +31,12 @@ from omegaconf import DictConfig
 from pipeline.config.command_line import (
     SWEEP,
     compose_config,
+    discard_hydra_output,
     exit_without_teardown,
     user_errors_as_one_line,
 )
 from pipeline.config.schema import register_configs
-from pipeline.errors import disk_full_as_one_line
+from pipeline.errors import UserInputError, disk_full_as_one_line
 from pipeline.phases.finalise import end_parent_run, finalise
 from pipeline.phases.prepare import prepare
 from pipeline.phases.search import search
@@ -69,11 +70,16 @@ def run(overrides: list[str] | None = None) -> SweepResult:
     return run_sweep(compose_config(list(overrides or []), SWEEP))
 
 
-def run_sweep(cfg: DictConfig) -> SweepResult:
-    """Prepare, search and (in worker 0) finalise the study of ``cfg``."""
+def run_sweep(cfg: DictConfig, refused=lambda: None) -> SweepResult:
+    """Prepare, search and (in worker 0) finalise the study of ``cfg``. ``refused()`` is called
+    when the preparation refuses the config, data or stores (nothing was written then)."""
     stores = f"study.storage={redact(cfg.study.storage)}, tracking.uri={redact(cfg.tracking.uri)}"
     with disk_full_as_one_line(stores):
-        prepared = prepare(cfg)
+        try:
+            prepared = prepare(cfg)
+        except UserInputError:
+            refused()
+            raise
         try:
             fitting = search(prepared)
             summary = finalise(prepared, fitting)
@@ -98,7 +104,7 @@ def run_sweep(cfg: DictConfig) -> SweepResult:
 def main(cfg: DictConfig) -> float | None:
     try:
         with user_errors_as_one_line():
-            result = run_sweep(cfg)
+            result = run_sweep(cfg, refused=lambda: discard_hydra_output("sweep"))
     except KeyboardInterrupt:
         print(
             "interrupted: finished trials are kept; rerun the same command to resume",

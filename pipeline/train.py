@@ -26,6 +26,7 @@ from pipeline.config.checks import check_train_settings, validate_train_config
 from pipeline.config.command_line import (
     TRAIN,
     compose_config,
+    discard_hydra_output,
     exit_if_bad,
     exit_without_teardown,
     user_errors_as_one_line,
@@ -35,10 +36,11 @@ from pipeline.config.schema import register_configs
 from pipeline.config.search_space import network_params
 from pipeline.config.stores import check_store_exists, check_tracking_store
 from pipeline.data import check_class_counts, load_dataset, split_train_test
+from pipeline.errors import UserInputError
 from pipeline.folds.pool import resolve_n_jobs
 from pipeline.names import ROLE_TAG, SOURCE_RUN_TAG
 from pipeline.redaction import redact
-from pipeline.search.objective import TrainingDiverged, evaluate_folds
+from pipeline.search.objective import TrainingDiverged, TrialFailed, evaluate_folds
 
 register_configs()
 
@@ -63,34 +65,20 @@ def run(overrides: list[str] | None = None) -> TrainResult:
     return run_train(compose_config(list(overrides or []), TRAIN))
 
 
-def run_train(cfg: DictConfig) -> TrainResult:
+def run_train(cfg: DictConfig, refused=lambda: None) -> TrainResult:
     """Cross-validate the configuration of ``cfg`` (or of the run ``cfg.run_id``) and log it.
 
     Every setting and the data are checked before the tracking store is opened; a run to
-    reproduce is looked up in an existing store only.
+    reproduce is looked up in an existing store only. ``refused()`` is called when a check
+    fails (nothing was written then).
     """
     from pipeline.tracking.runs import TrialRun
-    from pipeline.tracking.store import connect
 
-    validate_train_config(cfg)
-    check_tracking_store(cfg)
-    recorded, tracking = None, None
-    if cfg.run_id:
-        check_store_exists("tracking.uri", str(cfg.tracking.uri))
-        tracking = connect(
-            cfg.tracking.uri, cfg.tracking.artifact_location, cfg.tracking.experiment
-        )
-        settings, recorded = settings_from_run(tracking[0], cfg.run_id)
-        cfg = OmegaConf.merge(cfg, settings)
-        check_train_settings(cfg)
-    seed, folds = cfg.study.seed, cfg.cv.folds
-    data = load_dataset(cfg.dataset, seed)
-    check_class_counts(data.y, folds, cfg.cv.test_size, data.label_source)
-    split = split_train_test(data, cfg.cv.test_size, seed)  # the test split stays unseen
-    if tracking is None:
-        tracking = connect(
-            cfg.tracking.uri, cfg.tracking.artifact_location, cfg.tracking.experiment
-        )
+    try:
+        cfg, split, data, tracking, recorded = prepare_train(cfg)
+    except UserInputError:
+        refused()
+        raise
     client, experiment_id = tracking
     model_params = OmegaConf.to_container(cfg.model, resolve=True)
     params = flat_params(OmegaConf.to_container(cfg.params, resolve=True))
@@ -106,12 +94,13 @@ def run_train(cfg: DictConfig) -> TrainResult:
             {**model_params, **network_params(params)},
             split.X_train,
             split.y_train,
-            folds=folds,
-            seed=seed,
-            n_jobs=resolve_n_jobs(cfg.cv.n_jobs, folds),
+            folds=cfg.cv.folds,
+            seed=cfg.study.seed,
+            n_jobs=resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds),
         )
     except BaseException as error:
-        run.end("FAIL" if isinstance(error, TrainingDiverged) else "KILLED", repr(error))
+        failed = isinstance(error, (TrainingDiverged, TrialFailed))
+        run.end("FAIL" if failed else "KILLED", repr(error))
         raise
     run.log_folds(
         outcome.scores, outcome.fit_seconds, outcome.mean_curve(), time.perf_counter() - started
@@ -120,6 +109,32 @@ def run_train(cfg: DictConfig) -> TrainResult:
         run.log_model(outcome.ensemble(data.feature_names), split.X_train[:5])
     run.end("COMPLETE")
     return TrainResult(run.run_id, outcome.scores, recorded)
+
+
+def prepare_train(cfg: DictConfig) -> tuple:
+    """The checked config (the logged run's settings with ``run_id``), the split, the data,
+    the tracking store and the reproduced run's recorded fold scores (or None)."""
+    from pipeline.tracking.store import connect
+
+    validate_train_config(cfg)
+    check_tracking_store(cfg)
+    recorded, tracking = None, None
+    if cfg.run_id:
+        check_store_exists("tracking.uri", str(cfg.tracking.uri))
+        tracking = connect(
+            cfg.tracking.uri, cfg.tracking.artifact_location, cfg.tracking.experiment
+        )
+        settings, recorded = settings_from_run(tracking[0], cfg.run_id)
+        cfg = OmegaConf.merge(cfg, settings)
+        check_train_settings(cfg)
+    data = load_dataset(cfg.dataset, cfg.study.seed)
+    check_class_counts(data.y, cfg.cv.folds, cfg.cv.test_size, data.label_source)
+    split = split_train_test(data, cfg.cv.test_size, cfg.study.seed)  # the test split stays unseen
+    if tracking is None:
+        tracking = connect(
+            cfg.tracking.uri, cfg.tracking.artifact_location, cfg.tracking.experiment
+        )
+    return cfg, split, data, tracking, recorded
 
 
 def format_result(result: TrainResult) -> tuple[str, bool]:
@@ -150,9 +165,12 @@ def format_result(result: TrainResult) -> tuple[str, bool]:
 def main(cfg: DictConfig) -> float:
     try:
         with user_errors_as_one_line():
-            result = run_train(cfg)
+            result = run_train(cfg, refused=lambda: discard_hydra_output("train"))
     except TrainingDiverged as error:
         print(f"training diverged: {error} (lower params.learning_rate)", file=sys.stderr)
+        sys.exit(1)
+    except TrialFailed as error:
+        print(f"training failed: {error}", file=sys.stderr)
         sys.exit(1)
     text, agree = format_result(result)
     print(text)

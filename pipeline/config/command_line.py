@@ -12,6 +12,7 @@ our own ``try``, checks its values (pipeline.config.checks) and turns any failur
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -248,3 +249,28 @@ def exit_without_teardown() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def discard_hydra_output(job_name: str) -> None:
+    """Remove what Hydra wrote for this single run (its saved config and log), for a command
+    that failed before it wrote anything else: a refused command leaves no trace. Only a folder
+    that holds nothing else is removed, with the date folder above it when that is left empty."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.RUN:
+        return
+    folder, here = Path(HydraConfig.get().runtime.output_dir).resolve(), Path.cwd().resolve()
+    if folder == here or not folder.is_relative_to(here):
+        return  # a folder the user chose outside, or the working folder itself: theirs
+    try:
+        if not {path.name for path in folder.iterdir()} <= {".hydra", f"{job_name}.log"}:
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+        for parent in folder.relative_to(here).parents:
+            empty = here / parent
+            if empty == here or any(empty.iterdir()):
+                return
+            empty.rmdir()
+    except OSError:  # another command started in the same second shares the folder
+        return

@@ -382,7 +382,9 @@ def snapshot(folder) -> dict:
         for p in sorted((folder / "mlruns").rglob("*"))
         if p.is_file()
     }
+    outputs = sorted(str(p.relative_to(folder)) for p in (folder / "outputs").rglob("*"))
     return {
+        "outputs": outputs,  # Hydra's run folders: a refused command leaves none
         "studies": studies,
         "experiments": sorted(e.name for e in experiments),
         "runs": sorted((r.info.run_id, r.info.status, r.info.end_time) for r in runs),

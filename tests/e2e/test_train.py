@@ -280,6 +280,7 @@ def test_a_train_that_fails_writes_nothing_and_fails_fast(tmp_path):
     (line,) = bad_csv.stderr.strip().splitlines()
     assert line.startswith("error: dataset.path=bad.csv: column 'label' has missing labels")
     assert not (tmp_path / "mlruns").exists()  # no store created for a command that failed
+    assert not (tmp_path / "outputs").exists()  # nor Hydra's run folder
     started = time.monotonic()
     closed_port = run_cli(
         ["-m", "pipeline.train", "dataset=iris", "tracking.uri=postgresql://u:pw@127.0.0.1:1/db"],
