@@ -30,6 +30,10 @@ from pipeline.names import SCORE
 METRIC_LABEL = f"CV {SCORE} (mean over folds)"
 PRUNED_LABEL = "pruned (score of its last fold)"
 TICK_SIZE = 8
+# Saved at 100 dpi, a figure this wide (in inches) is shown at its own size in the MLflow UI's
+# artifact viewer of a window 1400 pixels wide; a wider one is scaled down, its labels with it.
+MAX_WIDTH = 9.5
+SLICE_COLUMNS = 3
 COLOURS = "viridis"  # the best trials in yellow, drawn last
 
 
@@ -92,19 +96,23 @@ def importances_figure(study: optuna.Study) -> Figure:
 
 
 def slice_figure(study: optuna.Study) -> Figure:
-    """The score against each hyperparameter, one panel each, coloured by trial number."""
+    """The score against each hyperparameter, one panel each (rows of three, so that the figure
+    fits the UI's width), coloured by trial number."""
     trials = complete_trials(study)
     names = param_names(trials) or sorted(trials[0].params)
+    columns = min(SLICE_COLUMNS, len(names))
+    rows = -(-len(names) // columns)
     figure, axes = plt.subplots(
-        1,
-        len(names),
-        figsize=(max(8.0, 2.4 * len(names) + 1.5), 4.5),
+        rows,
+        columns,
+        figsize=(min(MAX_WIDTH, 2.6 * columns + 1.5), 3.0 * rows + 0.5),
         sharey=True,
         squeeze=False,
         layout="constrained",
     )
     norm = Normalize(0, max(t.number for t in trials) or 1)
-    for ax, name in zip(axes[0], names, strict=True):
+    panels = axes.ravel()
+    for ax, name in zip(panels, names, strict=False):
         have = [t for t in trials if name in t.params]
         distribution = have[0].distributions[name]
         positions = place_axis(ax.xaxis, distribution, [t.params[name] for t in have])
@@ -118,8 +126,11 @@ def slice_figure(study: optuna.Study) -> Figure:
         )
         ax.set_xlabel(name)
         ax.tick_params(labelsize=TICK_SIZE)
-    axes[0][0].set_ylabel(METRIC_LABEL)
-    figure.colorbar(points, ax=axes[0], label="trial", pad=0.02)
+    for ax in panels[len(names) :]:
+        ax.remove()
+    for row in axes:
+        row[0].set_ylabel(METRIC_LABEL)
+    figure.colorbar(points, ax=panels[: len(names)].tolist(), label="trial", pad=0.02)
     figure.suptitle("Score against each hyperparameter (complete trials)")
     return figure
 
@@ -134,7 +145,7 @@ def parallel_coordinate_figure(study: optuna.Study) -> Figure:
     columns = [(None, [t.value for t in trials])]
     columns += [(trials[0].distributions[n], [t.params[n] for t in trials]) for n in names]
     figure, ax = plt.subplots(
-        figsize=(max(8.0, 1.7 * len(columns) + 1.5), 5.0), layout="constrained"
+        figsize=(min(MAX_WIDTH, 1.3 * len(columns) + 1.5), 5.0), layout="constrained"
     )
     heights = np.column_stack([_column(ax, index, *column) for index, column in enumerate(columns)])
     x = np.arange(len(columns))
