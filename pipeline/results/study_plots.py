@@ -214,13 +214,16 @@ def _linear_ticks(low: float, high: float, distribution: BaseDistribution | None
 
 def log_ticks(low: float, high: float, most: int = 5) -> list[float]:
     """Round numbers for a log axis from ``low`` to ``high``: 1-2-5, 1-3 or 1 per decade, the
-    densest that gives at most ``most`` ticks (a decade of 1-2-5 labels did not fit a panel)."""
+    densest that gives at most ``most`` ticks (a decade of 1-2-5 labels did not fit a panel);
+    a range too narrow for two of them gets linear ones."""
     decades = range(int(np.floor(np.log10(low))), int(np.ceil(np.log10(high))) + 1)
     for steps in ((1, 2, 5), (1, 3), (1,)):
         ticks = [m * 10.0**d for d in decades for m in steps if low <= m * 10.0**d <= high]
         if 2 <= len(ticks) <= most:
             return ticks
-    return ticks[:: -(-len(ticks) // most)] or [low, high]  # every 2nd (3rd...) decade
+    if len(ticks) > most:  # many decades: every 2nd (3rd, ...) one
+        return ticks[:: -(-len(ticks) // most)]
+    return [t for t in MaxNLocator(nbins=3).tick_values(low, high) if low <= t <= high]
 
 
 def place_axis(axis: Axis, distribution: BaseDistribution, values: list) -> np.ndarray:

@@ -22,17 +22,17 @@ from pipeline.results.report import (
     trials_table,
 )
 from pipeline.results.study_plots import METRIC_LABEL, PRUNED_LABEL, log_ticks
-from tests.helpers import compose_config
+from tests.helpers import FAST, compose_config
 
 FOLDS = 5
 DPI = 100  # as pipeline.results.report saves them
 
 
-def sweep_like_study(n_trials: int, seed: int = 0) -> optuna.Study:
-    """Trials of the default search space with fold scores that depend on the parameters;
-    every third trial is pruned after its first fold, as a sweep's pruner does."""
+def sweep_like_study(n_trials: int, seed: int = 0, overrides=()) -> optuna.Study:
+    """Trials of the search space of conf/ (with ``overrides``) with fold scores that depend on
+    the parameters; every third trial is pruned after its first fold, as a sweep's pruner does."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    space = compose_config().search_space
+    space = compose_config(list(overrides)).search_space
     study = optuna.create_study(
         direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed)
     )
@@ -139,6 +139,15 @@ def test_no_text_or_panel_of_a_plot_covers_another(figures, name):
     assert collisions(figures[name]) == []
 
 
+def test_the_small_search_space_of_the_tests_draws_every_plot_readably():
+    study = sweep_like_study(8, overrides=FAST)  # e.g. hidden_units 16-32: no decade tick
+    figures, notes = study_figures(study)
+    assert notes == []
+    for name, figure in figures.items():
+        assert collisions(figure) == [], name
+        plt.close(figure)
+
+
 def test_the_check_sees_labels_running_into_each_other_and_a_colour_bar_over_a_panel():
     figure, axes = plt.subplots(1, 2, figsize=(4, 3))
     axes[0].set_xticks(range(8), [f"label-{i}" for i in range(8)])
@@ -176,6 +185,7 @@ def test_the_confusion_matrix_has_no_grid_lines_and_the_plots_leave_the_style_al
         (0.001, 0.1, [0.001, 0.003, 0.01, 0.03, 0.1]),  # 1-2-5 would give 7 labels
         (16, 256, [20, 50, 100, 200]),
         (1e-5, 1.0, [1e-5, 1e-3, 1e-1]),  # six decades: every other one
+        (16, 32, [18, 24, 30]),  # no two round numbers: linear ones
     ],
 )
 def test_log_axes_get_a_few_round_ticks(low, high, expected):
