@@ -33,6 +33,7 @@ from pipeline.names import (
     fold_of_metric,
 )
 from pipeline.results import study_plots
+from pipeline.results.study_plots import MAX_WIDTH
 
 # Files only: no display on a cluster node or in CI (switching works until a figure exists).
 matplotlib.use("Agg")
@@ -111,7 +112,7 @@ def fold_spread_figure(table: pd.DataFrame, direction: str, top: int = TOP_TRIAL
     best = complete.sort_values(CV_MEAN, ascending=direction == "minimize").head(top)
     fold_columns = [c for c in table.columns if fold_of_metric(c) is not None]
     scores = [row[fold_columns].dropna().to_numpy(dtype=float) for _, row in best.iterrows()]
-    figure, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(scores) + 2), 4.5))
+    figure, ax = plt.subplots(figsize=(min(MAX_WIDTH, max(6.0, 0.7 * len(scores) + 2)), 4.5))
     positions = np.arange(1, len(scores) + 1)
     ax.boxplot(scores, positions=positions, widths=0.5)
     rng = np.random.default_rng(0)  # jitter only spreads overlapping dots apart
@@ -141,7 +142,7 @@ def learning_curve_figure(loss_curve: np.ndarray) -> Figure:
 def confusion_matrix_figure(y_true: np.ndarray, y_pred: np.ndarray) -> Figure:
     """Test-split confusion matrix; y_true, y_pred : ndarray of shape (n_test,), labels."""
     labels = np.unique(np.concatenate([y_true, y_pred]))
-    figure, ax = plt.subplots(figsize=(max(5.0, 0.5 * len(labels) + 2),) * 2)
+    figure, ax = plt.subplots(figsize=(min(MAX_WIDTH, max(5.0, 0.5 * len(labels) + 2)),) * 2)
     ConfusionMatrixDisplay.from_predictions(
         y_true, y_pred, labels=labels, ax=ax, colorbar=False, xticks_rotation="vertical"
     )

@@ -31,8 +31,9 @@ METRIC_LABEL = f"CV {SCORE} (mean over folds)"
 PRUNED_LABEL = "pruned (score of its last fold)"
 TICK_SIZE = 8
 # Saved at 100 dpi, a figure this wide (in inches) is shown at its own size in the MLflow UI's
-# artifact viewer of a window 1400 pixels wide; a wider one is scaled down, its labels with it.
-MAX_WIDTH = 9.5
+# artifact viewer of a browser window 1400 pixels wide (850 pixels there); a wider one is scaled
+# down, its labels with it (tests/e2e/test_browser.py looks).
+MAX_WIDTH = 8.4
 SLICE_COLUMNS = 3
 COLOURS = "viridis"  # the best trials in yellow, drawn last
 
@@ -232,7 +233,7 @@ def place_axis(axis: Axis, distribution: BaseDistribution, values: list) -> np.n
     if isinstance(distribution, CategoricalDistribution):
         choices = list(distribution.choices)
         axis.set_major_locator(FixedLocator(range(len(choices))))
-        axis.set_ticklabels([str(c) for c in choices], rotation=30, ha="right")
+        axis.set_ticklabels([str(c) for c in choices], rotation=45, ha="right")
         axis.axes.set_xlim(-0.5, len(choices) - 0.5)
         return np.array([choices.index(v) for v in values])
     low, high = float(distribution.low), float(distribution.high)

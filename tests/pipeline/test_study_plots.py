@@ -21,7 +21,7 @@ from pipeline.results.report import (
     study_figures,
     trials_table,
 )
-from pipeline.results.study_plots import METRIC_LABEL, PRUNED_LABEL, log_ticks
+from pipeline.results.study_plots import MAX_WIDTH, METRIC_LABEL, PRUNED_LABEL, log_ticks
 from tests.helpers import FAST, compose_config
 
 FOLDS = 5
@@ -137,6 +137,7 @@ def figures():
 )
 def test_no_text_or_panel_of_a_plot_covers_another(figures, name):
     assert collisions(figures[name]) == []
+    assert figures[name].get_figwidth() <= MAX_WIDTH  # else the UI shows it scaled down
 
 
 def test_the_small_search_space_of_the_tests_draws_every_plot_readably():
