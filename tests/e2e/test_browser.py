@@ -102,6 +102,8 @@ def test_the_printed_link_opens_the_studys_run_in_the_training_view(page, mlflow
     page.get_by_text("Child runs").first.wait_for()
     text = overview.inner_text()
     assert "Finished" in text and sweep.parent_run_id in text
+    for run in trial_runs(sweep):  # its trials, listed as its child runs by name
+        expect(page.get_by_role("link", name=run.info.run_name, exact=True)).to_be_visible()
     # The training view, not the GenAI overview a new user lands on otherwise.
     assert page.get_by_text("Detect Issues").count() == 0
     assert page.get_by_text("Model training").first.is_visible()
@@ -120,20 +122,21 @@ def test_the_trials_are_nested_under_the_parent_and_pruned_ones_stand_out(page, 
     experiment = runs[0].info.experiment_id
     open_mlflow(page, f"{base}/#/experiments/{experiment}?workflowType=machine_learning")
     rows = page.get_by_role("row")
-    assert rows.filter(has_text=pruned[0].info.run_name).count() == 0  # nested: folded away
+
+    def row_of(run):  # by the run's name link, exactly ("trial-1" is not "trial-10")
+        return rows.filter(has=page.get_by_role("link", name=run.info.run_name, exact=True))
+
+    assert row_of(pruned[0]).count() == 0  # nested: folded away under the parent
     expand = rows.filter(has_text=STUDY).locator(
         "[data-component-id$='runnamecellrenderer.tsx_46']"
     )
     expand.first.click()
     for run in runs:
-        rows.filter(has_text=run.info.run_name).first.wait_for()
+        row_of(run).first.wait_for()
     names = {run.info.run_name for run in pruned}
     assert all(re.fullmatch(r"trial-\d+ \(pruned\)", name) for name in names)
     # The status mark beside the start time: a complete trial's and a pruned one's differ.
-    marks = {
-        colour_of_status_mark(rows.filter(has_text=run.info.run_name).first)
-        for run in (complete[0], pruned[0])
-    }
+    marks = {colour_of_status_mark(row_of(run).first) for run in (complete[0], pruned[0])}
     assert len(marks) == 2
 
     open_mlflow(page, f"{base}/#/experiments/{experiment}/runs/{pruned[0].info.run_id}")
@@ -183,7 +186,9 @@ def test_optuna_dashboard_serves_the_study_from_its_journal_file(page, mlflow_ui
     if executable is None:
         pytest.skip("optuna-dashboard is not installed: pip install -e '.[dev]'")
     port = free_port()
-    command = [executable, str(journal), "--host", "127.0.0.1", "--port", str(port), "--quiet"]
+    # wsgiref, not gunicorn: gunicorn's graceful stop waits for the page's open connections.
+    command = [executable, str(journal), "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--server", "wsgiref", "--quiet"]
     base = f"http://127.0.0.1:{port}"
     with running_server(
         command, f"{base}/api/studies", server_env(sweep.tracking_uri), sweep.folder
