@@ -36,6 +36,10 @@ TRIAL_NUMBER_TAG = "optuna.trial_number"
 CLOSED_BY_TAG = "mlp_sweep.closed_by"  # a run closed by a later start, not by its own process
 SOURCE_RUN_TAG = "mlp_sweep.source_run"  # a train run that reproduces this run
 CHAMPION_TRIAL_TAG = "mlp_sweep.best_trial"  # on a registered version: the trial it refits
+RUN_NAME_TAG = "mlflow.runName"  # MLflow's own: setting it renames the run
+# MLflow's own experiment tag: this kind puts "Training runs" in the menu of the UI's GenAI mode.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 # --- MLflow metrics ---------------------------------------------------------------------------
 SCORE = "accuracy"  # what a fold is scored with; the names below follow it

@@ -99,8 +99,8 @@ def run_train(cfg: DictConfig, refused=lambda: None) -> TrainResult:
             n_jobs=resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds),
         )
     except BaseException as error:
-        failed = isinstance(error, (TrainingDiverged, TrialFailed))
-        run.end("FAIL" if failed else "KILLED", repr(error))
+        # Ctrl-C ends the run as interrupted (KILLED); any other error as failed.
+        run.end("KILLED" if isinstance(error, KeyboardInterrupt) else "FAIL", repr(error))
         raise
     run.log_folds(
         outcome.scores, outcome.fit_seconds, outcome.mean_curve(), time.perf_counter() - started

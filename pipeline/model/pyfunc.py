@@ -9,6 +9,8 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import BAD_REQUEST
 
 from pipeline.model.ensemble import FoldEnsemble
 
@@ -36,6 +38,47 @@ def feature_matrix(rows, feature_names: tuple[str, ...] | None) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64)
 
 
+class ModelInputError(MlflowException, ValueError):
+    """Input the model cannot read (a missing column, a wrong width, text): a 400 reply whose
+    message is the reason alone.
+
+    MLflow's scoring server replies to any other error from ``predict`` with a generic message
+    and the whole stack trace, and to an MlflowException with its message behind a copy of the
+    input (``Failed to predict data '...'``, written into ``message``): this message keeps the
+    reason and ignores that rewrite, and carries no stack trace.
+    """
+
+    def __init__(self, reason: str):
+        self._reason = reason
+        super().__init__(reason, error_code=BAD_REQUEST)
+
+    @property
+    def message(self) -> str:
+        return self._reason
+
+    @message.setter
+    def message(self, value: str) -> None:
+        pass  # set by MlflowException.__init__ (the reason), then by the server (input first)
+
+
+def input_matrix(rows, ensemble: FoldEnsemble) -> np.ndarray:
+    """``rows`` read as :func:`feature_matrix` does and checked against the ensemble's width;
+    anything unreadable raises :class:`ModelInputError` with the reason."""
+    try:
+        X = feature_matrix(rows, ensemble.feature_names)
+    except (ValueError, TypeError) as error:  # a missing column; text that is not a number
+        reason = str(error)
+        prefix = "model input: "
+        raise ModelInputError(reason if reason.startswith(prefix) else prefix + reason) from None
+    expected = ensemble.members[0].mean.shape[0]
+    if X.ndim != 2 or X.shape[1] != expected:
+        raise ModelInputError(
+            f"model input: expected rows of {expected} features, shape (n_rows, {expected}); "
+            f"got shape {X.shape}"
+        )
+    return X
+
+
 class FoldEnsembleModel(mlflow.pyfunc.PythonModel):
     """Predicts the original class labels from rows of features (DataFrame or array)."""
 
@@ -44,7 +87,7 @@ class FoldEnsembleModel(mlflow.pyfunc.PythonModel):
 
     # The hint is one MLflow infers no schema from: the model reads its input itself.
     def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
-        return self.ensemble.predict(feature_matrix(model_input, self.ensemble.feature_names))
+        return self.ensemble.predict(input_matrix(model_input, self.ensemble))
 
 
 mlflow.models.set_model(FoldEnsembleModel())

@@ -4,6 +4,8 @@ logged and registered, the report drawn, the summary printed and the parent run 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from pipeline.config.schema import registered_model_name
 from pipeline.config.settings import fixed_model_params
@@ -35,7 +37,7 @@ def end_parent_run(prepared: PreparedSweep, error: BaseException) -> None:
 def finalise(prepared: PreparedSweep, fitting: FittingTime):
     """Returns the :class:`~pipeline.results.summary.SweepSummary` (None for workers other than
     0). A study in which no trial completed raises :class:`UserInputError` after its summary."""
-    from pipeline.results.champion import finalize
+    from pipeline.results.champion import FINISHING_STEPS, finalize
     from pipeline.results.summary import format_summary
     from pipeline.tracking.lost_runs import close_lost_runs
     from pipeline.tracking.runs import log_fitting_time
@@ -46,18 +48,20 @@ def finalise(prepared: PreparedSweep, fitting: FittingTime):
     if cfg.worker != 0:
         return None
     close_lost_runs(study, client, experiment_id)
-    summary = finalize(
-        study,
-        prepared.split,
-        fixed_params=fixed_model_params(cfg),
-        seed=cfg.study.seed,
-        uri=cfg.tracking.uri,
-        parent_run_id=parent_id,
-        registered_model=registered_model_name(cfg),
-        processes=resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds),
-        feature_names=prepared.data.feature_names,
-    )
-    print(format_summary(summary, redact(cfg.tracking.uri)))
+    with finishing_bar(cfg.progress_bar, FINISHING_STEPS) as announce:
+        summary = finalize(
+            study,
+            prepared.split,
+            fixed_params=fixed_model_params(cfg),
+            seed=cfg.study.seed,
+            uri=cfg.tracking.uri,
+            parent_run_id=parent_id,
+            registered_model=registered_model_name(cfg),
+            processes=resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds),
+            feature_names=prepared.data.feature_names,
+            announce=announce,
+        )
+    print(format_summary(summary, redact(cfg.tracking.uri), experiment_id))
     if summary.best_params is None:
         # Nothing to refit or register: the sweep failed, and says why in one line (exit 2);
         # the parent run is closed FAILED on the way out (end_parent_run).
@@ -69,3 +73,25 @@ def finalise(prepared: PreparedSweep, fitting: FittingTime):
         )
     client.set_terminated(parent_id, status="FINISHED")
     return summary
+
+
+@contextmanager
+def finishing_bar(enabled: bool, steps: tuple[str, ...]) -> Iterator[Callable[[str], None]]:
+    """A bar of the ``steps`` after the last trial, named as each starts (``announce(step)``):
+    the champion's refit, report and registration take seconds after the trials' bar is full.
+    Gone once they are done, so the summary follows the trials' bar."""
+    if not enabled:
+        yield lambda step: None
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(steps), leave=False, bar_format="{desc} ({n}/{total})")
+
+    def announce(step: str) -> None:
+        bar.n = steps.index(step)
+        bar.set_description_str(f"finishing: {step}")  # refreshes the bar
+
+    try:
+        yield announce
+    finally:
+        bar.close()

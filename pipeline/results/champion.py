@@ -4,6 +4,7 @@ the held-out test split, log it on the parent run and register it with the alias
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 
 import numpy as np
@@ -22,6 +23,17 @@ from pipeline.results.report import log_champion_report, log_report, log_study_r
 from pipeline.results.summary import SweepSummary, state_counts
 from pipeline.tracking.models import log_champion, registered_champion
 from pipeline.tracking.runs import log_metrics
+
+# The steps after the last trial, in order, as the terminal names them while they run (seconds
+# in which the trials' progress bar would sit at 100% without a word).
+REPORT_STEP = "drawing the study's plots while the champion is refitted"
+TEST_STEP = "testing the champion on the held-out split"
+REGISTER_STEP = "registering the champion"
+FINISHING_STEPS = (REPORT_STEP, TEST_STEP, REGISTER_STEP)
+
+
+def _silent(step: str) -> None:
+    pass
 
 
 def refit_best(
@@ -45,17 +57,20 @@ def finalize(
     registered_model: str,
     processes: int = 1,
     feature_names: tuple[str, ...] | None = None,
+    announce: Callable[[str], None] = _silent,
 ) -> SweepSummary:
     """Refit, test, log and register the champion; returns the summary for the terminal.
 
     With several fold ``processes``, the refit runs in one of them while this process draws the
     study's plots. ``feature_names`` (the data's columns) go with the registered model.
+    ``announce`` is called with each of :data:`FINISHING_STEPS` as it starts.
     """
     counts = state_counts(study)
     summary = SweepSummary(study.study_name, counts, parent_run_id)
     client = MlflowClient(tracking_uri=uri)
     now = int(time.time() * 1000)
     count_metrics = [Metric(f"trials_{k}", float(v), now, 0) for k, v in counts.items()]
+    announce(REPORT_STEP)
     if counts["complete"] == 0:
         log_metrics(client, parent_run_id, count_metrics)
         log_report(client, parent_run_id, study)  # trials.csv says why each trial failed
@@ -69,8 +84,11 @@ def finalize(
         log_metrics(client, parent_run_id, count_metrics)
         return summary
     refitting = refit_best(study, split, fixed_params, seed, processes)
-    champion, test_metrics = score_champion(client, study, split, refitting, feature_names, summary)
-    log_metrics(client, parent_run_id, count_metrics + test_metrics)
+    champion, costs = score_champion(
+        client, study, split, refitting, feature_names, summary, announce
+    )
+    log_metrics(client, parent_run_id, count_metrics + costs)
+    announce(REGISTER_STEP)
     register_champion(client, uri, study, champion, split.X_test[:5], registered_model, summary)
     return summary
 
@@ -99,14 +117,17 @@ def score_champion(
     refitting: Future,
     feature_names: tuple[str, ...] | None,
     summary: SweepSummary,
+    announce: Callable[[str], None] = _silent,
 ) -> tuple[FoldEnsemble, list[Metric]]:
     """Draw the study's report while the refit runs, then score the champion once on the test
-    split and draw its pictures. Returns the champion and the parent run's metrics."""
+    split and draw its pictures. Returns the champion and what the report and the refit cost
+    (metrics of the study's parent run; the scores go in ``summary``)."""
     parent_run_id = summary.parent_run_id
     started = time.perf_counter()
     log_study_report(client, parent_run_id, study)
     report_seconds = time.perf_counter() - started
     model, refit_seconds = refitting.result()
+    announce(TEST_STEP)
     champion = FoldEnsemble([model], feature_names)
     y_pred = champion.predict(split.X_test)
     summary.test_accuracy = float(np.mean(y_pred == split.y_test))
@@ -115,9 +136,6 @@ def score_champion(
     report_seconds += time.perf_counter() - started
     now = int(time.time() * 1000)
     return champion, [
-        Metric(f"best_{CV_MEAN}", summary.cv_mean, now, 0),
-        Metric(f"best_{CV_STD}", summary.cv_std, now, 0),
-        Metric(TEST_SCORE, summary.test_accuracy, now, 0),
         # What drawing the report cost the sweep (the refit ran meanwhile, not counted).
         Metric("report_seconds", report_seconds, now, 0),
         Metric("refit_seconds", refit_seconds, now, 0),
@@ -142,8 +160,14 @@ def register_champion(
         tags=[RunTag("best.trial_number", str(best.number))]
         + [RunTag(f"best.{k}", str(v)) for k, v in best.params.items()],
     )
+    now = int(time.time() * 1000)
+    scores = [
+        Metric(f"best_{CV_MEAN}", summary.cv_mean, now, 0),
+        Metric(f"best_{CV_STD}", summary.cv_std, now, 0),
+        Metric(TEST_SCORE, summary.test_accuracy, now, 0),
+    ]
     summary.model_version = log_champion(
-        uri, parent_run_id, champion, X_example, registered_model, best.number
+        uri, parent_run_id, champion, X_example, registered_model, best.number, scores
     )
     if TRIAL_RUN_ATTR in best.user_attrs:
         note = f"Best trial {best.number} of study {study.study_name}: CV accuracy {best.value:.4f}"

@@ -1,6 +1,6 @@
 """Pictures and a table that explain a finished study, logged on its MLflow parent run.
 
-Optuna's own plots (history, importances, parallel coordinates, slices), the spread of fold
+The study's plots (history, importances, parallel coordinates, slices), the spread of fold
 scores of the best trials, the champion's learning curve and test confusion matrix go under
 ``plots/`` as PNG files (the MLflow UI shows them); every trial is a row of ``trials.csv``.
 A plot that cannot be drawn (too few trials) is skipped and named in ``plots/skipped.txt``.
@@ -17,7 +17,6 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import optuna
-import optuna.visualization.matplotlib as optuna_plots
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
@@ -33,6 +32,8 @@ from pipeline.names import (
     fold_metric,
     fold_of_metric,
 )
+from pipeline.results import study_plots
+from pipeline.results.study_plots import MAX_WIDTH
 
 # Files only: no display on a cluster node or in CI (switching works until a figure exists).
 matplotlib.use("Agg")
@@ -75,42 +76,31 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def optuna_figures(study: optuna.Study) -> tuple[dict[str, Figure], list[str]]:
-    """Optuna's history, importance, parallel-coordinate and slice plots, by file name.
-
-    Returns the figures and a note for each plot that was skipped.
-    """
+def study_figures(study: optuna.Study) -> tuple[dict[str, Figure], list[str]]:
+    """The study's history, importance, parallel-coordinate and slice plots, by file name
+    (pipeline.results.study_plots). Returns the figures and a note for each plot skipped."""
     complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    plots: dict[str, Callable] = {
-        "optimization_history": optuna_plots.plot_optimization_history,
-        "param_importances": optuna_plots.plot_param_importances,
-        "parallel_coordinate": optuna_plots.plot_parallel_coordinate,
-        "slice": optuna_plots.plot_slice,
+    plots: dict[str, Callable[[optuna.Study], Figure]] = {
+        "optimization_history": study_plots.history_figure,
+        "param_importances": study_plots.importances_figure,
+        "parallel_coordinate": study_plots.parallel_coordinate_figure,
+        "slice": study_plots.slice_figure,
     }
     figures, notes = {}, []
     if complete < 2:
         del plots["param_importances"]
         notes.append(f"param_importances: needs >= 2 complete trials, the study has {complete}")
     if complete == 0:
-        notes.append("optuna plots: no complete trial")
+        notes.append("study plots: no complete trial")
         return figures, notes
     for name, plot in plots.items():
         try:
             with warnings.catch_warnings():
-                # The matplotlib backend of optuna.visualization is marked experimental.
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 # One trial, or one value of a parameter, gives a flat axis: still a fine plot.
                 warnings.filterwarnings("ignore", message="Attempting to set identical")
-                axes = plot(study)
+                figures[name] = plot(study)
         except (ValueError, RuntimeError) as error:  # e.g. every parameter held fixed
             notes.append(f"{name}: {error}")
-            continue
-        figure = np.ravel(axes)[0].figure
-        figure.set_size_inches(max(8.0, figure.get_figwidth()), 5.0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "not compatible with tight_layout"
-            figure.tight_layout()
-        figures[name] = figure
     return figures, notes
 
 
@@ -122,7 +112,7 @@ def fold_spread_figure(table: pd.DataFrame, direction: str, top: int = TOP_TRIAL
     best = complete.sort_values(CV_MEAN, ascending=direction == "minimize").head(top)
     fold_columns = [c for c in table.columns if fold_of_metric(c) is not None]
     scores = [row[fold_columns].dropna().to_numpy(dtype=float) for _, row in best.iterrows()]
-    figure, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(scores) + 2), 4.5))
+    figure, ax = plt.subplots(figsize=(min(MAX_WIDTH, max(6.0, 0.7 * len(scores) + 2)), 4.5))
     positions = np.arange(1, len(scores) + 1)
     ax.boxplot(scores, positions=positions, widths=0.5)
     rng = np.random.default_rng(0)  # jitter only spreads overlapping dots apart
@@ -152,10 +142,11 @@ def learning_curve_figure(loss_curve: np.ndarray) -> Figure:
 def confusion_matrix_figure(y_true: np.ndarray, y_pred: np.ndarray) -> Figure:
     """Test-split confusion matrix; y_true, y_pred : ndarray of shape (n_test,), labels."""
     labels = np.unique(np.concatenate([y_true, y_pred]))
-    figure, ax = plt.subplots(figsize=(max(5.0, 0.5 * len(labels) + 2),) * 2)
+    figure, ax = plt.subplots(figsize=(min(MAX_WIDTH, max(5.0, 0.5 * len(labels) + 2)),) * 2)
     ConfusionMatrixDisplay.from_predictions(
         y_true, y_pred, labels=labels, ax=ax, colorbar=False, xticks_rotation="vertical"
     )
+    ax.grid(False)  # cells, not a grid: lines through them hide the counts
     ax.set_title(f"Champion on the test split ({len(y_true)} rows)")
     figure.tight_layout()
     return figure
@@ -185,7 +176,7 @@ def log_study_report(client: MlflowClient, run_id: str, study: optuna.Study) -> 
     """``trials.csv``, Optuna's plots and the fold spread; returns the artifact paths."""
     table = trials_table(study)
     client.log_text(run_id, table.to_csv(index=False), "trials.csv")
-    figures, notes = optuna_figures(study)
+    figures, notes = study_figures(study)
     figures["fold_spread"] = fold_spread_figure(table, study.direction.name.lower())
     written = ["trials.csv", *_log_figures(client, run_id, figures)]
     if notes:

@@ -9,6 +9,11 @@ from optuna.trial import TrialState
 
 from pipeline.search.budget import replaced_numbers
 
+# The MLflow UI's own defaults: `mlflow ui` serves on this address, and its pages open in GenAI
+# mode (a per-browser setting) unless the link asks for the runs of a training experiment.
+MLFLOW_UI_ADDRESS = "http://127.0.0.1:5000"
+TRAINING_VIEW = "workflowType=machine_learning"
+
 
 @dataclass
 class SweepSummary:
@@ -42,8 +47,26 @@ def state_counts(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
-def format_summary(summary: SweepSummary, tracking_uri: str) -> str:
-    """A few lines for the terminal."""
+def run_link(ui_address: str, experiment_id: str, run_id: str) -> str:
+    """The MLflow UI's page of a run, opened on the training runs (not the GenAI overview)."""
+    base = ui_address.rstrip("/")
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?{TRAINING_VIEW}"
+
+
+def inspect_lines(tracking_uri: str, experiment_id: str, run_id: str) -> list[str]:
+    """How to look at ``run_id``: its link on a tracking server, or the `mlflow ui` command
+    over the store and the link it then serves. ``tracking_uri`` is printed as given (redacted
+    by the caller)."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return [f"inspect: {run_link(tracking_uri, experiment_id, run_id)}"]
+    return [
+        f"inspect: mlflow ui --backend-store-uri {tracking_uri}",
+        f"  then open {run_link(MLFLOW_UI_ADDRESS, experiment_id, run_id)}",
+    ]
+
+
+def format_summary(summary: SweepSummary, tracking_uri: str, experiment_id: str) -> str:
+    """A few lines for the terminal; the last ones open the study's parent run in MLflow."""
     c = summary.counts
     lines = [
         f"study {summary.study_name}: {c['complete']} complete, {c['pruned']} pruned, "
@@ -63,10 +86,8 @@ def format_summary(summary: SweepSummary, tracking_uri: str) -> str:
             f"champion: registered version {summary.model_version}"
             + (" (unchanged: the best trial is the same)" if summary.model_unchanged else ""),
         ]
-    lines += [
-        f"parent run {summary.parent_run_id}",
-        f"inspect: mlflow ui --backend-store-uri {tracking_uri}",
-    ]
+    lines.append(f"parent run {summary.parent_run_id}")
+    lines += inspect_lines(tracking_uri, experiment_id, summary.parent_run_id)
     return "\n".join(lines)
 
 

@@ -4,6 +4,7 @@ settings its trials were scored with.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import optuna
@@ -11,7 +12,7 @@ from optuna.distributions import CategoricalDistribution
 
 from pipeline.config.search_space import config_key
 from pipeline.errors import UserInputError
-from pipeline.names import SETTINGS_ATTR
+from pipeline.names import CV_MEAN, SETTINGS_ATTR
 
 
 def check_direction(storage, name: str, direction: str) -> None:
@@ -77,6 +78,11 @@ def open_study(storage, name: str, direction: str, sampler, pruner) -> optuna.St
             f"study.direction={direction}: study {name!r} already exists with direction "
             f"{existing}; use another study.name or study.direction={existing}"
         )
+    if study.metric_names is None:
+        # optuna-dashboard names its axes after it (else "Objective 0").
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([CV_MEAN])
     return study
 
 

@@ -18,15 +18,13 @@ from optuna.trial import FrozenTrial, TrialState
 from pipeline.names import (
     CLOSED_BY_TAG,
     FAIL_REASON,
-    FAIL_REASON_TAG,
     FINISHED_STATES,
     ROLE_TAG,
-    STATE_TAG,
     STUDY_TAG,
     TRIAL_RUN_ATTR,
 )
 from pipeline.search.recovery import owner_gone
-from pipeline.tracking.runs import fold_score_metrics
+from pipeline.tracking.runs import ending, fold_score_metrics, trial_run_name
 
 
 def close_lost_runs(study: optuna.Study, client: MlflowClient, experiment_id: str) -> None:
@@ -79,11 +77,7 @@ def close_from_study(client: MlflowClient, run_id: str, trial: FrozenTrial) -> N
     reason = trial.user_attrs.get(FAIL_REASON)
     if state == "FAIL" and not reason:
         reason = "lost: its process ended mid-trial"
-    tags = [
-        RunTag(STATE_TAG, state),
-        RunTag(CLOSED_BY_TAG, "a later start: the trial's process ended before its run"),
-    ]
-    if reason:
-        tags.append(RunTag(FAIL_REASON_TAG, reason))
+    status, tags = ending(trial_run_name(trial.number), state, reason)
+    tags.append(RunTag(CLOSED_BY_TAG, "a later start: the trial's process ended before its run"))
     client.log_batch(run_id, metrics=metrics, tags=tags)
-    client.set_terminated(run_id, status="FAILED" if state == "FAIL" else "FINISHED")
+    client.set_terminated(run_id, status=status)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+from mlflow.entities import Metric
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
 
@@ -21,6 +22,10 @@ from pipeline.names import CHAMPION_TRIAL_TAG
 # MLflow stores this file with every model and runs it to load the model (no pickle).
 PYFUNC_MODEL_FILE = Path(pyfunc.__file__)
 MODEL_REQUIREMENTS = ["mlflow", "numpy", "pandas", "scikit-learn"]
+# log_model attributes every metric the run already has at its step to the model (the UI's
+# "Models" column). The parent run's metrics are the study's (step 0, or a worker's index):
+# the champion is logged at a step none of them uses, and its own scores name it themselves.
+CHAMPION_STEP = -1
 
 
 def model_signature(ensemble: FoldEnsemble, X_example: np.ndarray) -> ModelSignature:
@@ -66,9 +71,11 @@ def log_champion(
     X_example: np.ndarray,
     registered_model: str,
     best_trial: int,
+    scores: list[Metric],
 ) -> str:
     """Log the champion on the parent run, register it (tagged with ``best_trial``, the number
-    of the trial it refits) and point the alias ``champion`` at it.
+    of the trial it refits) and point the alias ``champion`` at it. ``scores`` (its test and CV
+    accuracy) are logged on the parent run as the champion's, and no other metric is.
 
     Returns the registered model version.
     """
@@ -84,9 +91,12 @@ def log_champion(
                 pip_requirements=MODEL_REQUIREMENTS,
                 signature=model_signature(ensemble, X_example),
                 registered_model_name=registered_model,
+                step=CHAMPION_STEP,
             )
     version = str(info.registered_model_version)
     client = MlflowClient(tracking_uri=uri)
+    owned = [Metric(m.key, m.value, m.timestamp, m.step, model_id=info.model_id) for m in scores]
+    client.log_batch(parent_run_id, metrics=owned)
     client.set_model_version_tag(registered_model, version, CHAMPION_TRIAL_TAG, str(best_trial))
     client.set_registered_model_alias(registered_model, "champion", version)
     return version

@@ -27,6 +27,7 @@ from pipeline.names import (
     FAIL_REASON_TAG,
     FIT_SECONDS,
     ROLE_TAG,
+    RUN_NAME_TAG,
     STATE_TAG,
     STUDY_TAG,
     TRIAL_NUMBER_TAG,
@@ -36,6 +37,33 @@ from pipeline.redaction import redact
 from pipeline.tracking.models import save_pyfunc
 
 BATCH_LIMIT = 1000  # LogBatch accepts at most 1000 metrics per call
+
+# How a trial's Optuna state shows in the MLflow UI: its run's status, and a word after its name.
+# The UI's run table marks FINISHED runs alone green and draws FAILED and KILLED with the same
+# red mark, so the word tells a pruned trial (KILLED: stopped on purpose, not broken) from one
+# stopped by Ctrl-C (the objective's state "KILLED").
+RUN_ENDINGS = {
+    "COMPLETE": ("FINISHED", None),
+    "PRUNED": ("KILLED", "pruned"),
+    "FAIL": ("FAILED", "failed"),
+}
+INTERRUPTED_ENDING = ("KILLED", "interrupted")
+
+
+def trial_run_name(trial_number: int | None) -> str:
+    return f"trial-{trial_number}"
+
+
+def ending(name: str, state: str, reason: str | None) -> tuple[str, list[RunTag]]:
+    """The run status and the tags that close the run ``name`` of a trial in ``state``: the
+    state itself, the reason, and the name with its state's word (``trial-12 (pruned)``)."""
+    status, word = RUN_ENDINGS.get(state, INTERRUPTED_ENDING)
+    tags = [RunTag(STATE_TAG, state)]
+    if reason:
+        tags.append(RunTag(FAIL_REASON_TAG, reason[:5000]))
+    if word:
+        tags.append(RunTag(RUN_NAME_TAG, f"{name} ({word})"))
+    return status, tags
 
 
 def worker_tags(worker: int) -> dict[str, str]:
@@ -95,9 +123,10 @@ class TrialRun:
             **worker_tags(worker),
             **(tags or {}),
         }
+        self.name = run_name or trial_run_name(trial_number)
         run = client.create_run(
             experiment_id,
-            run_name=run_name or f"trial-{trial_number}",
+            run_name=self.name,
             tags={k: v for k, v in found.items() if v is not None},
         )
         self.run_id = run.info.run_id
@@ -135,14 +164,9 @@ class TrialRun:
             self.client.log_artifacts(self.run_id, str(path), "model")
 
     def end(self, state: str, reason: str | None = None) -> None:
-        """Record the Optuna state as a tag and close the run (FINISHED, FAILED or KILLED)."""
-        tags = [RunTag(STATE_TAG, state)]
-        if reason:
-            tags.append(RunTag(FAIL_REASON_TAG, reason[:5000]))
+        """Record the Optuna state as a tag and close the run as :func:`ending` says."""
+        status, tags = ending(self.name, state, reason)
         self.client.log_batch(self.run_id, tags=tags)
-        status = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}.get(
-            state, "KILLED"
-        )
         self.client.set_terminated(self.run_id, status=status)
 
 

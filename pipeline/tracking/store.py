@@ -13,7 +13,7 @@ import sqlalchemy
 from mlflow.tracking import MlflowClient
 
 from pipeline.errors import UserInputError
-from pipeline.names import SQLITE_PREFIX
+from pipeline.names import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, SQLITE_PREFIX
 from pipeline.redaction import redact
 from pipeline.tracking.template import provide_sqlite_store
 
@@ -28,6 +28,8 @@ def connect(uri: str, artifact_location: str, experiment: str) -> tuple[MlflowCl
         client = MlflowClient(tracking_uri=uri)
         found = client.get_experiment_by_name(experiment)
         if found is not None:
+            if EXPERIMENT_KIND_TAG not in found.tags:  # an experiment made by an older version
+                client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
             return client, found.experiment_id
         location = artifact_location
         if uri.startswith(("http://", "https://")) and "://" not in (location or ""):
@@ -51,7 +53,10 @@ def connect(uri: str, artifact_location: str, experiment: str) -> tuple[MlflowCl
 def _create_experiment(client: MlflowClient, name: str, location: str | None) -> str:
     """Create the experiment; if another worker created it at the same instant, use theirs."""
     try:
-        return client.create_experiment(name, artifact_location=location)
+        # The kind tag: a training experiment, which MLflow's UI shows runs of (pipeline.names).
+        return client.create_experiment(
+            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        )
     except mlflow.exceptions.MlflowException:
         found = client.get_experiment_by_name(name)
         if found is None:

@@ -25,8 +25,20 @@ from mlflow.tracking import MlflowClient
 from tests.helpers import FAST, run_cli
 
 STUDY = "iris-mlp"
-N_TRIALS = 4
-SWEEP_ARGS = [*FAST, "dataset=iris", "pruner=none", f"study.n_trials={N_TRIALS}"]
+N_TRIALS = 6
+# The median rule after 3 complete trials, with the folds one after another (cv.n_jobs=1: a fold
+# waits, so a trial can be pruned before its next fold starts): the seeded sweep prunes some
+# trials and completes the others, both of which the UI tests look at. The progress bar is on to
+# see the steps after the last trial.
+SWEEP_ARGS = [
+    *FAST,
+    "dataset=iris",
+    "pruner=median",
+    "pruner.n_startup_trials=3",
+    "cv.n_jobs=1",
+    f"study.n_trials={N_TRIALS}",
+    "progress_bar=true",
+]
 VENV_BIN = str(Path(sys.executable).parent)
 _cache: dict[int, FinishedSweep] = {}
 
@@ -37,13 +49,15 @@ class FinishedSweep:
     tracking_uri: str  # absolute sqlite:////... URI, usable from any working directory
     parent_run_id: str
     trial_run_ids: tuple[str, ...]
+    stdout: str  # what the sweep printed: the summary
+    stderr: str  # the progress bars
 
     def client(self) -> MlflowClient:
         return MlflowClient(tracking_uri=self.tracking_uri)
 
 
 def finished_sweep(tmp_path_factory) -> FinishedSweep:
-    """Run `python -m pipeline.sweep` (iris, FAST, 4 trials, no pruning) once per session."""
+    """Run `python -m pipeline.sweep` (iris, FAST, 6 trials, some pruned) once per session."""
     key = id(tmp_path_factory)
     if key not in _cache:
         folder = tmp_path_factory.mktemp("shared-sweep")
@@ -57,7 +71,9 @@ def finished_sweep(tmp_path_factory) -> FinishedSweep:
         )
         parent = next(r for r in runs if r.data.tags["mlp_sweep.role"] == "study")
         trials = [r.info.run_id for r in runs if r.data.tags["mlp_sweep.role"] == "trial"]
-        _cache[key] = FinishedSweep(folder, uri, parent.info.run_id, tuple(trials))
+        _cache[key] = FinishedSweep(
+            folder, uri, parent.info.run_id, tuple(trials), result.stdout, result.stderr
+        )
     return _cache[key]
 
 
@@ -116,6 +132,23 @@ def running_server(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, 9)
             process.wait(timeout=10)
+
+
+@contextmanager
+def mlflow_server(sweep: FinishedSweep) -> Iterator[str]:
+    """`mlflow server` on 127.0.0.1 over the sweep's store (what `mlflow ui` serves); yields its
+    base URL."""
+    store = sweep.folder / "mlruns"
+    port = free_port()
+    command = [
+        f"{VENV_BIN}/mlflow", "server",
+        "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
+        "--default-artifact-root", str(store / "artifacts"),
+        "-h", "127.0.0.1", "-p", str(port), "--workers", "1",
+    ]  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    with running_server(command, f"{base}/health", server_env(sweep.tracking_uri), sweep.folder):
+        yield base
 
 
 def http_json(url: str, body: dict | None = None) -> dict:

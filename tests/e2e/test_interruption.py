@@ -164,6 +164,7 @@ def test_ctrl_c_keeps_finished_trials_and_resumes(tmp_path):
     for trial in interrupted:
         killed = run_of(children, trial)
         assert killed.info.status == "KILLED"
+        assert killed.info.run_name == f"trial-{trial.number} (interrupted)"  # not "(pruned)"
         assert killed.data.tags["optuna.fail_reason"] == INTERRUPTED
     assert not [r for r in children if r.info.status == "RUNNING"]
 

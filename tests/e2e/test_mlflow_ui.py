@@ -8,16 +8,8 @@ import urllib.parse
 
 import pytest
 
-from tests.e2e.shared_sweep import (
-    N_TRIALS,
-    STUDY,
-    VENV_BIN,
-    finished_sweep,
-    free_port,
-    http_json,
-    running_server,
-    server_env,
-)
+from pipeline.results.champion import FINISHING_STEPS
+from tests.e2e.shared_sweep import N_TRIALS, STUDY, http_json
 
 pytestmark = pytest.mark.slow
 PLOTS = {
@@ -33,21 +25,10 @@ HYPERPARAMETERS = {"learning_rate", "hidden_units", "hidden_layers", "iterations
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
+def api(mlflow_ui):
     """The base URL of /api/2.0/mlflow on a server over the shared sweep's store."""
-    sweep = finished_sweep(tmp_path_factory)
-    store = sweep.folder / "mlruns"
-    port = free_port()
-    command = [
-        f"{VENV_BIN}/mlflow", "server",
-        "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
-        "--default-artifact-root", str(store / "artifacts"),
-        "-h", "127.0.0.1", "-p", str(port), "--workers", "1",
-    ]  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    env = server_env(sweep.tracking_uri)
-    with running_server(command, f"{base}/health", env, sweep.folder):
-        yield sweep, f"{base}/api/2.0/mlflow"
+    sweep, base = mlflow_ui
+    return sweep, f"{base}/api/2.0/mlflow"
 
 
 def get(api_url: str, endpoint: str, **query) -> dict:
@@ -78,7 +59,8 @@ def test_experiment_parent_and_nested_trial_runs(api):
     assert parent["info"]["status"] == "FINISHED"
     assert parent["info"]["run_name"] == STUDY
     metrics = as_dict(parent["data"]["metrics"])
-    assert metrics["trials_complete"] == N_TRIALS
+    assert metrics["trials_complete"] + metrics["trials_pruned"] == N_TRIALS
+    assert metrics["trials_pruned"] >= 1  # the shared sweep prunes (tests.e2e.shared_sweep)
     assert 0.8 <= metrics["test_accuracy"] <= 1.0
     assert as_dict(parent["data"]["params"])["dataset"] == "iris"
 
@@ -87,19 +69,27 @@ def test_experiment_parent_and_nested_trial_runs(api):
     )
     assert sorted(c["info"]["run_id"] for c in children) == sorted(sweep.trial_run_ids)
     assert len(children) == N_TRIALS
-    for child in children:
+    states = [as_dict(c["data"]["tags"])["optuna.state"] for c in children]
+    assert states.count("COMPLETE") == metrics["trials_complete"]
+    assert states.count("PRUNED") == metrics["trials_pruned"]
+    for child, state in zip(children, states, strict=True):
         run_id = child["info"]["run_id"]
-        assert child["info"]["status"] == "FINISHED"
-        assert as_dict(child["data"]["tags"])["optuna.state"] == "COMPLETE"
+        # A pruned trial's run is told apart at a glance: KILLED, and named so.
+        assert (child["info"]["status"], child["info"]["run_name"].endswith(" (pruned)")) == (
+            ("FINISHED", False) if state == "COMPLETE" else ("KILLED", True)
+        )
         assert HYPERPARAMETERS <= set(as_dict(child["data"]["params"]))
         metrics = as_dict(child["data"]["metrics"])
-        assert {"fold_0_accuracy", "fold_2_accuracy", "cv_accuracy_mean", "cv_accuracy_std"} <= set(
-            metrics
-        )
-        history = get(url, "metrics/get-history", run_id=run_id, metric_key="train_loss")
-        steps = [m["step"] for m in history["metrics"]]
-        assert steps == list(range(int(as_dict(child["data"]["params"])["iterations"])))
-        assert {"config.yaml", "model"} <= artifact_paths(url, run_id)
+        folds = {"fold_0_accuracy", "fold_1_accuracy", "fold_2_accuracy"}
+        if state == "COMPLETE":
+            assert folds | {"cv_accuracy_mean", "cv_accuracy_std"} <= set(metrics)
+            history = get(url, "metrics/get-history", run_id=run_id, metric_key="train_loss")
+            steps = [m["step"] for m in history["metrics"]]
+            assert steps == list(range(int(as_dict(child["data"]["params"])["iterations"])))
+            assert {"config.yaml", "model"} <= artifact_paths(url, run_id)
+        else:  # the folds it fitted before the pruner stopped it
+            assert "fold_0_accuracy" in metrics and not folds <= set(metrics)
+            assert "config.yaml" in artifact_paths(url, run_id)
 
 
 def test_parent_artifacts_show_plots_table_and_config(api):
@@ -121,3 +111,26 @@ def test_registered_model_and_its_champion_alias(api):
     assert version["version"] == aliases["champion"]
     assert version["run_id"] == sweep.parent_run_id
     assert version["status"] == "READY"
+
+
+def test_the_experiment_is_a_training_one_and_only_the_champions_scores_are_its_models(api):
+    sweep, url = api
+    experiment = get(url, "experiments/get-by-name", experiment_name="mlp-sweep")["experiment"]
+    assert as_dict(experiment["tags"])["mlflow.experimentKind"] == "custom_model_development"
+    parent = get(url, "runs/get", run_id=sweep.parent_run_id)["run"]
+    (output,) = parent["outputs"]["model_outputs"]
+    model = http_json(f"{url}/logged-models/{output['model_id']}")["model"]
+    owned = {m["key"] for m in model["data"]["metrics"]}
+    assert owned == {"test_accuracy", "best_cv_accuracy_mean", "best_cv_accuracy_std"}
+    study_metrics = set(as_dict(parent["data"]["metrics"])) - owned
+    assert {"trials_pruned", "report_seconds", "fitting_wall_seconds"} <= study_metrics
+
+
+def test_the_steps_after_the_last_trial_are_named_while_they_run(api):
+    sweep, _ = api
+    # tqdm redraws its bar with carriage returns: each state is one piece of the terminal's text.
+    shown = [piece.strip() for piece in sweep.stderr.replace("\r", "\n").splitlines()]
+    steps = [next(i for i, p in enumerate(shown) if step in p) for step in FINISHING_STEPS]
+    assert steps == sorted(steps)  # in order, after the trials' bar is full
+    trials_done = max(i for i, p in enumerate(shown) if f"{N_TRIALS}/{N_TRIALS}" in p)
+    assert trials_done < steps[0]

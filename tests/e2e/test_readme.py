@@ -38,7 +38,15 @@ SHRINK = [
     "progress_bar=false",
 ]
 SHRINK_TRAIN = ["cv.folds=3", "cv.n_jobs=2", "params.iterations=60"]
-SUMMARY_LINES = ("study ", "best: ", "CV accuracy ", "champion: ", "parent run ", "inspect: ")
+SUMMARY_LINES = (
+    "study ",
+    "best: ",
+    "CV accuracy ",
+    "champion: ",
+    "parent run ",
+    "inspect: mlflow ui ",
+    "  then open http://127.0.0.1:5000/#/experiments/",
+)
 
 
 def fenced_blocks(text: str, language: str) -> list[str]:
@@ -123,7 +131,7 @@ def test_readme_commands_run_as_documented(tmp_path):
             result = shell(f"{command} {' '.join(extra)}", tmp_path, env)
             assert result.returncode == 0, f"{command}\n{result.stderr[-3000:]}"
             if not train and " -m " not in command.removeprefix("python -m"):
-                lines = result.stdout.strip().splitlines()[-6:]
+                lines = result.stdout.rstrip().splitlines()[-len(SUMMARY_LINES) :]
                 assert all(ln.startswith(p) for ln, p in zip(lines, SUMMARY_LINES, strict=True))
         else:
             raise AssertionError(f"README command this test does not know how to run: {command}")

@@ -220,7 +220,11 @@ def test_train_one_configuration_logs_a_run_like_a_trial(tmp_path):
 def test_reproduce_a_sweep_trial_from_its_run_id(sweep, tmp_path):
     client = sweep.client()
     before = train_runs(client)
-    trial = client.get_run(sweep.trial_run_ids[-1])
+    trial = next(  # a complete trial: every fold recorded
+        run
+        for run in map(client.get_run, sweep.trial_run_ids)
+        if run.data.tags["optuna.state"] == "COMPLETE"
+    )
     result = run_cli(
         [
             "-m",

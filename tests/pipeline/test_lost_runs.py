@@ -67,6 +67,7 @@ def test_only_runs_whose_trial_process_is_gone_are_closed(tmp_path):
     assert "mlp_sweep.closed_by" in run.data.tags
     run = client.get_run(heartbeat_lost)
     assert run.info.status == "FAILED"
+    assert run.info.run_name.endswith(" (failed)")  # told apart from complete ones at a glance
     assert run.data.tags["optuna.fail_reason"].startswith("lost")
     # A live process (this one; or another host's that failed a trial itself) logs its own run.
     assert client.get_run(live_complete).info.status == "RUNNING"

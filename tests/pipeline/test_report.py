@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from pipeline.results.report import fold_spread_figure, log_report, optuna_figures, trials_table
+from pipeline.results.report import fold_spread_figure, log_report, study_figures, trials_table
 from pipeline.tracking.store import connect
 
 FOLDS = 3
@@ -71,10 +71,10 @@ def test_trials_table_has_one_row_per_trial_with_its_folds():
 
 
 def test_importances_are_skipped_with_a_note_below_two_complete_trials():
-    figures, notes = optuna_figures(make_study(1))
+    figures, notes = study_figures(make_study(1))
     assert set(figures) == {"optimization_history", "parallel_coordinate", "slice"}
     assert notes == ["param_importances: needs >= 2 complete trials, the study has 1"]
-    figures, notes = optuna_figures(make_study(5))
+    figures, notes = study_figures(make_study(5))
     assert "param_importances" in figures and not notes
 
 
