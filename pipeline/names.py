@@ -36,6 +36,8 @@ TRIAL_NUMBER_TAG = "optuna.trial_number"
 CLOSED_BY_TAG = "mlp_sweep.closed_by"  # a run closed by a later start, not by its own process
 SOURCE_RUN_TAG = "mlp_sweep.source_run"  # a train run that reproduces this run
 CHAMPION_TRIAL_TAG = "mlp_sweep.best_trial"  # on a registered version: the trial it refits
+CHAMPION_PARENT_TAG = "mlp_sweep.parent_run"  # on a registered version: its study's parent run
+CHAMPION_ALIAS = "champion"  # the registered model's alias of the study's latest champion
 
 # --- MLflow metrics ---------------------------------------------------------------------------
 SCORE = "accuracy"  # what a fold is scored with; the names below follow it

@@ -20,7 +20,7 @@ from pipeline.model.ensemble import FoldEnsemble
 from pipeline.names import CV_MEAN, CV_STD, CV_STD_ATTR, TEST_SCORE, TRIAL_RUN_ATTR
 from pipeline.results.report import log_champion_report, log_report, log_study_report
 from pipeline.results.summary import SweepSummary, state_counts
-from pipeline.tracking.models import log_champion, registered_champion
+from pipeline.tracking.models import log_champion, point_champion_alias, registered_champion
 from pipeline.tracking.runs import log_metrics
 
 
@@ -79,14 +79,16 @@ def keeps_registered_champion(
     client: MlflowClient, summary: SweepSummary, registered_model: str, best_trial: int
 ) -> bool:
     """True for a rerun whose best trial already has its registered and tested champion (the
-    same command again once the budget is reached, say): a refit would register an identical
-    new version. ``summary`` then gets that version and its test score."""
+    same command again once the budget is reached, or after a kill right after registering):
+    a refit would register an identical new version. ``summary`` then gets that version and its
+    test score, and the alias ``champion`` points at it again if a kill came before it did."""
     version = registered_champion(client, registered_model, summary.parent_run_id, best_trial)
     if version is None:
         return False
     tested = client.get_run(summary.parent_run_id).data.metrics.get(TEST_SCORE)
     if tested is None:
         return False
+    point_champion_alias(client, registered_model, version)
     summary.test_accuracy, summary.model_version = float(tested), version
     summary.model_unchanged = True
     return True

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.model import pyfunc
 from pipeline.model.ensemble import FoldEnsemble
-from pipeline.names import CHAMPION_TRIAL_TAG
+from pipeline.names import CHAMPION_ALIAS, CHAMPION_PARENT_TAG, CHAMPION_TRIAL_TAG
 
 # MLflow stores this file with every model and runs it to load the model (no pickle).
 PYFUNC_MODEL_FILE = Path(pyfunc.__file__)
@@ -67,8 +67,16 @@ def log_champion(
     registered_model: str,
     best_trial: int,
 ) -> str:
-    """Log the champion on the parent run, register it (tagged with ``best_trial``, the number
-    of the trial it refits) and point the alias ``champion`` at it.
+    """Log the champion on the parent run, register it once per study and best trial, and
+    point the alias ``champion`` at that version.
+
+    MLflow has no create-if-absent for model versions, so two sweeps of one study that end
+    together (or a rerun after a kill between registering and setting the alias) would each add
+    a version. Each version is therefore created with its key as tags, in the same request
+    (the parent run, that is the study, and ``best_trial``); after creating one, the sweep looks
+    for every version with that key and keeps the lowest: the store numbers versions in the
+    order it creates them, so every contender sees that one and agrees on it, and a contender
+    whose own version is not the lowest deletes it. Works alike on every tracking backend.
 
     Returns the registered model version.
     """
@@ -84,23 +92,45 @@ def log_champion(
                 pip_requirements=MODEL_REQUIREMENTS,
                 signature=model_signature(ensemble, X_example),
                 registered_model_name=registered_model,
+                # Also set on the version, in the request that creates it: a version is never
+                # without its key, whenever the process dies.
+                tags=champion_key(parent_run_id, best_trial),
             )
-    version = str(info.registered_model_version)
     client = MlflowClient(tracking_uri=uri)
-    client.set_model_version_tag(registered_model, version, CHAMPION_TRIAL_TAG, str(best_trial))
-    client.set_registered_model_alias(registered_model, "champion", version)
-    return version
+    mine = str(info.registered_model_version)
+    kept = registered_champion(client, registered_model, parent_run_id, best_trial) or mine
+    if kept != mine:  # another sweep of this study registered the same champion first
+        client.delete_model_version(registered_model, mine)
+        client.delete_logged_model(info.model_id)
+    client.set_registered_model_alias(registered_model, CHAMPION_ALIAS, kept)
+    return kept
+
+
+def champion_key(parent_run_id: str, best_trial: int) -> dict[str, str]:
+    """The tags that identify a registered champion: its study's parent run and best trial."""
+    return {CHAMPION_PARENT_TAG: parent_run_id, CHAMPION_TRIAL_TAG: str(best_trial)}
 
 
 def registered_champion(
     client: MlflowClient, registered_model: str, parent_run_id: str, best_trial: int
 ) -> str | None:
-    """The version the alias ``champion`` points at if it is this study's refit of ``best_trial``
-    (logged on ``parent_run_id``); else None (none yet, another study's, an older best)."""
+    """The version registered for this study's refit of ``best_trial`` (the lowest, if two
+    sweeps registered it at once), with or without the alias; None if there is none."""
+    key = champion_key(parent_run_id, best_trial)
+    search = " and ".join(f"tags.`{tag}` = '{value}'" for tag, value in key.items())
+    versions = [
+        int(v.version)
+        for v in client.search_model_versions(search)
+        if v.name == registered_model  # filtered here: a name may hold any quote character
+    ]
+    return str(min(versions)) if versions else None
+
+
+def point_champion_alias(client: MlflowClient, registered_model: str, version: str) -> None:
+    """Point the alias ``champion`` at ``version``, unless it already does."""
     try:
-        version = client.get_model_version_by_alias(registered_model, "champion")
-    except mlflow.exceptions.MlflowException:  # no such model or alias yet
-        return None
-    if version.run_id != parent_run_id or version.tags.get(CHAMPION_TRIAL_TAG) != str(best_trial):
-        return None
-    return str(version.version)
+        current = client.get_model_version_by_alias(registered_model, CHAMPION_ALIAS).version
+    except mlflow.exceptions.MlflowException:  # no alias yet (or a kill took it before it was set)
+        current = None
+    if str(current) != version:
+        client.set_registered_model_alias(registered_model, CHAMPION_ALIAS, version)
