@@ -5,14 +5,16 @@ again, each in a fresh folder, and compare every run's trials with the first one
     PYTHONPATH=. .venv/bin/python benchmarks/repeat_seeded.py [--runs 21] [--keep]
 
 ``--runs 21`` makes 20 comparisons, as many as 20 runs of the test. Each run's trials (number,
-state, parameters, value, fold scores reported to the pruner) are reduced to one line; a run
-that differs from the first prints the first trial where it differs and how. Writes the lines
-with the verdict to benchmarks/results/repeat_seeded.json. Exit code 1 if any run differs.
+state, parameters, value, fold scores reported to the pruner, and every bit of each trial's
+training loss curve as logged in MLflow) are compared with run 0's; a run that differs prints
+the first trial where it differs and how. Writes the runs and the verdict to
+benchmarks/results/repeat_seeded.json. Exit code 1 if any run differs.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import subprocess
@@ -22,18 +24,21 @@ import time
 from pathlib import Path
 
 import optuna
+from mlflow.tracking import MlflowClient
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
+from pipeline.names import TRIAL_RUN_ATTR  # noqa: E402
 from tests.helpers import SEEDED_SWEEP  # noqa: E402  (the test's own command line)
 
 
 def trials_of(folder: Path) -> list[dict]:
     storage = JournalStorage(JournalFileBackend(str(folder / "mlruns" / "optuna.journal")))
     study = optuna.load_study(study_name="iris-mlp", storage=storage)
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
     return [
         {
             "number": t.number,
@@ -43,9 +48,21 @@ def trials_of(folder: Path) -> list[dict]:
             "value": repr(t.value),
             "reported": {step: repr(v) for step, v in sorted(t.intermediate_values.items())},
             "fold_scores": [repr(s) for s in t.user_attrs.get("fold_scores", [])],
+            # Accuracies move in steps of 1/n_valid and hide small numeric differences; the
+            # training loss (the folds' mean, per iteration) shows any changed bit.
+            "loss_curve": loss_digest(client, t.user_attrs.get(TRIAL_RUN_ATTR)),
         }
         for t in study.trials
     ]
+
+
+def loss_digest(client: MlflowClient, run_id: str | None) -> str | None:
+    if run_id is None:
+        return None
+    history = sorted(client.get_metric_history(run_id, "train_loss"), key=lambda m: m.step)
+    values = [m.value for m in history]
+    digest = hashlib.sha256(repr(values).encode()).hexdigest()[:16]
+    return f"{len(values)} iterations, last {values[-1]!r}, sha256 {digest}" if values else None
 
 
 def first_difference(reference: list[dict], trials: list[dict]) -> str | None:
