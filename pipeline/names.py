@@ -28,7 +28,7 @@ PARENT_RUN_ATTR = "mlflow_parent_run_id"  # the study's MLflow parent run
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 # --- MLflow tags ------------------------------------------------------------------------------
-STUDY_TAG = "mlp_sweep.study"  # on the parent run and every trial run
+STUDY_TAG = "mlp_sweep.study"  # on the parent run, every trial run and registered version
 ROLE_TAG = "mlp_sweep.role"  # "study", "trial" or "train"
 STATE_TAG = "optuna.state"  # the trial's Optuna state on its run
 FAIL_REASON_TAG = "optuna.fail_reason"
@@ -36,7 +36,7 @@ TRIAL_NUMBER_TAG = "optuna.trial_number"
 CLOSED_BY_TAG = "mlp_sweep.closed_by"  # a run closed by a later start, not by its own process
 SOURCE_RUN_TAG = "mlp_sweep.source_run"  # a train run that reproduces this run
 CHAMPION_TRIAL_TAG = "mlp_sweep.best_trial"  # on a registered version: the trial it refits
-CHAMPION_PARENT_TAG = "mlp_sweep.parent_run"  # on a registered version: its study's parent run
+CHAMPION_TRIAL_START_TAG = "mlp_sweep.best_trial_start"  # and that trial's start (with STUDY_TAG)
 CHAMPION_ALIAS = "champion"  # the registered model's alias of the study's latest champion
 
 # --- MLflow metrics ---------------------------------------------------------------------------

@@ -20,7 +20,12 @@ from pipeline.model.ensemble import FoldEnsemble
 from pipeline.names import CV_MEAN, CV_STD, CV_STD_ATTR, TEST_SCORE, TRIAL_RUN_ATTR
 from pipeline.results.report import log_champion_report, log_report, log_study_report
 from pipeline.results.summary import SweepSummary, state_counts
-from pipeline.tracking.models import log_champion, point_champion_alias, registered_champion
+from pipeline.tracking.models import (
+    champion_key,
+    log_champion,
+    point_champion_alias,
+    registered_champion,
+)
 from pipeline.tracking.runs import log_metrics
 
 
@@ -64,7 +69,9 @@ def finalize(
     summary.best_params = dict(best.params)
     summary.cv_mean = float(best.value)
     summary.cv_std = float(best.user_attrs.get(CV_STD_ATTR, np.nan))
-    if keeps_registered_champion(client, summary, registered_model, best.number):
+    if keeps_registered_champion(
+        client, summary, registered_model, champion_key(study.study_name, best)
+    ):
         log_study_report(client, parent_run_id, study)  # the study may have grown meanwhile
         log_metrics(client, parent_run_id, count_metrics)
         return summary
@@ -76,13 +83,13 @@ def finalize(
 
 
 def keeps_registered_champion(
-    client: MlflowClient, summary: SweepSummary, registered_model: str, best_trial: int
+    client: MlflowClient, summary: SweepSummary, registered_model: str, key: dict[str, str]
 ) -> bool:
     """True for a rerun whose best trial already has its registered and tested champion (the
     same command again once the budget is reached, or after a kill right after registering):
     a refit would register an identical new version. ``summary`` then gets that version and its
     test score, and the alias ``champion`` points at it again if a kill came before it did."""
-    version = registered_champion(client, registered_model, summary.parent_run_id, best_trial)
+    version = registered_champion(client, registered_model, key)
     if version is None:
         return False
     tested = client.get_run(summary.parent_run_id).data.metrics.get(TEST_SCORE)
@@ -145,7 +152,12 @@ def register_champion(
         + [RunTag(f"best.{k}", str(v)) for k, v in best.params.items()],
     )
     summary.model_version = log_champion(
-        uri, parent_run_id, champion, X_example, registered_model, best.number
+        uri,
+        parent_run_id,
+        champion,
+        X_example,
+        registered_model,
+        champion_key(study.study_name, best),
     )
     if TRIAL_RUN_ATTR in best.user_attrs:
         note = f"Best trial {best.number} of study {study.study_name}: CV accuracy {best.value:.4f}"

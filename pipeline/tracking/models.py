@@ -13,10 +13,11 @@ import mlflow
 import numpy as np
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
+from optuna.trial import FrozenTrial
 
 from pipeline.model import pyfunc
 from pipeline.model.ensemble import FoldEnsemble
-from pipeline.names import CHAMPION_ALIAS, CHAMPION_PARENT_TAG, CHAMPION_TRIAL_TAG
+from pipeline.names import CHAMPION_ALIAS, CHAMPION_TRIAL_START_TAG, CHAMPION_TRIAL_TAG, STUDY_TAG
 
 # MLflow stores this file with every model and runs it to load the model (no pickle).
 PYFUNC_MODEL_FILE = Path(pyfunc.__file__)
@@ -65,18 +66,18 @@ def log_champion(
     ensemble: FoldEnsemble,
     X_example: np.ndarray,
     registered_model: str,
-    best_trial: int,
+    key: dict[str, str],
 ) -> str:
-    """Log the champion on the parent run, register it once per study and best trial, and
-    point the alias ``champion`` at that version.
+    """Log the champion on the parent run, register it once per ``key`` (:func:`champion_key`:
+    the study and its best trial) and point the alias ``champion`` at that version.
 
     MLflow has no create-if-absent for model versions, so two sweeps of one study that end
     together (or a rerun after a kill between registering and setting the alias) would each add
-    a version. Each version is therefore created with its key as tags, in the same request
-    (the parent run, that is the study, and ``best_trial``); after creating one, the sweep looks
-    for every version with that key and keeps the lowest: the store numbers versions in the
-    order it creates them, so every contender sees that one and agrees on it, and a contender
-    whose own version is not the lowest deletes it. Works alike on every tracking backend.
+    a version. Each version is therefore created with its key as tags, in the same request;
+    after creating one, the sweep looks for every version with that key and keeps the lowest:
+    the store numbers versions in the order it creates them, so every contender sees that one
+    and agrees on it, and a contender whose own version is not the lowest deletes it. Works
+    alike on every tracking backend.
 
     Returns the registered model version.
     """
@@ -94,11 +95,11 @@ def log_champion(
                 registered_model_name=registered_model,
                 # Also set on the version, in the request that creates it: a version is never
                 # without its key, whenever the process dies.
-                tags=champion_key(parent_run_id, best_trial),
+                tags=key,
             )
     client = MlflowClient(tracking_uri=uri)
     mine = str(info.registered_model_version)
-    kept = registered_champion(client, registered_model, parent_run_id, best_trial) or mine
+    kept = registered_champion(client, registered_model, key) or mine
     if kept != mine:  # another sweep of this study registered the same champion first
         client.delete_model_version(registered_model, mine)
         client.delete_logged_model(info.model_id)
@@ -106,22 +107,32 @@ def log_champion(
     return kept
 
 
-def champion_key(parent_run_id: str, best_trial: int) -> dict[str, str]:
-    """The tags that identify a registered champion: its study's parent run and best trial."""
-    return {CHAMPION_PARENT_TAG: parent_run_id, CHAMPION_TRIAL_TAG: str(best_trial)}
+def champion_key(study_name: str, best_trial: FrozenTrial) -> dict[str, str]:
+    """The tags that identify a registered champion: its study and best trial.
+
+    Not the parent run: two sweeps of one study started together may each open one. The
+    trial's start time tells apart studies of one name in different storages.
+    """
+    return {
+        STUDY_TAG: study_name,
+        CHAMPION_TRIAL_TAG: str(best_trial.number),
+        CHAMPION_TRIAL_START_TAG: str(best_trial.datetime_start),
+    }
 
 
 def registered_champion(
-    client: MlflowClient, registered_model: str, parent_run_id: str, best_trial: int
+    client: MlflowClient, registered_model: str, key: dict[str, str]
 ) -> str | None:
-    """The version registered for this study's refit of ``best_trial`` (the lowest, if two
-    sweeps registered it at once), with or without the alias; None if there is none."""
-    key = champion_key(parent_run_id, best_trial)
-    search = " and ".join(f"tags.`{tag}` = '{value}'" for tag, value in key.items())
+    """The version registered with ``key`` (the lowest, if two sweeps registered it at once),
+    with or without the alias; None if there is none."""
+    # The trial's number and start in the filter; the names, which may hold any quote
+    # character, compared here.
+    numbers = (CHAMPION_TRIAL_TAG, CHAMPION_TRIAL_START_TAG)
+    search = " and ".join(f"tags.`{tag}` = '{key[tag]}'" for tag in numbers)
     versions = [
         int(v.version)
         for v in client.search_model_versions(search)
-        if v.name == registered_model  # filtered here: a name may hold any quote character
+        if v.name == registered_model and all(v.tags.get(t) == value for t, value in key.items())
     ]
     return str(min(versions)) if versions else None
 
