@@ -2,7 +2,7 @@
 ``tests/e2e/test_sweep_e2e.py::test_seeded_sweeps_give_the_same_trials_and_scores`` again and
 again, each in a fresh folder, and compare every run's trials with the first one's.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/repeat_seeded.py [--runs 21] [--keep]
+    PYTHONPATH=. .venv/bin/python benchmarks/repeat_seeded.py [--runs 21] [--keep] [OVERRIDE ...]
 
 ``--runs 21`` makes 20 comparisons, as many as 20 runs of the test. Each run's trials (number,
 state, parameters, value, fold scores reported to the pruner, and every bit of each trial's
@@ -75,10 +75,10 @@ def first_difference(reference: list[dict], trials: list[dict]) -> str | None:
     return None
 
 
-def run_once(folder: Path) -> tuple[list[dict], float]:
+def run_once(folder: Path, extra: list[str]) -> tuple[list[dict], float]:
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.sweep", *SEEDED_SWEEP],
+        [sys.executable, "-m", "pipeline.sweep", *SEEDED_SWEEP, *extra],
         cwd=folder,
         capture_output=True,
         text=True,
@@ -93,6 +93,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--keep", action="store_true", help="keep the run folders")
+    parser.add_argument("extra", nargs="*", help="overrides added to the test's, e.g. cv.folds=4")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="repeat-seeded-"))
     reference, outcomes = None, []
@@ -100,7 +101,7 @@ def main() -> int:
         for index in range(args.runs):
             folder = base / str(index)
             folder.mkdir()
-            trials, seconds = run_once(folder)
+            trials, seconds = run_once(folder, args.extra)
             reference = reference or trials
             difference = first_difference(reference, trials)
             outcomes.append({"run": index, "seconds": round(seconds, 1), "differs": difference})
@@ -112,7 +113,9 @@ def main() -> int:
     print(f"{len(outcomes) - 1 - differing} of {len(outcomes) - 1} reruns repeat run 0")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "repeat_seeded.json").write_text(
-        json.dumps({"args": SEEDED_SWEEP, "reference": reference, "runs": outcomes}, indent=1)
+        json.dumps(
+            {"args": SEEDED_SWEEP + args.extra, "reference": reference, "runs": outcomes}, indent=1
+        )
     )
     return 1 if differing else 0
 

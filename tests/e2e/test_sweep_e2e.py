@@ -157,6 +157,7 @@ def test_seeded_sweeps_give_the_same_trials_and_scores(tmp_path):
         (tmp_path / name).mkdir()
         assert_ok(run_cli(args, tmp_path / name))
     a, b = (load_study(tmp_path / n, "iris-mlp").trials for n in ("a", "b"))
+    assert optuna.trial.TrialState.PRUNED in [t.state for t in a]  # the pruner was asked
     assert [t.params for t in a] == [t.params for t in b]
     assert [t.value for t in a] == [t.value for t in b]
     assert [t.state for t in a] == [t.state for t in b]
