@@ -2,7 +2,7 @@
 ``tests/e2e/test_sweep_e2e.py::test_seeded_sweeps_give_the_same_trials_and_scores`` again and
 again, each in a fresh folder, and compare every run's trials with the first one's.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/repeat_seeded.py [--runs 21] [--keep] [OVERRIDE ...]
+    python benchmarks/repeat_seeded.py [--runs 21] [--keep] [OVERRIDE ...]
 
 ``--runs 21`` makes 20 comparisons, as many as 20 runs of the test. Each run's trials (number,
 state, parameters, value, fold scores reported to the pruner, and every bit of each trial's
