@@ -2,7 +2,7 @@
 two identical sweeps started together, and a rerun after a kill that left a registered version
 without its alias, each end with one version, the alias on it.
 
-The MLflow server's case is in tests/services/test_registration_server.py.
+The MLflow server's case is in tests/services/test_secrets_and_registration.py (with PostgreSQL).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ credential, a traceback asked for with ``HYDRA_FULL_ERROR=1``.
 
 A canary secret is put in a URL's user-info and in its query parameters; every byte printed and
 every file written under the command's folder is searched for it. A full sweep and train against
-PostgreSQL and an MLflow server: tests/services/test_secrets_services.py.
+PostgreSQL and an MLflow server: tests/services/test_secrets_and_registration.py.
 """
 
 from __future__ import annotations
