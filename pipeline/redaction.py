@@ -98,6 +98,10 @@ class _RedactingStream:
             self._stream.write(redact(pending[:end]))
         return len(text)
 
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
     def flush(self) -> None:
         if self._pending:
             self._stream.write(redact(self._pending))

@@ -37,3 +37,5 @@ def test_a_url_written_in_pieces_is_masked_whole():
     assert out.getvalue() == "storage: postgresql://u:***@h/db\n"
     stream.flush()
     assert out.getvalue().endswith("tail?token=***")
+    stream.writelines(["\nhttp://u:", "pw@h\n"])
+    assert out.getvalue().endswith("tail?token=***\nhttp://u:***@h\n")
