@@ -28,7 +28,7 @@ PARENT_RUN_ATTR = "mlflow_parent_run_id"  # the study's MLflow parent run
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 # --- MLflow tags ------------------------------------------------------------------------------
-STUDY_TAG = "mlp_sweep.study"  # on the parent run and every trial run
+STUDY_TAG = "mlp_sweep.study"  # on the parent run, every trial run and registered version
 ROLE_TAG = "mlp_sweep.role"  # "study", "trial" or "train"
 STATE_TAG = "optuna.state"  # the trial's Optuna state on its run
 FAIL_REASON_TAG = "optuna.fail_reason"
@@ -40,6 +40,8 @@ RUN_NAME_TAG = "mlflow.runName"  # MLflow's own: setting it renames the run
 # MLflow's own experiment tag: this kind puts "Training runs" in the menu of the UI's GenAI mode.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+CHAMPION_TRIAL_START_TAG = "mlp_sweep.best_trial_start"  # and that trial's start (with STUDY_TAG)
+CHAMPION_ALIAS = "champion"  # the registered model's alias of the study's latest champion
 
 # --- MLflow metrics ---------------------------------------------------------------------------
 SCORE = "accuracy"  # what a fold is scored with; the names below follow it

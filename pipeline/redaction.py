@@ -1,9 +1,16 @@
-"""Keep credentials of storage and tracking URLs out of logs, terminal output and MLflow."""
+"""Keep credentials of storage, tracking and artifact URLs out of logs, terminal output and MLflow.
+
+A URL's secret is its password (``scheme://user:password@host``) and the value of any query
+parameter whose name says it holds one (``?password=``, ``sslpassword``, ``token``,
+``access_token``, ``secret``, ``api_key``, ``sig``, ...). Both are masked as ``***`` wherever
+the sweep writes text; the user name, host and database stay readable for diagnosis.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +27,21 @@ _URL_PASSWORD = re.compile(
 )
 
 
+# ?password=secret, &token=secret, also as Hydra escapes it (``?password\=secret``); an
+# interpolation (``${oc.env:VAR}``) again stays readable.
+_SECRET_QUERY_VALUE = re.compile(
+    r"(?P<head>[?&;](?:[\w.\-]*(?:pass|pwd|token|secret|sig|credential|auth)[\w.\-]*"
+    r"|[\w.\-]*key)\\?=)"
+    r"(?!\$\\?\{)(?:[^&#;:\s'\"\]\[,]|:(?!\s))+",  # not the ": " after it in a message
+    re.IGNORECASE,
+)
+
+
 def redact(text: str) -> str:
-    """Replace the password part of every URL in ``text`` with ``***``."""
-    return _URL_PASSWORD.sub(r"\g<head>***@", text)
+    """Replace the password and the secret query parameters of every URL in ``text`` with
+    ``***``."""
+    text = _URL_PASSWORD.sub(r"\g<head>***@", text)
+    return _SECRET_QUERY_VALUE.sub(r"\g<head>***", text)
 
 
 def redact_log_records() -> None:
@@ -47,6 +66,52 @@ def redact_log_records() -> None:
     logging.setLogRecordFactory(make_record)
 
 
+def redact_standard_streams() -> None:
+    """Mask URL secrets in everything this process writes to ``sys.stdout`` and ``sys.stderr``
+    from now on: Hydra's ``--cfg job`` and ``--info``, its error reports, tracebacks
+    (``HYDRA_FULL_ERROR=1``), progress bars, libraries' own prints. Each of these prints what
+    it was given, and a password typed into a URL is part of it."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not getattr(stream, "redacts", False):
+            setattr(sys, name, _RedactingStream(stream))
+
+
+class _RedactingStream:
+    """A text stream that masks URL secrets in what is written to it.
+
+    Text is passed on a line at a time (up to a ``\\n`` or ``\\r``, or a flush), so that a URL
+    written in pieces (``print`` writes each argument apart) is masked whole.
+    """
+
+    redacts = True
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        pending = self._pending + text
+        end = max(pending.rfind("\n"), pending.rfind("\r")) + 1
+        self._pending = pending[end:]
+        if end:
+            self._stream.write(redact(pending[:end]))
+        return len(text)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._stream.write(redact(self._pending))
+            self._pending = ""
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:  # encoding, isatty, fileno, ...
+        return getattr(self._stream, name)
+
+
 def redact_file(path: Path) -> None:
     """Mask URL passwords in a text file in place (Hydra's saved config and overrides)."""
     try:
@@ -59,25 +124,29 @@ def redact_file(path: Path) -> None:
 
 
 class RedactionCallback(Callback):
-    """Keeps passwords given on the command line out of what Hydra itself writes and prints.
+    """Keeps URL secrets given on the command line out of what Hydra itself writes and prints.
 
     Hydra saves the composed config and the overrides under ``<output>/.hydra/`` (and
     ``multirun.yaml`` in a sweep folder) unresolved, logs each job's overrides when it launches
     them, and prints them when a job fails. A password written as ``${oc.env:VAR}`` never
     reaches any of these; a literal one is masked here after the fact and warned about, because
     submitit's job pickles (``.submitit/``) must carry it for the job to run.
-    Registered in ``conf/config.yaml`` under ``hydra.callbacks``.
+    Registered in ``conf/config.yaml`` and ``conf/train.yaml`` under ``hydra.callbacks``.
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         redact_log_records()
+        redact_standard_streams()
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         redact_log_records()
+        redact_standard_streams()
         _warn_about_literal_passwords(config)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Also here: a launcher's job runs in a process of its own (joblib, submitit).
         redact_log_records()
+        redact_standard_streams()
         if config.hydra.output_subdir is not None:
             folder = Path(config.hydra.runtime.output_dir) / str(config.hydra.output_subdir)
             for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):

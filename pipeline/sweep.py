@@ -11,6 +11,10 @@ from __future__ import annotations
 import sys
 
 if __name__ == "__main__":
+    # Before anything can print a URL given on the command line (--cfg job, a syntax error).
+    from pipeline.redaction import redact_standard_streams
+
+    redact_standard_streams()
     # The command line is checked before the heavy imports below (MLflow alone takes seconds):
     # Hydra would report a bad key or type over several lines from inside @hydra.main.
     from pipeline.config.command_line import exit_if_bad

@@ -39,7 +39,7 @@ from pipeline.data import check_class_counts, load_dataset, split_train_test
 from pipeline.errors import UserInputError
 from pipeline.folds.pool import resolve_n_jobs
 from pipeline.names import ROLE_TAG, SOURCE_RUN_TAG
-from pipeline.redaction import redact
+from pipeline.redaction import redact, redact_standard_streams
 from pipeline.search.objective import TrainingDiverged, TrialFailed, evaluate_folds
 
 register_configs()
@@ -180,6 +180,7 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    redact_standard_streams()  # before anything can print a URL (--cfg job, a syntax error)
     exit_if_bad(sys.argv[1:], TRAIN)
     main()
     exit_without_teardown()

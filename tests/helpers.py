@@ -27,6 +27,21 @@ FAST = [
     "progress_bar=false",
 ]
 
+# A seeded sweep that must repeat itself trial for trial: TPE past its start-up trials and the
+# default pruner past its own, both of which depend on which trials are finished when a trial is
+# sampled or pruned, with two trials in flight (tests/e2e/test_sweep_e2e.py,
+# benchmarks/repeat_seeded.py). 4 folds on 2 processes, not FAST's 3: with 3, every fold not yet
+# handled is already running after the first, so the pruner is never asked.
+SEEDED_SWEEP = [
+    *(o for o in FAST if not o.startswith("cv.folds=")),
+    "cv.folds=4",
+    "dataset=iris",
+    "study.n_trials=8",
+    "study.seed=7",
+    "sampler.n_startup_trials=3",
+    "pruner.n_startup_trials=2",
+]
+
 
 def compose_config(overrides: list[str] | None = None):
     """Compose conf/config.yaml with overrides, as `python -m pipeline.sweep` would."""

@@ -294,6 +294,15 @@ def validate_tracking(cfg: DictConfig, *, registry: bool = True) -> None:
             f"scheme {scheme!r} is not an MLflow artifact store; give a folder or a URI of: "
             f"{', '.join(ARTIFACT_SCHEMES)}",
         )
+    if redact(location) != location:
+        # MLflow stores the location in the experiment and in every run's artifact URI, for
+        # anyone who can read the tracking store: a credential there cannot be masked.
+        raise _fail(
+            f"tracking.artifact_location={redact(location)}",
+            "holds a credential, which MLflow would store with the experiment and every run; "
+            "give it through the environment instead (AWS_SECRET_ACCESS_KEY, "
+            "AZURE_STORAGE_CONNECTION_STRING, MLFLOW_TRACKING_PASSWORD, ...)",
+        )
 
 
 def database_identity(location: str) -> tuple | None:

@@ -31,6 +31,7 @@ from pipeline.config.checks import validate_config, validate_train_config
 from pipeline.config.schema import SweepConfig, TrainConfig, register_configs
 from pipeline.config.stores import check_folder_location
 from pipeline.errors import UserInputError
+from pipeline.redaction import redact
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -150,8 +151,10 @@ def _parse(override: str):
         return OverridesParser.create().parse_overrides([override])[0]
     except OverrideParseException as error:
         raise UserInputError(
-            f"{override}: not valid override syntax ({_first_line(error)}); write key=value, "
-            "quoting lists and strings with commas, e.g. 'key=[a,b]'"
+            redact(  # the override echoed may hold a URL's password
+                f"{override}: not valid override syntax ({_first_line(error)}); write "
+                "key=value, quoting lists and strings with commas, e.g. 'key=[a,b]'"
+            )
         ) from error
 
 

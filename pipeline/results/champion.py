@@ -21,7 +21,12 @@ from pipeline.model.ensemble import FoldEnsemble
 from pipeline.names import CV_MEAN, CV_STD, CV_STD_ATTR, TEST_SCORE, TRIAL_RUN_ATTR
 from pipeline.results.report import log_champion_report, log_report, log_study_report
 from pipeline.results.summary import SweepSummary, state_counts
-from pipeline.tracking.models import log_champion, registered_champion
+from pipeline.tracking.models import (
+    champion_key,
+    log_champion,
+    point_champion_alias,
+    registered_champion,
+)
 from pipeline.tracking.runs import log_metrics
 
 # The steps after the last trial, in order, as the terminal names them while they run (seconds
@@ -79,7 +84,9 @@ def finalize(
     summary.best_params = dict(best.params)
     summary.cv_mean = float(best.value)
     summary.cv_std = float(best.user_attrs.get(CV_STD_ATTR, np.nan))
-    if keeps_registered_champion(client, summary, registered_model, best.number):
+    if keeps_registered_champion(
+        client, summary, registered_model, champion_key(study.study_name, best)
+    ):
         log_study_report(client, parent_run_id, study)  # the study may have grown meanwhile
         log_metrics(client, parent_run_id, count_metrics)
         return summary
@@ -94,17 +101,19 @@ def finalize(
 
 
 def keeps_registered_champion(
-    client: MlflowClient, summary: SweepSummary, registered_model: str, best_trial: int
+    client: MlflowClient, summary: SweepSummary, registered_model: str, key: dict[str, str]
 ) -> bool:
     """True for a rerun whose best trial already has its registered and tested champion (the
-    same command again once the budget is reached, say): a refit would register an identical
-    new version. ``summary`` then gets that version and its test score."""
-    version = registered_champion(client, registered_model, summary.parent_run_id, best_trial)
+    same command again once the budget is reached, or after a kill right after registering):
+    a refit would register an identical new version. ``summary`` then gets that version and its
+    test score, and the alias ``champion`` points at it again if a kill came before it did."""
+    version = registered_champion(client, registered_model, key)
     if version is None:
         return False
     tested = client.get_run(summary.parent_run_id).data.metrics.get(TEST_SCORE)
     if tested is None:
         return False
+    point_champion_alias(client, registered_model, version)
     summary.test_accuracy, summary.model_version = float(tested), version
     summary.model_unchanged = True
     return True
@@ -167,7 +176,13 @@ def register_champion(
         Metric(TEST_SCORE, summary.test_accuracy, now, 0),
     ]
     summary.model_version = log_champion(
-        uri, parent_run_id, champion, X_example, registered_model, best.number, scores
+        uri,
+        parent_run_id,
+        champion,
+        X_example,
+        registered_model,
+        champion_key(study.study_name, best),
+        scores,
     )
     if TRIAL_RUN_ATTR in best.user_attrs:
         note = f"Best trial {best.number} of study {study.study_name}: CV accuracy {best.value:.4f}"

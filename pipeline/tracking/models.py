@@ -14,10 +14,11 @@ import numpy as np
 from mlflow.entities import Metric
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
+from optuna.trial import FrozenTrial
 
 from pipeline.model import pyfunc
 from pipeline.model.ensemble import FoldEnsemble
-from pipeline.names import CHAMPION_TRIAL_TAG
+from pipeline.names import CHAMPION_ALIAS, CHAMPION_TRIAL_START_TAG, CHAMPION_TRIAL_TAG, STUDY_TAG
 
 # MLflow stores this file with every model and runs it to load the model (no pickle).
 PYFUNC_MODEL_FILE = Path(pyfunc.__file__)
@@ -70,12 +71,21 @@ def log_champion(
     ensemble: FoldEnsemble,
     X_example: np.ndarray,
     registered_model: str,
-    best_trial: int,
+    key: dict[str, str],
     scores: list[Metric],
 ) -> str:
-    """Log the champion on the parent run, register it (tagged with ``best_trial``, the number
-    of the trial it refits) and point the alias ``champion`` at it. ``scores`` (its test and CV
-    accuracy) are logged on the parent run as the champion's, and no other metric is.
+    """Log the champion on the parent run, register it once per ``key`` (:func:`champion_key`:
+    the study and its best trial) and point the alias ``champion`` at that version. ``scores``
+    (its test and CV accuracy) are logged on the parent run as the champion's, and no other
+    metric is.
+
+    MLflow has no create-if-absent for model versions, so two sweeps of one study that end
+    together (or a rerun after a kill between registering and setting the alias) would each add
+    a version. Each version is therefore created with its key as tags, in the same request;
+    after creating one, the sweep looks for every version with that key and keeps the lowest:
+    the store numbers versions in the order it creates them, so every contender sees that one
+    and agrees on it, and a contender whose own version is not the lowest deletes it. Works
+    alike on every tracking backend.
 
     Returns the registered model version.
     """
@@ -92,25 +102,58 @@ def log_champion(
                 signature=model_signature(ensemble, X_example),
                 registered_model_name=registered_model,
                 step=CHAMPION_STEP,
+                # Also set on the version, in the request that creates it: a version is never
+                # without its key, whenever the process dies.
+                tags=key,
             )
-    version = str(info.registered_model_version)
     client = MlflowClient(tracking_uri=uri)
-    owned = [Metric(m.key, m.value, m.timestamp, m.step, model_id=info.model_id) for m in scores]
+    mine = str(info.registered_model_version)
+    kept = registered_champion(client, registered_model, key) or mine
+    owner = info.model_id if kept == mine else None
+    owned = [Metric(m.key, m.value, m.timestamp, m.step, model_id=owner) for m in scores]
     client.log_batch(parent_run_id, metrics=owned)
-    client.set_model_version_tag(registered_model, version, CHAMPION_TRIAL_TAG, str(best_trial))
-    client.set_registered_model_alias(registered_model, "champion", version)
-    return version
+    if kept != mine:  # another sweep of this study registered the same champion first
+        client.delete_model_version(registered_model, mine)
+        client.delete_logged_model(info.model_id)
+    client.set_registered_model_alias(registered_model, CHAMPION_ALIAS, kept)
+    return kept
+
+
+def champion_key(study_name: str, best_trial: FrozenTrial) -> dict[str, str]:
+    """The tags that identify a registered champion: its study and best trial.
+
+    Not the parent run: two sweeps of one study started together may each open one. The
+    trial's start time tells apart studies of one name in different storages.
+    """
+    return {
+        STUDY_TAG: study_name,
+        CHAMPION_TRIAL_TAG: str(best_trial.number),
+        CHAMPION_TRIAL_START_TAG: str(best_trial.datetime_start),
+    }
 
 
 def registered_champion(
-    client: MlflowClient, registered_model: str, parent_run_id: str, best_trial: int
+    client: MlflowClient, registered_model: str, key: dict[str, str]
 ) -> str | None:
-    """The version the alias ``champion`` points at if it is this study's refit of ``best_trial``
-    (logged on ``parent_run_id``); else None (none yet, another study's, an older best)."""
+    """The version registered with ``key`` (the lowest, if two sweeps registered it at once),
+    with or without the alias; None if there is none."""
+    # The trial's number and start in the filter; the names, which may hold any quote
+    # character, compared here.
+    numbers = (CHAMPION_TRIAL_TAG, CHAMPION_TRIAL_START_TAG)
+    search = " and ".join(f"tags.`{tag}` = '{key[tag]}'" for tag in numbers)
+    versions = [
+        int(v.version)
+        for v in client.search_model_versions(search)
+        if v.name == registered_model and all(v.tags.get(t) == value for t, value in key.items())
+    ]
+    return str(min(versions)) if versions else None
+
+
+def point_champion_alias(client: MlflowClient, registered_model: str, version: str) -> None:
+    """Point the alias ``champion`` at ``version``, unless it already does."""
     try:
-        version = client.get_model_version_by_alias(registered_model, "champion")
-    except mlflow.exceptions.MlflowException:  # no such model or alias yet
-        return None
-    if version.run_id != parent_run_id or version.tags.get(CHAMPION_TRIAL_TAG) != str(best_trial):
-        return None
-    return str(version.version)
+        current = client.get_model_version_by_alias(registered_model, CHAMPION_ALIAS).version
+    except mlflow.exceptions.MlflowException:  # no alias yet (or a kill took it before it was set)
+        current = None
+    if str(current) != version:
+        client.set_registered_model_alias(registered_model, CHAMPION_ALIAS, version)

@@ -12,7 +12,14 @@ from sklearn.datasets import load_iris
 
 import core
 from pipeline.model.ensemble import FoldEnsemble, ScaledNetwork
-from pipeline.names import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, STATE_TAG
+from pipeline.names import (
+    CHAMPION_TRIAL_START_TAG,
+    CHAMPION_TRIAL_TAG,
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    STATE_TAG,
+    STUDY_TAG,
+)
 from pipeline.tracking.models import log_champion
 from pipeline.tracking.runs import TrialRun
 from pipeline.tracking.store import connect
@@ -77,7 +84,8 @@ def test_only_the_champions_scores_are_attributed_to_its_model(store):
     network = core.MLPClassifier(hidden_layer_sizes=(4,), random_state=0)
     champion = FoldEnsemble([ScaledNetwork.fit(network, X, y)])
     scores = [Metric("test_accuracy", 0.9, now, 0), Metric("best_cv_accuracy_mean", 0.8, now, 0)]
-    log_champion(uri, parent, champion, X[:5], "endings-model", best_trial=0, scores=scores)
+    key = {STUDY_TAG: "endings", CHAMPION_TRIAL_TAG: "0", CHAMPION_TRIAL_START_TAG: "then"}
+    log_champion(uri, parent, champion, X[:5], "endings-model", key=key, scores=scores)
     client.log_batch(parent, metrics=[Metric("report_seconds", 0.5, now, 0)])
 
     (model,) = client.search_logged_models([experiment_id])
