@@ -43,6 +43,19 @@ SEEDED_SWEEP = [
 ]
 
 
+# The plots a finished sweep's report leaves on its parent run (plots/<name>.png), which the UI
+# tests, the report's tests and the browser tests all expect.
+REPORT_PLOTS = (
+    "optimization_history",
+    "param_importances",
+    "parallel_coordinate",
+    "slice",
+    "fold_spread",
+    "champion_learning_curve",
+    "champion_confusion_matrix",
+)
+
+
 def compose_config(overrides: list[str] | None = None):
     """Compose conf/config.yaml with overrides, as `python -m pipeline.sweep` would."""
     register_configs()

@@ -18,6 +18,7 @@ import pytest
 from pipeline.names import STATE_TAG
 from pipeline.results.summary import MLFLOW_UI_ADDRESS
 from tests.e2e.shared_sweep import STUDY, VENV_BIN, free_port, running_server, server_env
+from tests.helpers import REPORT_PLOTS
 
 pytestmark = pytest.mark.slow
 sync_api = pytest.importorskip(
@@ -32,15 +33,7 @@ FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 WINDOW = {"width": 1400, "height": 900}  # a laptop's browser window
-PLOTS = (
-    "optimization_history",
-    "param_importances",
-    "parallel_coordinate",
-    "slice",
-    "fold_spread",
-    "champion_learning_curve",
-    "champion_confusion_matrix",
-)
+PLOTS = REPORT_PLOTS
 
 
 @pytest.fixture(scope="module")

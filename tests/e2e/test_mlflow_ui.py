@@ -10,17 +10,10 @@ import pytest
 
 from pipeline.results.champion import FINISHING_STEPS
 from tests.e2e.shared_sweep import N_TRIALS, STUDY, http_json
+from tests.helpers import REPORT_PLOTS
 
 pytestmark = pytest.mark.slow
-PLOTS = {
-    "optimization_history",
-    "param_importances",
-    "parallel_coordinate",
-    "slice",
-    "fold_spread",
-    "champion_learning_curve",
-    "champion_confusion_matrix",
-}
+PLOTS = set(REPORT_PLOTS)
 HYPERPARAMETERS = {"learning_rate", "hidden_units", "hidden_layers", "iterations", "activation"}
 
 

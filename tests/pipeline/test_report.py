@@ -14,6 +14,7 @@ from PIL import Image
 
 from pipeline.results.report import fold_spread_figure, log_report, study_figures, trials_table
 from pipeline.tracking.store import connect
+from tests.helpers import REPORT_PLOTS
 
 FOLDS = 3
 
@@ -103,18 +104,7 @@ def test_log_report_writes_pngs_and_csv_on_the_run(tmp_path):
         y_test=y_test,
         y_pred=y_pred,
     )
-    expected = {
-        f"plots/{name}.png"
-        for name in (
-            "optimization_history",
-            "param_importances",
-            "parallel_coordinate",
-            "slice",
-            "fold_spread",
-            "champion_learning_curve",
-            "champion_confusion_matrix",
-        )
-    }
+    expected = {f"plots/{name}.png" for name in REPORT_PLOTS}
     assert set(written) == expected | {"trials.csv"}
     listed = {a.path for a in client.list_artifacts(run_id, "plots")}
     assert listed == expected

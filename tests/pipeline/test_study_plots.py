@@ -22,7 +22,7 @@ from pipeline.results.report import (
     trials_table,
 )
 from pipeline.results.study_plots import MAX_WIDTH, METRIC_LABEL, PRUNED_LABEL, log_ticks
-from tests.helpers import FAST, compose_config
+from tests.helpers import FAST, REPORT_PLOTS, compose_config
 
 FOLDS = 5
 DPI = 100  # as pipeline.results.report saves them
@@ -125,15 +125,7 @@ def figures():
 
 @pytest.mark.parametrize(
     "name",
-    [
-        "optimization_history",
-        "param_importances",
-        "parallel_coordinate",
-        "slice",
-        "fold_spread",
-        "champion_learning_curve",
-        "champion_confusion_matrix",
-    ],
+    REPORT_PLOTS,
 )
 def test_no_text_or_panel_of_a_plot_covers_another(figures, name):
     assert collisions(figures[name]) == []
