@@ -44,6 +44,9 @@ from pipeline.search.study import (
 )
 from pipeline.tracking.background import BackgroundLog, run_in_thread
 
+# How long a new parent run waits for a second sweep of the same study, started together, to
+# record its own (pipeline.phases.prepare.claim_parent_run).
+PARENT_SETTLE_SECONDS = 1.0
 # MLflow's module that logs every database error, with its traceback, before raising it.
 MLFLOW_DB_LOGGER = "mlflow.store.db.utils"
 
@@ -175,19 +178,37 @@ def follow_tracking(cfg: DictConfig, parent_id: str) -> Tracking:
 def lead_tracking(cfg: DictConfig, study: optuna.Study, resuming: bool) -> Tracking:
     """Worker 0: find or create the study's parent run, close what a dead run left."""
     from pipeline.tracking.lost_runs import close_lost_runs
-    from pipeline.tracking.runs import create_parent_run
 
     client, experiment_id = connect_tracking(cfg)
     parent_id = study.user_attrs.get(PARENT_RUN_ATTR)
     if parent_id is None or not _run_exists(client, parent_id):
-        parent_id = create_parent_run(
-            client, experiment_id, study.study_name, sweep_params(cfg), config_yaml(cfg)
-        )
-        study.set_user_attr(PARENT_RUN_ATTR, parent_id)
+        parent_id = claim_parent_run(client, experiment_id, cfg, study)
     elif resuming:
         client.update_run(parent_id, status="RUNNING")
     close_lost_runs(study, client, experiment_id)
     return Tracking(client, experiment_id, parent_id)
+
+
+def claim_parent_run(client, experiment_id: str, cfg: DictConfig, study: optuna.Study) -> str:
+    """Create the study's parent run and record it on the study; of two sweeps of one study
+    started together (each its own worker 0), the last to record wins and the other deletes its
+    run, so that the study has one parent.
+
+    Neither Optuna nor MLflow can create-if-absent, so each contender records its run, waits
+    for longer than the other needed to create and record its own, and reads the study again.
+    """
+    from pipeline.tracking.runs import create_parent_run
+
+    started = time.monotonic()
+    created = create_parent_run(
+        client, experiment_id, study.study_name, sweep_params(cfg), config_yaml(cfg)
+    )
+    study.set_user_attr(PARENT_RUN_ATTR, created)
+    time.sleep(max(PARENT_SETTLE_SECONDS, 2 * (time.monotonic() - started)))
+    recorded = study.user_attrs[PARENT_RUN_ATTR]  # read from the storage again
+    if recorded != created:  # another sweep of this study recorded its parent run after ours
+        client.delete_run(created)
+    return recorded
 
 
 def _run_exists(client, run_id: str) -> bool:

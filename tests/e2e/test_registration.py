@@ -1,6 +1,7 @@
 """The champion is registered once per study and best trial (pipeline.tracking.models.log_champion):
 two identical sweeps started together, and a rerun after a kill that left a registered version
-without its alias, each end with one version, the alias on it.
+without its alias, each end with one version, the alias on it; the two sweeps share one parent
+run (pipeline.phases.prepare.claim_parent_run).
 
 The MLflow server's case is in tests/services/test_secrets_and_registration.py (with PostgreSQL).
 """
@@ -64,6 +65,11 @@ def test_identical_sweeps_together_and_a_rerun_after_a_kill_register_one_champio
     study = optuna.load_study(study_name=STUDY, storage=JournalStorage(journal))
     assert len(study.trials) == 3  # the budget is the study's, shared by both
     version = assert_one_champion(client, STUDY, study.best_trial.number, outputs)
+    experiment = client.get_experiment_by_name("mlp-sweep").experiment_id
+    parents = client.search_runs([experiment], "tags.`mlp_sweep.role` = 'study'")
+    assert [run.info.run_id for run in parents] == [study.user_attrs["mlflow_parent_run_id"]]
+    children = client.search_runs([experiment], "tags.`mlp_sweep.role` = 'trial'")
+    assert {run.data.tags["mlflow.parentRunId"] for run in children} == {parents[0].info.run_id}
 
     # A kill right after registering leaves the version without its alias (the alias is set
     # by a second request): the next run finds the version by its tags, and reuses it.
