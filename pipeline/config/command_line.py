@@ -275,5 +275,5 @@ def discard_hydra_output(job_name: str) -> None:
             if empty == here or any(empty.iterdir()):
                 return
             empty.rmdir()
-    except OSError:  # another command started in the same second shares the folder
+    except OSError:  # removed meanwhile by someone else
         return
