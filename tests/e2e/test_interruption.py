@@ -224,3 +224,28 @@ def test_idle_fold_processes_leave_ctrl_c_to_the_sweep():
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["alive", "2", "2"]
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
+
+
+def test_ctrl_c_while_the_champion_is_finished_leaves_no_run_running(tmp_path):
+    """Ctrl-C after the last trial, while the champion is refitted and the report drawn: the
+    command ends with 130 and one line, and the parent run ends KILLED, not RUNNING."""
+    args = [*ARGS[:-1], "study.n_trials=2", "progress_bar=true"]  # the bar names each step
+    sweep = start(tmp_path, args)
+    seen = ""
+    deadline = time.monotonic() + 240
+    while "finishing:" not in seen and time.monotonic() < deadline:
+        chunk = sweep.stderr.read(1)
+        if not chunk:
+            break
+        seen += chunk
+    assert "finishing:" in seen, seen[-2000:]
+    os.killpg(sweep.pid, signal.SIGINT)
+    out, err = sweep.communicate(timeout=120)
+    assert sweep.returncode == 130, (seen + err)[-3000:]
+    assert "interrupted: finished trials are kept" in err
+    assert "Traceback" not in seen + err
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    experiment = client.get_experiment_by_name("mlp-sweep").experiment_id
+    statuses = {r.info.run_name: r.info.status for r in client.search_runs([experiment])}
+    assert statuses.pop(STUDY) == "KILLED"
+    assert "RUNNING" not in statuses.values()
