@@ -16,6 +16,9 @@ class UserInputError(ValueError):
     """
 
 
+SQLITE_DISK_FULL = "database or disk is full"  # SQLite's message, through SQLAlchemy and MLflow
+
+
 def is_disk_full(error: BaseException) -> bool:
     """Whether ``error``, or an error it was raised from, says the disk is full: an OSError of
     ENOSPC from a file write, or SQLite's "database or disk is full" (through SQLAlchemy)."""
@@ -24,7 +27,7 @@ def is_disk_full(error: BaseException) -> bool:
         seen.add(id(error))
         if isinstance(error, OSError) and error.errno == errno.ENOSPC:
             return True
-        if "database or disk is full" in str(error):
+        if SQLITE_DISK_FULL in str(error):
             return True
         error = error.__cause__ or error.__context__
     return False

@@ -26,7 +26,7 @@ from pipeline.config.search_space import search_distributions
 from pipeline.config.settings import comparable_settings, config_yaml, sweep_params
 from pipeline.config.stores import check_stores
 from pipeline.data import Dataset, Split, check_class_counts, load_dataset, split_train_test
-from pipeline.errors import UserInputError, is_disk_full
+from pipeline.errors import SQLITE_DISK_FULL, UserInputError, is_disk_full
 from pipeline.folds.pool import start_fold_workers
 from pipeline.names import PARENT_RUN_ATTR, SQLITE_PREFIX
 from pipeline.search.budget import budget_used
@@ -107,7 +107,7 @@ class DiskFullReported(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        return not (is_disk_full(error) or "database or disk is full" in record.getMessage())
+        return not (is_disk_full(error) or SQLITE_DISK_FULL in record.getMessage())
 
 
 def quiet_mlflow_disk_full() -> None:
