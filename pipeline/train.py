@@ -22,7 +22,11 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.config.checks import check_train_settings, validate_train_config
+from pipeline.config.checks import (
+    check_network_fits,
+    check_train_settings,
+    validate_train_config,
+)
 from pipeline.config.command_line import (
     TRAIN,
     compose_config,
@@ -129,6 +133,15 @@ def prepare_train(cfg: DictConfig) -> tuple:
         check_train_settings(cfg)
     data = load_dataset(cfg.dataset, cfg.study.seed)
     check_class_counts(data.y, cfg.cv.folds, cfg.cv.test_size, data.label_source)
+    sizes = network_params(flat_params(OmegaConf.to_container(cfg.params, resolve=True)))
+    check_network_fits(
+        f"params.hidden_units={cfg.params.hidden_units}",
+        sizes["hidden_layer_sizes"],
+        resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds),
+        (*data.X.shape, len(np.unique(data.y))),
+        cfg.model,
+        "params.hidden_units or params.hidden_layers",
+    )
     split = split_train_test(data, cfg.cv.test_size, cfg.study.seed)  # the test split stays unseen
     if tracking is None:
         tracking = connect(

@@ -348,22 +348,25 @@ def machine_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def check_search_space_fits(cfg: DictConfig, n_samples: int, n_features: int, n_outputs: int):
-    """The largest network of the search space can be trained in every fold process at once on
-    this machine; else no trial of that size could run (checked once the data's shape is known,
-    before any store is opened)."""
-    space = cfg.search_space
-    sizes = (space.hidden_units.high,) * space.hidden_layers.high
-    cores = cfg.cv.n_jobs if cfg.cv.n_jobs > 0 else (os.cpu_count() or 1)
-    processes = min(cores, cfg.cv.folds)
-    needed = processes * training_bytes(n_samples, n_features, n_outputs, sizes, cfg.model)
+def check_network_fits(
+    key: str,
+    sizes: tuple[int, ...],
+    processes: int,
+    shape: tuple[int, int, int],
+    model: DictConfig,
+    remedy: str,
+) -> None:
+    """A network of hidden ``sizes`` can be trained in ``processes`` fold processes at once on
+    this machine; else its trials could not run. ``shape`` is the data's (samples, features,
+    outputs); checked once it is known, before any store is opened. ``remedy`` names the keys
+    that make the network smaller."""
+    needed = processes * training_bytes(*shape, sizes, model)
     available = machine_memory()
     if needed > available:
         gib = 2**30
         raise _fail(
-            f"search_space.hidden_units.high={space.hidden_units.high}",
-            f"the largest network ({space.hidden_layers.high} layers of that width) needs about "
+            key,
+            f"the largest network ({len(sizes)} layers of width {max(sizes)}) needs about "
             f"{needed / gib:.1f} GiB to train its folds, more than this machine's "
-            f"{available / gib:.1f} GiB; lower search_space.hidden_units.high or "
-            "search_space.hidden_layers.high",
+            f"{available / gib:.1f} GiB; lower {remedy}",
         )

@@ -20,14 +20,14 @@ import numpy as np
 import optuna
 from omegaconf import DictConfig
 
-from pipeline.config.checks import check_search_space_fits, validate_config
+from pipeline.config.checks import check_network_fits, validate_config
 from pipeline.config.schema import study_name
 from pipeline.config.search_space import search_distributions
 from pipeline.config.settings import comparable_settings, config_yaml, sweep_params
 from pipeline.config.stores import check_stores
 from pipeline.data import Dataset, Split, check_class_counts, load_dataset, split_train_test
 from pipeline.errors import SQLITE_DISK_FULL, UserInputError, is_disk_full
-from pipeline.folds.pool import start_fold_workers
+from pipeline.folds.pool import resolve_n_jobs, start_fold_workers
 from pipeline.names import PARENT_RUN_ATTR, SQLITE_PREFIX
 from pipeline.search.budget import budget_used
 from pipeline.search.objective import TrainingDiverged
@@ -81,8 +81,15 @@ def prepare(cfg: DictConfig) -> PreparedSweep:
     quiet_mlflow_disk_full()
     data = load_dataset(cfg.dataset, cfg.study.seed)
     check_class_counts(data.y, cfg.cv.folds, cfg.cv.test_size, data.label_source)
-    n_samples, n_features = data.X.shape
-    check_search_space_fits(cfg, n_samples, n_features, len(np.unique(data.y)))
+    space = cfg.search_space
+    check_network_fits(
+        f"search_space.hidden_units.high={space.hidden_units.high}",
+        (space.hidden_units.high,) * space.hidden_layers.high,
+        resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds),
+        (*data.X.shape, len(np.unique(data.y))),
+        cfg.model,
+        "search_space.hidden_units.high or search_space.hidden_layers.high",
+    )
     split = split_train_test(data, cfg.cv.test_size, cfg.study.seed)
     sampler, pruner = build_sampler(cfg), build_pruner(cfg)
     check_stores(cfg)

@@ -294,3 +294,15 @@ def test_a_train_that_fails_writes_nothing_and_fails_fast(tmp_path):
     assert closed_port.returncode == 2
     (line,) = closed_port.stderr.strip().splitlines()
     assert line.startswith("error: tracking.uri=postgresql://u:***@127.0.0.1:1/db: cannot open")
+
+
+@pytest.mark.slow  # a real CLI run
+def test_a_network_too_big_for_the_memory_is_refused_by_train_in_one_line(tmp_path):
+    result = run_cli(
+        ["-m", "pipeline.train", "dataset=iris", "params.hidden_units=1000000000"], tmp_path
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: params.hidden_units=1000000000: the largest network (1 layers")
+    assert line.endswith("; lower params.hidden_units or params.hidden_layers")
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "outputs").exists()
