@@ -37,6 +37,19 @@ def retried_trial_number(trial) -> int | None:
     return None if number is None else int(number)
 
 
+def distribution_change_refused(old, new) -> bool:
+    """Whether Optuna's storage would refuse ``new`` for a parameter recorded with ``old`` (a
+    changed kind, log scale or categorical choices). Optuna's own rule, which its docs say is
+    not meant for library users; the resume check asks it instead of keeping a copy."""
+    from optuna.distributions import check_distribution_compatibility
+
+    try:
+        check_distribution_compatibility(old, new)
+    except ValueError:
+        return True
+    return False
+
+
 def hydra_args_parser() -> argparse.ArgumentParser:
     """Hydra's own command-line parser, so that our check before ``@hydra.main`` reads the
     command line exactly as Hydra will (``-m``, ``--cfg``, ``--config-dir``, overrides)."""

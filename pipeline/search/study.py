@@ -10,6 +10,7 @@ from typing import Any
 import optuna
 from optuna.distributions import CategoricalDistribution
 
+from pipeline.compat import distribution_change_refused
 from pipeline.config.search_space import config_key
 from pipeline.errors import UserInputError
 from pipeline.names import CV_MEAN, SETTINGS_ATTR
@@ -120,10 +121,11 @@ def check_search_space(storage, name: str, distributions: dict) -> None:
 
 
 def _incompatibility(old, new) -> str | None:
+    """What differs between a recorded and a new distribution, if Optuna refuses the change."""
+    if not distribution_change_refused(old, new):
+        return None
     if type(old) is not type(new):
         return f"as a {type(old).__name__}, not a {type(new).__name__}"
-    if isinstance(old, CategoricalDistribution) and old.choices != new.choices:
+    if isinstance(old, CategoricalDistribution):
         return f"choices {list(old.choices)}, not {list(new.choices)}"
-    if getattr(old, "log", False) != getattr(new, "log", False):
-        return f"log={old.log}, not log={new.log}"
-    return None
+    return f"log={old.log}, not log={new.log}"

@@ -119,3 +119,26 @@ def test_the_early_modules_import_no_mlflow(module):
     code = f"import sys, {module}; print('mlflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_distribution_change_refused_is_optunas_own_rule(tmp_path):
+    """The resume check's rule is the storage's: what it calls refused, a resumed study's next
+    trial cannot suggest; what it takes, the trial can."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    trial.suggest_categorical("a", ["x", "y"])
+    trial.suggest_float("lr", 1e-3, 1, log=True)
+    study.tell(trial, 0.5)
+    old = study.trials[0].distributions
+    assert compat.distribution_change_refused(old["a"], CategoricalDistribution(["x", "z"]))
+    assert compat.distribution_change_refused(old["lr"], FloatDistribution(1e-3, 1))
+    assert not compat.distribution_change_refused(old["lr"], FloatDistribution(1e-4, 10, log=True))
+    resumed = optuna.load_study(study_name="s", storage=storage).ask()
+    with pytest.raises(ValueError):
+        resumed.suggest_categorical("a", ["x", "z"])
+    resumed.suggest_float("lr", 1e-4, 10, log=True)  # a new range is taken
+    with pytest.raises(ValueError):
+        optuna.load_study(study_name="s", storage=storage).ask().suggest_float("lr", 1e-3, 1)
