@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import core
+from pipeline.model.preprocessing import standardisation  # still importable from here
 
 
 @dataclass
@@ -42,24 +43,6 @@ class ScaledNetwork:
     @property
     def classes_(self) -> np.ndarray:
         return self.network.classes_
-
-
-def standardisation(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and standard deviations of X (n_samples, n_features), each (n_features,).
-
-    scikit-learn's StandardScaler in NumPy alone (this runs in every fold process, which then
-    need not import scikit-learn): population std, and scale 1 for a constant column (variance
-    within its rounding error of 0, scikit-learn's test), which then maps to 0, not to ±huge.
-    """
-    X = np.asarray(X, dtype=np.float64)
-    n_samples = X.shape[0]
-    eps = np.finfo(np.float64).eps
-    mean = X.mean(axis=0)
-    variance = X.var(axis=0)
-    scale = np.sqrt(variance)
-    rounding = n_samples * eps * variance + (n_samples * mean * eps) ** 2
-    scale[variance <= rounding] = 1.0
-    return mean, scale
 
 
 class FoldEnsemble:
