@@ -4,7 +4,9 @@ Each metric equals its scikit-learn namesake (accuracy_score, balanced_accuracy_
 f1_score(average="macro"), log_loss, roc_auc_score, root_mean_squared_error,
 mean_absolute_error, r2_score) to rounding, but imports neither scikit-learn nor pandas: it runs
 in the fold processes, which deliberately import neither. tests/pipeline/test_metrics.py holds
-the two side by side on random cases.
+the two side by side on random cases. Probability columns follow ``classes`` in the order
+given; scikit-learn's log_loss and roc_auc_score assume sorted labels instead, which is the
+same thing for a model's ``classes_`` (np.unique, hence sorted).
 
 Inputs are not checked for finiteness: a regression prediction with NaN or infinity gives the
 NaN or infinity NumPy computes (scikit-learn would raise), and the caller decides what a
