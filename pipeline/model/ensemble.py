@@ -230,7 +230,10 @@ def _load_member(
         raise core.ModelFileError(f"{path}: damaged preprocessing file ({error})") from None
     if not isinstance(settings, dict) or "preprocessor" not in settings:
         raise core.ModelFileError(f"{manifest}: member {index} has no preprocessing settings")
-    preprocessor = TablePreprocessor.from_saved(settings["preprocessor"], arrays)
+    try:
+        preprocessor = TablePreprocessor.from_saved(settings["preprocessor"], arrays)
+    except core.ModelFileError as error:
+        raise core.ModelFileError(f"{path}: {error}") from None
     if preprocessor.n_outputs != network.n_features_in_:
         raise core.ModelFileError(
             f"{path}: gives {preprocessor.n_outputs} inputs, member {index} takes "

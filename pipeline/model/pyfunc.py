@@ -66,6 +66,10 @@ def input_matrix(rows, ensemble: FoldEnsemble) -> np.ndarray:
         X = feature_matrix(rows, ensemble.columns, ensemble.feature_names is not None)
     except (ValueError, TypeError, KeyError) as error:  # a missing column; text not a number
         reason = str(error)
+        names = ensemble.feature_names
+        if reason.startswith("no column") and names is not None:
+            listed = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+            reason += f"; the model was trained on the {len(names)} columns {listed}"
         prefix = "model input: "
         raise ModelInputError(reason if reason.startswith(prefix) else prefix + reason) from None
     expected = ensemble.n_columns
