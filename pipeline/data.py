@@ -95,7 +95,7 @@ def load_dataset(cfg, seed: int) -> Dataset:
         source = f"dataset={cfg.name}"
         task = cfg.get("task") or natural
         y = target_values(pd.Series(bunch.target), task, source)
-        reason = "" if cfg.get("task") else f"the task of dataset={cfg.name}"
+        reason = "set by dataset.task" if cfg.get("task") else ""
         X = bunch.data.astype(np.float64)
         return Dataset(cfg.name, X, y, columns, task, source, reason)
     if cfg.name == "moons":
@@ -116,7 +116,7 @@ def load_table(cfg) -> Dataset:
     frame = leave_out(frame, cfg, target, path)
     labels = target_column(frame, target, path, key)
     source = f"column {target!r} of {path}"
-    task, reason = cfg.get("task"), ""
+    task, reason = cfg.get("task"), "set by dataset.task"
     if not task:
         task, reason = infer_task(labels)
     y = target_values(labels, task, source)

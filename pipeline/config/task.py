@@ -40,10 +40,15 @@ def resolve_task(cfg: DictConfig, data: Dataset) -> None:
 
 
 def task_line(cfg: DictConfig, data: Dataset) -> str:
-    """The one line that says what the sweep learns and how it scores it."""
-    why = f"; {data.task_reason}" if data.task_reason else ""
+    """The one line that says what the sweep learns and how it scores it, e.g.
+    ``task: regression of column 'price' of houses.csv (inferred: decimal numbers; set
+    dataset.task to change); optimising cv.metric=rmse (minimize)``."""
     if data.task_reason.startswith("inferred"):
-        why += ", set dataset.task to change"
+        why = f" ({data.task_reason}; set dataset.task to change)"
+    elif data.task_reason:
+        why = f" ({data.task_reason})"
+    else:
+        why = ""
     metric = METRICS[cfg.cv.metric]
     return (
         f"task: {data.task} of {data.label_source}{why}; optimising cv.metric={metric.name} "

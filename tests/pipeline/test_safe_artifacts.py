@@ -21,6 +21,7 @@ import core
 from pipeline.model.ensemble import FittedNetwork, FoldEnsemble, ModelSpec
 from pipeline.model.preprocessing import NUMERIC, Column
 from pipeline.tracking.models import save_pyfunc
+from tests.helpers import ROOT
 
 
 class Payload:
