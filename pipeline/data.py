@@ -66,9 +66,7 @@ class Dataset:
     def n_inputs(self) -> int:
         """The network's input width at most: one per numeric column, one per category (and one
         for a missing value) of each categorical column."""
-        return sum(
-            1 if c.kind == NUMERIC else len(c.categories) + 1 for c in self.columns
-        )
+        return sum(1 if c.kind == NUMERIC else len(c.categories) + 1 for c in self.columns)
 
     @property
     def n_outputs(self) -> int:

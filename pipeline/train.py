@@ -112,7 +112,10 @@ def run_train(cfg: DictConfig, refused=lambda: None) -> TrainResult:
         raise
     run.log_folds(
         spec.metric,
-        outcome.scores, outcome.fit_seconds, outcome.mean_curve(), time.perf_counter() - started
+        outcome.scores,
+        outcome.fit_seconds,
+        outcome.mean_curve(),
+        time.perf_counter() - started,
     )
     if cfg.tracking.log_trial_models:
         run.log_model(outcome.ensemble(), split.X_train[:5])

@@ -216,9 +216,7 @@ class FoldEnsemble:
         return ensemble
 
 
-def _load_member(
-    directory: Path, index: int, network, settings, manifest: Path
-) -> FittedNetwork:
+def _load_member(directory: Path, index: int, network, settings, manifest: Path) -> FittedNetwork:
     """A member as :meth:`FoldEnsemble.save` writes it; ModelFileError if anything is off."""
     path = directory / f"preprocessor_{index}.npz"
     try:

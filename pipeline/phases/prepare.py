@@ -20,11 +20,11 @@ import optuna
 from omegaconf import DictConfig
 
 from pipeline.config.checks import check_network_fits, validate_config
-from pipeline.config.task import check_metric_defined, model_spec, resolve_task, task_line
 from pipeline.config.schema import study_name
 from pipeline.config.search_space import search_distributions
 from pipeline.config.settings import comparable_settings, config_yaml, sweep_params
 from pipeline.config.stores import check_stores
+from pipeline.config.task import check_metric_defined, model_spec, resolve_task, task_line
 from pipeline.data import Dataset, Split, check_targets, load_dataset, split_train_test
 from pipeline.errors import SQLITE_DISK_FULL, UserInputError, is_disk_full
 from pipeline.folds.pool import resolve_n_jobs, start_fold_workers

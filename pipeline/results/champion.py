@@ -153,11 +153,15 @@ def score_champion(
     )
     report_seconds += time.perf_counter() - started
     now = int(time.time() * 1000)
-    return champion, tests, [
-        # What drawing the report cost the sweep (the refit ran meanwhile, not counted).
-        Metric("report_seconds", report_seconds, now, 0),
-        Metric("refit_seconds", refit_seconds, now, 0),
-    ]
+    return (
+        champion,
+        tests,
+        [
+            # What drawing the report cost the sweep (the refit ran meanwhile, not counted).
+            Metric("report_seconds", report_seconds, now, 0),
+            Metric("refit_seconds", refit_seconds, now, 0),
+        ],
+    )
 
 
 def champion_test_scores(champion: FoldEnsemble, split: Split) -> dict[str, float]:

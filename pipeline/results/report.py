@@ -35,8 +35,8 @@ from pipeline.names import (
     fold_of_metric,
 )
 from pipeline.results import study_plots
-from pipeline.search.study import study_metric
 from pipeline.results.study_plots import MAX_WIDTH
+from pipeline.search.study import study_metric
 
 # Files only: no display on a cluster node or in CI (switching works until a figure exists).
 matplotlib.use("Agg")
@@ -108,9 +108,7 @@ def study_figures(study: optuna.Study) -> tuple[dict[str, Figure], list[str]]:
     return figures, notes
 
 
-def fold_spread_figure(
-    table: pd.DataFrame, metric: str, top: int = TOP_TRIALS
-) -> Figure | None:
+def fold_spread_figure(table: pd.DataFrame, metric: str, top: int = TOP_TRIALS) -> Figure | None:
     """Box plot (with the folds as dots) of the fold scores, in ``metric``, of the ``top`` best
     complete trials of :func:`trials_table`."""
     complete = table[table["state"] == "COMPLETE"]

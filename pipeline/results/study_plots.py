@@ -29,10 +29,11 @@ from pipeline.model.metrics import METRICS
 from pipeline.search.study import study_metric
 
 
-
 def metric_label(study: optuna.Study) -> str:
     """The value axis: ``CV accuracy (mean over folds)``, after the study's metric."""
     return f"CV {METRICS[study_metric(study)].label} (mean over folds)"
+
+
 PRUNED_LABEL = "pruned (score of its last fold)"
 TICK_SIZE = 8
 # Saved at 100 dpi, a figure this wide (in inches) is shown at its own size in the MLflow UI's

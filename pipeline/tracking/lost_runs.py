@@ -70,9 +70,7 @@ def running_trial_runs(client: MlflowClient, experiment_id: str, study_name: str
             return found
 
 
-def close_from_study(
-    client: MlflowClient, run_id: str, trial: FrozenTrial, metric: str
-) -> None:
+def close_from_study(client: MlflowClient, run_id: str, trial: FrozenTrial, metric: str) -> None:
     """Log what the study knows of ``trial`` (state, reason, fold scores in ``metric``) and
     close its run."""
     now = int(time.time() * 1000)

@@ -372,7 +372,6 @@ CASES += [
 ]
 
 
-
 def parquet_bytes(data: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
     data.to_parquet(buffer)
@@ -471,8 +470,11 @@ CASES += [
         ["cv.metric=balanced_accuracy"],
         ["cv.metric=balanced_accuracy: study 'iris-mlp' was made with cv.metric=accuracy"],
     ),
-    Case("max-categories-0", ["dataset.max_categories=0"], ["dataset.max_categories: must be >= 1"]),
+    Case(
+        "max-categories-0", ["dataset.max_categories=0"], ["dataset.max_categories: must be >= 1"]
+    ),
 ]
+
 
 def snapshot(folder) -> dict:
     """What the good sweep left: trials, runs, registered versions, bytes of mlruns/."""

@@ -131,7 +131,9 @@ def test_train_and_a_sweep_trial_score_a_configuration_alike(iris):
     X, y = iris
     study = new_study()
     run(study, make_objective(X, y), GOOD)
-    outcome = evaluate_folds(IRIS_SPEC, {**FIXED, **network_params(GOOD)}, X, y, folds=3, seed=0, n_jobs=2)
+    outcome = evaluate_folds(
+        IRIS_SPEC, {**FIXED, **network_params(GOOD)}, X, y, folds=3, seed=0, n_jobs=2
+    )
     (trial,) = study.trials
     assert list(outcome.scores) == [0, 1, 2]  # handled in fold order
     assert trial.intermediate_values == outcome.scores
@@ -190,8 +192,12 @@ def test_free_processes_go_to_the_oldest_trials_folds_first(iris):
     # 30 iterations could, and its process would already run the first trial's third fold.
     medium = {**SLOW, "iterations": 1000}
     scheduler = FoldScheduler(2)
-    scheduler.add("first", fold_tasks(IRIS_SPEC, {**medium, "activation": "tanh"}, X, y, folds=3, seed=0))
-    scheduler.add("second", fold_tasks(IRIS_SPEC, {**medium, "activation": "relu"}, X, y, folds=3, seed=0))
+    scheduler.add(
+        "first", fold_tasks(IRIS_SPEC, {**medium, "activation": "tanh"}, X, y, folds=3, seed=0)
+    )
+    scheduler.add(
+        "second", fold_tasks(IRIS_SPEC, {**medium, "activation": "relu"}, X, y, folds=3, seed=0)
+    )
     assert sorted(scheduler._running.values()) == ["first", "first"]  # white box: the pool's
     finished = []
     while batch := scheduler.wait():

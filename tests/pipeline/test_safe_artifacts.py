@@ -124,7 +124,10 @@ FAULTS = {
         lambda p: rewrite_npz(p, median=np.full(4, np.nan)),
     ),
     "preprocessor-missing": ("preprocessor_1.npz", Path.unlink),
-    "manifest-settings-not-a-list": ("ensemble.json", lambda p: edit_manifest(p, member_settings=3)),
+    "manifest-settings-not-a-list": (
+        "ensemble.json",
+        lambda p: edit_manifest(p, member_settings=3),
+    ),
     "manifest-preprocessing-unknown-format": (
         "ensemble.json",
         lambda p: edit_member(p, preprocessor={"format": "other/9", "columns": []}),

@@ -76,5 +76,7 @@ def test_a_study_recorded_before_the_task_and_metric_settings_resumes_with_their
     record_settings(new_study(storage), old)
     check_settings(storage, "s", now)
     other = comparable_settings(compose_config(["dataset=iris", "cv.metric=balanced_accuracy"]))
-    with pytest.raises(UserInputError, match=r"^cv.metric=balanced_accuracy: .* cv.metric=accuracy"):
+    with pytest.raises(
+        UserInputError, match=r"^cv.metric=balanced_accuracy: .* cv.metric=accuracy"
+    ):
         check_settings(storage, "s", {**other, "dataset.task": "classification"})

@@ -25,7 +25,11 @@ def objective() -> Objective:
         X,
         y,
         spec=ModelSpec.numeric(4),
-        fixed_params=FIXED, search_space=cfg.search_space, folds=3, seed=0, n_jobs=2
+        fixed_params=FIXED,
+        search_space=cfg.search_space,
+        folds=3,
+        seed=0,
+        n_jobs=2,
     )
 
 
