@@ -251,6 +251,7 @@ def target_values(labels: pd.Series, task: str, source: str) -> np.ndarray:
         values = labels.to_numpy(dtype=np.float64)
         if not np.isfinite(values).all():
             raise UserInputError(f"{source}: holds infinite values; clean them")
+        check_standardisable(values, source)
         return values
     if pd.api.types.is_float_dtype(labels):
         fractional = np.mod(labels.to_numpy(), 1) != 0
@@ -302,7 +303,21 @@ def numeric_column(name: str, series: pd.Series, key: str) -> tuple[Column, np.n
         raise UserInputError(
             f"{key}: column {name!r} has no values at all; leave it out with dataset.drop=[{name}]"
         )
+    check_standardisable(values, f"{key}: column {name!r}")
     return Column(name, NUMERIC), values
+
+
+def check_standardisable(values: np.ndarray, what: str) -> None:
+    """Standardisation squares the values: ones so large that their variance overflows would
+    reach every network as infinities, and every trial would fail."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = np.nanvar(values)
+    if not np.isfinite(spread):
+        largest = np.nanmax(np.abs(values))
+        raise UserInputError(
+            f"{what} holds values too large to standardise (up to {largest:.3g}); rescale it "
+            "(divide it by a power of ten) or leave it out"
+        )
 
 
 def categorical_column(

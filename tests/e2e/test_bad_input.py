@@ -473,6 +473,18 @@ CASES += [
     Case(
         "max-categories-0", ["dataset.max_categories=0"], ["dataset.max_categories: must be >= 1"]
     ),
+    Case(
+        "huge-feature-values",
+        csv("huge.csv"),
+        ["huge.csv", "column 'b'", "too large to standardise", "e+300"],
+        {"huge.csv": csv_bytes(frame().assign(b=lambda d: d["b"] * 1e300))},
+    ),
+    Case(
+        "huge-regression-target",
+        csv("hugetarget.csv", "a"),
+        ["column 'a' of hugetarget.csv", "too large to standardise"],
+        {"hugetarget.csv": csv_bytes(frame().assign(a=lambda d: d["a"] * 1e300))},
+    ),
 ]
 
 
