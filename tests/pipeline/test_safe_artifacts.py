@@ -19,7 +19,7 @@ from sklearn.datasets import load_iris
 
 import core
 from pipeline.model.ensemble import FittedNetwork, FoldEnsemble, ModelSpec
-from pipeline.model.preprocessing import NUMERIC, Column
+from pipeline.model.preprocessing import CATEGORICAL, NUMERIC, Column
 from pipeline.tracking.models import save_pyfunc
 from tests.helpers import ROOT
 
@@ -227,3 +227,29 @@ def test_damaged_model_fails_clearly_through_mlflow(saved, tmp_path):
     truncate(ensemble_dir(copy) / "member_1.npz")
     with pytest.raises(core.ModelFileError, match="member_1.npz"):
         mlflow.pyfunc.load_model(str(copy))
+
+
+def test_a_regression_on_mixed_columns_round_trips_and_predicts_in_the_targets_units(tmp_path):
+    """Text and missing values in, prices out: the preprocessing and the target's scale are
+    saved with the network and read back without pickle."""
+    rng = np.random.default_rng(0)
+    city = Column("city", CATEGORICAL, ("Lyon", "Nice", "Paris"))
+    spec = ModelSpec("regression", (Column("area", NUMERIC), city), "rmse")
+    area = rng.uniform(20, 120, 300)
+    codes = rng.integers(0, 3, 300).astype(float)
+    price = 3000 * area + np.array([0.0, 50_000, 150_000])[codes.astype(int)]
+    X = np.column_stack([area, codes])
+    X[::17, 0] = np.nan  # missing areas become the training median
+    kwargs = {"hidden_layer_sizes": (16,), "iterations": 300, "learning_rate": 0.01}
+    member = FittedNetwork.fit(spec, kwargs, X, price, 0)
+    ensemble = FoldEnsemble([member])
+    path = save_pyfunc(ensemble, tmp_path, X[:5])
+    model = mlflow.pyfunc.load_model(str(path))
+    rows = pd.DataFrame({"city": ["Paris", "Lyon", None, "Berlin"], "area": [50, 50, None, 80]})
+    served = model.predict(rows)
+    assert served.shape == (4,) and np.isfinite(served).all()
+    encoded = np.array([[50, 2], [50, 0], [np.nan, np.nan], [80, -1]], dtype=float)
+    np.testing.assert_array_equal(served, ensemble.predict(encoded))
+    # In the target's units: Paris costs about 150,000 more than Lyon for the same area.
+    assert 100_000 < served[0] - served[1] < 200_000
+    assert member.target_scale > 1000  # the network learnt a standardised target
