@@ -20,6 +20,7 @@ import core
 from pipeline.model.metrics import CLASSIFICATION, REGRESSION
 from pipeline.model.preprocessing import (
     NUMERIC,
+    SAVED_FORMAT,
     Column,
     TablePreprocessor,
     standardisation,
@@ -219,19 +220,9 @@ class FoldEnsemble:
 def _load_member(directory: Path, index: int, network, settings, manifest: Path) -> FittedNetwork:
     """A member as :meth:`FoldEnsemble.save` writes it; ModelFileError if anything is off."""
     path = directory / f"preprocessor_{index}.npz"
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            arrays = {key: stored[key] for key in stored.files}
-    except FileNotFoundError:
-        raise core.ModelFileError(f"{path}: no such preprocessing file") from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        raise core.ModelFileError(f"{path}: damaged preprocessing file ({error})") from None
     if not isinstance(settings, dict) or "preprocessor" not in settings:
         raise core.ModelFileError(f"{manifest}: member {index} has no preprocessing settings")
-    try:
-        preprocessor = TablePreprocessor.from_saved(settings["preprocessor"], arrays)
-    except core.ModelFileError as error:
-        raise core.ModelFileError(f"{path}: {error}") from None
+    preprocessor = _read_preprocessor(path, settings["preprocessor"], _read_arrays(path))
     if preprocessor.n_outputs != network.n_features_in_:
         raise core.ModelFileError(
             f"{path}: gives {preprocessor.n_outputs} inputs, member {index} takes "
@@ -248,31 +239,35 @@ def _load_member(directory: Path, index: int, network, settings, manifest: Path)
 
 
 def _load_scaled_member(directory: Path, index: int, network, names) -> FittedNetwork:
-    """A member of mlp-sweep 0.1: its numeric columns' scaler, then the network."""
+    """A member of mlp-sweep 0.1: its numeric columns' scaler (mean and scale, no missing
+    values then), then the network; checked as a numeric preprocessing file is."""
+    path = directory / f"scaler_{index}.npz"
+    arrays = _read_arrays(path)
     n_features = network.n_features_in_
-    mean, scale = _load_scaler(directory / f"scaler_{index}.npz", n_features)
     if not isinstance(names, list) or len(names) != n_features:
         names = [f"x{i}" for i in range(n_features)]  # checked by the caller when given
-    return FittedNetwork(TablePreprocessor.numeric([str(n) for n in names], mean, scale), network)
+    described = {
+        "format": SAVED_FORMAT,
+        "columns": [{"name": str(name), "kind": NUMERIC} for name in names],
+    }
+    if "mean" in arrays:
+        arrays["median"] = arrays["mean"]
+    return FittedNetwork(_read_preprocessor(path, described, arrays), network)
 
 
-def _load_scaler(path: Path, n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    """mean and scale, each of shape (n_features,), finite, scale > 0; else ModelFileError."""
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` file at ``path``, without pickle; else ModelFileError."""
     try:
-        with np.load(path, allow_pickle=False) as arrays:
-            mean, scale = arrays["mean"], arrays["scale"]
+        with np.load(path, allow_pickle=False) as stored:
+            return {key: stored[key] for key in stored.files}
     except FileNotFoundError:
-        raise core.ModelFileError(f"{path}: no such scaler file") from None
+        raise core.ModelFileError(f"{path}: no such file") from None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        raise core.ModelFileError(f"{path}: damaged scaler file ({error})") from None
-    for name, array in (("mean", mean), ("scale", scale)):
-        if array.shape != (n_features,) or array.dtype.kind != "f":
-            raise core.ModelFileError(
-                f"{path}: {name} has shape {array.shape} and dtype {array.dtype}, expected "
-                f"({n_features},) floats"
-            )
-        if not np.isfinite(array).all():
-            raise core.ModelFileError(f"{path}: {name} contains NaN or infinity")
-    if (scale <= 0).any():
-        raise core.ModelFileError(f"{path}: scale must be > 0")
-    return mean, scale
+        raise core.ModelFileError(f"{path}: damaged file ({error})") from None
+
+
+def _read_preprocessor(path: Path, described, arrays) -> TablePreprocessor:
+    try:
+        return TablePreprocessor.from_saved(described, arrays)
+    except core.ModelFileError as error:
+        raise core.ModelFileError(f"{path}: {error}") from None

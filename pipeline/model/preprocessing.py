@@ -316,16 +316,6 @@ class TablePreprocessor:
         ]
         return cls(columns, median, mean, scale, one_hot)
 
-    @classmethod
-    def numeric(
-        cls, names: Sequence[str], mean: np.ndarray, scale: np.ndarray
-    ) -> TablePreprocessor:
-        """A pure-numeric preprocessor from a scaler fitted earlier (models logged before this
-        module stored only mean and scale, and had no missing values: median = mean)."""
-        columns = [Column(name, NUMERIC) for name in names]
-        mean = np.asarray(mean, dtype=np.float64)
-        return cls(columns, mean.copy(), mean, scale, [])
-
     # ---------------------------------------------------------------------------- transform
 
     def transform(self, X: np.ndarray) -> np.ndarray:

@@ -197,19 +197,6 @@ def test_numeric_tables_without_gaps_are_standardised_bit_for_bit(order, n_featu
                                (X - mean) / scale, rtol=1e-13, atol=1e-13)  # fmt: skip
 
 
-def test_numeric_from_an_earlier_scaler_transforms_as_it_did():
-    rng = np.random.default_rng(5)
-    X = rng.normal(size=(50, 3))
-    mean, scale = standardisation(X[:30])
-    old = TablePreprocessor.numeric(["a", "b", "c"], mean, scale)
-    assert old.columns == tuple(Column(n, NUMERIC) for n in "abc")
-    assert old.output_names == ("a", "b", "c")
-    assert np.array_equal(old.transform(X), (X - mean) / scale)
-    # a served gap (there were none then) takes the mean: 0 once standardised
-    X[0, 1] = nan
-    assert old.transform(X)[0, 1] == 0.0
-
-
 def test_standardisation_is_still_importable_where_it_was():
     from pipeline import fitted_model
 
