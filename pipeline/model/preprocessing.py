@@ -235,7 +235,7 @@ class TablePreprocessor:
         one_hot: Sequence[_OneHot],
     ):
         """median, mean, scale : (n_numeric,) in the order of the numeric columns; one_hot :
-        one per categorical column, in their order. Use fit, numeric or from_saved."""
+        one per categorical column, in their order. Use fit or from_saved."""
         self.columns = tuple(columns)
         names = [column.name for column in self.columns]
         if len(set(names)) != len(names):
