@@ -189,7 +189,7 @@ def mixed_part(trials: int, rows: int) -> list[str]:
             wall, metrics, _ = run_sweep(args, Path(tmp))
         features = table.drop(columns=["id", "churn", "spend"])
         for column in features.columns:
-            if features[column].dtype == object:
+            if not pd.api.types.is_numeric_dtype(features[column]):  # text, with gaps
                 features[column] = features[column].astype("category")
         y = table[target].to_numpy()
         stratify = y if metric == "accuracy" else None
@@ -224,12 +224,16 @@ def main() -> None:
         f"--rows {args.rows} --parts {' '.join(map(str, args.parts))}",
         "",
     ]
+    print("\n".join(lines), flush=True)
     if 1 in args.parts:
-        lines += diabetes_part(args.trials)
+        part = diabetes_part(args.trials)
+        print("\n".join(part), flush=True)
+        lines += part
     if 2 in args.parts:
-        lines += mixed_part(args.trials, args.rows)
+        part = mixed_part(args.trials, args.rows)
+        print("\n".join(part), flush=True)
+        lines += part
     text = "\n".join(lines)
-    print(text)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "tabular.md").write_text(text + "\n")
 
