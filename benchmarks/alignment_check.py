@@ -32,7 +32,7 @@ import core.network  # noqa: E402
 import core.solvers  # noqa: E402
 import core.training  # noqa: E402
 from pipeline.config.settings import fixed_model_params  # noqa: E402
-from pipeline.model.ensemble import ScaledNetwork  # noqa: E402
+from pipeline.model.ensemble import FittedNetwork, ModelSpec  # noqa: E402
 from tests.helpers import compose_config  # noqa: E402
 
 ALIGNMENT = 64  # bytes: one AVX-512 register, one cache line
@@ -81,16 +81,16 @@ def fits_by_offset() -> list[str]:
             results = set()
             for offset in range(0, ALIGNMENT, 4):
                 _offset[0] = offset
-                network = core.MLPClassifier(
+                kwargs = {
                     **fixed,
-                    hidden_layer_sizes=(units,) * layers,
-                    activation=activation,
-                    learning_rate=0.05,
-                    iterations=40,
-                    random_state=7001,
-                )
-                model = ScaledNetwork.fit(network, X[20:], y[20:])
-                curve = np.asarray(network.loss_curve_).tobytes()
+                    "hidden_layer_sizes": (units,) * layers,
+                    "activation": activation,
+                    "learning_rate": 0.05,
+                    "iterations": 40,
+                }
+                spec = ModelSpec.numeric(X.shape[1])
+                model = FittedNetwork.fit(spec, kwargs, X[20:], y[20:], 7001)
+                curve = np.asarray(model.network.loss_curve_).tobytes()
                 results.add((curve, model.predict_proba(X).tobytes()))
                 _buffers.clear()
             if len(results) > 1:

@@ -44,26 +44,40 @@ CHAMPION_TRIAL_START_TAG = "mlp_sweep.best_trial_start"  # and that trial's star
 CHAMPION_ALIAS = "champion"  # the registered model's alias of the study's latest champion
 
 # --- MLflow metrics ---------------------------------------------------------------------------
-SCORE = "accuracy"  # what a fold is scored with; the names below follow it
+# Every score is named after the study's metric (cv.metric, pipeline.model.metrics), so the
+# UI's columns say what they hold. Studies and runs made before cv.metric existed were scored
+# by accuracy.
+LEGACY_METRIC = "accuracy"
 
 
-def fold_metric(fold: int) -> str:
-    """``fold_<i>_accuracy``: one fold's score on its validation rows."""
-    return f"fold_{fold}_{SCORE}"
+def fold_metric(fold: int, metric: str) -> str:
+    """``fold_<i>_<metric>``: one fold's score on its validation rows."""
+    return f"fold_{fold}_{metric}"
 
 
-def fold_of_metric(name: str) -> int | None:
-    """The fold of a :func:`fold_metric` name; None for any other metric."""
-    prefix, suffix = "fold_", f"_{SCORE}"
+def fold_of_metric(name: str, metric: str) -> int | None:
+    """The fold of a :func:`fold_metric` name of ``metric``; None for any other metric."""
+    prefix, suffix = "fold_", f"_{metric}"
     middle = name.removeprefix(prefix).removesuffix(suffix)
     if name.startswith(prefix) and name.endswith(suffix) and middle.isdigit():
         return int(middle)
     return None
 
 
-CV_MEAN = f"cv_{SCORE}_mean"  # mean and std over the folds fitted
-CV_STD = f"cv_{SCORE}_std"
-TEST_SCORE = f"test_{SCORE}"  # the champion's score on the held-out test split
+def cv_mean(metric: str) -> str:
+    """``cv_<metric>_mean``: the mean over the folds fitted (the trial's value)."""
+    return f"cv_{metric}_mean"
+
+
+def cv_std(metric: str) -> str:
+    """``cv_<metric>_std``: their standard deviation."""
+    return f"cv_{metric}_std"
+
+
+def test_score(metric: str) -> str:
+    """``test_<metric>``: the champion's score on the held-out test split."""
+    return f"test_{metric}"
+
 
 # --- store locations --------------------------------------------------------------------------
 SQLITE_PREFIX = "sqlite:///"  # a local SQLite file: the rest is its path

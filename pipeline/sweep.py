@@ -59,8 +59,9 @@ class SweepResult:
     best_params: dict | None = None
     cv_mean: float | None = None
     cv_std: float | None = None
-    test_score: float | None = None  # the champion's accuracy on the held-out test split
+    test_score: float | None = None  # the champion's, on the held-out test split
     model_version: str | None = None  # of the registered champion
+    metric: str | None = None  # cv.metric: what cv_mean, cv_std and test_score are in
 
 
 def run(overrides: list[str] | None = None) -> SweepResult:
@@ -99,8 +100,9 @@ def run_sweep(cfg: DictConfig, refused=lambda: None) -> SweepResult:
         best_params=summary.best_params,
         cv_mean=summary.cv_mean,
         cv_std=summary.cv_std,
-        test_score=summary.test_accuracy,
+        test_score=summary.test_score,
         model_version=summary.model_version,
+        metric=summary.metric,
     )
 
 

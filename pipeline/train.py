@@ -39,7 +39,8 @@ from pipeline.config.from_run import flat_params, settings_from_run
 from pipeline.config.schema import register_configs
 from pipeline.config.search_space import network_params
 from pipeline.config.stores import check_store_exists, check_tracking_store
-from pipeline.data import check_class_counts, load_dataset, split_train_test
+from pipeline.config.task import check_metric_defined, model_spec, resolve_task
+from pipeline.data import check_targets, load_dataset, split_train_test
 from pipeline.errors import UserInputError
 from pipeline.folds.pool import resolve_n_jobs
 from pipeline.names import ROLE_TAG, SOURCE_RUN_TAG
@@ -57,6 +58,7 @@ class TrainResult:
     run_id: str
     scores: dict[int, float]
     recorded: dict[int, float] | None  # the reproduced run's fold scores, if run_id was given
+    metric: str = "accuracy"  # cv.metric: what the scores are in
 
 
 def run(overrides: list[str] | None = None) -> TrainResult:
@@ -84,6 +86,7 @@ def run_train(cfg: DictConfig, refused=lambda: None) -> TrainResult:
         refused()
         raise
     client, experiment_id = tracking
+    spec = model_spec(cfg, data)
     model_params = OmegaConf.to_container(cfg.model, resolve=True)
     params = flat_params(OmegaConf.to_container(cfg.params, resolve=True))
     tags = {ROLE_TAG: "train"}
@@ -95,6 +98,7 @@ def run_train(cfg: DictConfig, refused=lambda: None) -> TrainResult:
     started = time.perf_counter()
     try:
         outcome = evaluate_folds(
+            spec,
             {**model_params, **network_params(params)},
             split.X_train,
             split.y_train,
@@ -107,12 +111,16 @@ def run_train(cfg: DictConfig, refused=lambda: None) -> TrainResult:
         run.end("KILLED" if isinstance(error, KeyboardInterrupt) else "FAIL", repr(error))
         raise
     run.log_folds(
-        outcome.scores, outcome.fit_seconds, outcome.mean_curve(), time.perf_counter() - started
+        spec.metric,
+        outcome.scores,
+        outcome.fit_seconds,
+        outcome.mean_curve(),
+        time.perf_counter() - started,
     )
     if cfg.tracking.log_trial_models:
-        run.log_model(outcome.ensemble(data.feature_names), split.X_train[:5])
+        run.log_model(outcome.ensemble(), split.X_train[:5])
     run.end("COMPLETE")
-    return TrainResult(run.run_id, outcome.scores, recorded)
+    return TrainResult(run.run_id, outcome.scores, recorded, spec.metric)
 
 
 def prepare_train(cfg: DictConfig) -> tuple:
@@ -132,17 +140,19 @@ def prepare_train(cfg: DictConfig) -> tuple:
         cfg = OmegaConf.merge(cfg, settings)
         check_train_settings(cfg)
     data = load_dataset(cfg.dataset, cfg.study.seed)
-    check_class_counts(data.y, cfg.cv.folds, cfg.cv.test_size, data.label_source)
+    check_targets(data, cfg.cv.folds, cfg.cv.test_size)
+    resolve_task(cfg, data)
     sizes = network_params(flat_params(OmegaConf.to_container(cfg.params, resolve=True)))
     check_network_fits(
         f"params.hidden_units={cfg.params.hidden_units}",
         sizes["hidden_layer_sizes"],
         resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds),
-        (*data.X.shape, len(np.unique(data.y))),
+        (data.X.shape[0], data.n_inputs, data.n_outputs),
         cfg.model,
         "params.hidden_units or params.hidden_layers",
     )
     split = split_train_test(data, cfg.cv.test_size, cfg.study.seed)  # the test split stays unseen
+    check_metric_defined(cfg, data, split)
     if tracking is None:
         tracking = connect(
             cfg.tracking.uri, cfg.tracking.artifact_location, cfg.tracking.experiment
@@ -152,7 +162,7 @@ def prepare_train(cfg: DictConfig) -> tuple:
 
 def format_result(result: TrainResult) -> tuple[str, bool]:
     """The fold table (next to the recorded scores when reproducing) and whether they agree."""
-    lines = ["fold  accuracy" + ("  recorded" if result.recorded is not None else "")]
+    lines = [f"fold  {result.metric}" + ("  recorded" if result.recorded is not None else "")]
     for fold, score in sorted(result.scores.items()):
         line = f"{fold:>4}  {score:.6f}"
         if result.recorded is not None:
@@ -160,7 +170,7 @@ def format_result(result: TrainResult) -> tuple[str, bool]:
             line += "  " + (f"{old:.6f}" if old is not None else "   (not run: pruned)")
         lines.append(line)
     values = np.fromiter(result.scores.values(), dtype=np.float64)
-    lines.append(f"CV accuracy {values.mean():.4f} ± {values.std():.4f}")
+    lines.append(f"CV {result.metric} {values.mean():.4f} ± {values.std():.4f}")
     agree = True
     if result.recorded is not None:
         differ = [f for f, old in result.recorded.items() if result.scores.get(f) != old]

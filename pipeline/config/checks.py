@@ -23,6 +23,7 @@ from core.solvers import FULL_BATCH_SOLVERS
 from core.validation import DTYPES
 from pipeline.config.schema import registered_model_name
 from pipeline.errors import UserInputError
+from pipeline.model.metrics import METRICS, TASKS
 from pipeline.names import SQLITE_PREFIX
 from pipeline.redaction import redact
 
@@ -30,7 +31,7 @@ ACTIVATION_NAMES = tuple(sorted(core.ACTIVATIONS))
 SOLVER_NAMES = tuple(core.SOLVERS)
 INIT_NAMES = tuple(core.INITIALISERS)
 DTYPE_NAMES = tuple(DTYPES)
-DATASET_NAMES = ("digits", "iris", "wine", "breast_cancer", "moons", "csv")
+DATASET_NAMES = ("digits", "iris", "wine", "breast_cancer", "diabetes", "moons", "csv", "parquet")
 DIRECTIONS = ("maximize", "minimize")
 # NumPy's legacy seeding and scikit-learn's splitters take seeds below 2**32; a worker's sampler
 # is seeded with study.seed + worker.
@@ -109,10 +110,17 @@ def _leaves(node: Any, prefix: str = ""):
 
 def check_dataset(dataset: DictConfig) -> None:
     _check_choice("dataset.name", dataset.name, DATASET_NAMES)
-    if dataset.name == "csv":
+    if dataset.get("task") is not None:
+        _check_choice("dataset.task", dataset.task, TASKS)
+    if dataset.name in ("csv", "parquet"):
         for key in ("path", "target"):
             if not dataset.get(key):
-                raise _fail(f"dataset.{key}", "is required for dataset=csv")
+                raise _fail(f"dataset.{key}", f"is required for dataset={dataset.name}")
+    elif dataset.get("drop") or dataset.get("categorical"):
+        key = "drop" if dataset.get("drop") else "categorical"
+        raise _fail(f"dataset.{key}", f"names columns of a file; dataset={dataset.name} has none")
+    if dataset.get("max_categories", 1) < 1:
+        raise _fail("dataset.max_categories", f"must be >= 1, got {dataset.max_categories}")
     if dataset.name == "moons":
         if dataset.n_samples < 10:
             raise _fail("dataset.n_samples", f"must be >= 10, got {dataset.n_samples}")
@@ -135,6 +143,8 @@ def check_cv(cv: DictConfig) -> None:
         raise _fail("cv.n_jobs", f"must be -1 (all cores) or >= 1, got {cv.n_jobs}")
     if not 0.0 < cv.test_size < 1.0:
         raise _fail("cv.test_size", f"must be between 0 and 1 (exclusive), got {cv.test_size}")
+    if cv.get("metric") is not None:
+        _check_choice("cv.metric", cv.metric, tuple(METRICS))
 
 
 def check_model(model: DictConfig) -> None:
@@ -183,7 +193,8 @@ def check_study(cfg: DictConfig) -> None:
     study = cfg.study
     if study.n_trials < 1:
         raise _fail("study.n_trials", f"must be >= 1, got {study.n_trials}")
-    _check_choice("study.direction", study.direction, DIRECTIONS)
+    if study.direction is not None:
+        _check_choice("study.direction", study.direction, DIRECTIONS)
     if not str(study.storage).strip():
         raise _fail("study.storage", "is empty; give a file path or a database URL")
     if study.heartbeat_interval < 1:

@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from pipeline.errors import UserInputError
-from pipeline.names import fold_of_metric
+from pipeline.names import LEGACY_METRIC, fold_of_metric
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,9 @@ def flat_params(node: Mapping[str, Any]) -> dict[str, Any]:
 def settings_from_run(client: MlflowClient, run_id: str) -> tuple[dict, dict[int, float]]:
     """The train-config settings of a logged trial (or train run) and its recorded fold scores.
 
-    Returns ``({"dataset", "study": {"seed"}, "cv", "model", "params"}, {fold: accuracy})``.
+    Returns ``({"dataset", "study": {"seed"}, "cv", "model", "params"}, {fold: score})``, the
+    scores in the run's ``cv.metric``. A run logged before the task and the metric were settings
+    classified and scored accuracy: its settings say so.
     """
     try:
         run = client.get_run(run_id)
@@ -85,16 +87,20 @@ def settings_from_run(client: MlflowClient, run_id: str) -> tuple[dict, dict[int
             f"run_id={run_id}: not a trial run of mlp-sweep (no config.yaml or "
             f"hyperparameters: {str(error).splitlines()[0]})"
         ) from None
+    dataset = OmegaConf.to_container(recorded.dataset, resolve=True)
+    dataset["task"] = dataset.get("task") or "classification"
+    cv = OmegaConf.to_container(recorded.cv, resolve=True)
+    cv["metric"] = cv.get("metric") or LEGACY_METRIC
     settings = {
-        "dataset": OmegaConf.to_container(recorded.dataset, resolve=True),
+        "dataset": dataset,
         "study": {"seed": int(recorded.study.seed)},
-        "cv": OmegaConf.to_container(recorded.cv, resolve=True),
+        "cv": cv,
         "model": OmegaConf.to_container(recorded.model, resolve=True),
         "params": params,
     }
     scores = {}
     for key, value in run.data.metrics.items():
-        fold = fold_of_metric(key)
+        fold = fold_of_metric(key, cv["metric"])
         if fold is not None:
             scores[fold] = float(value)
     return settings, dict(sorted(scores.items()))

@@ -17,8 +17,15 @@ from omegaconf import MISSING, DictConfig
 @dataclass
 class DatasetConfig:
     name: str = MISSING
-    path: str | None = None  # csv only
-    target: str | None = None  # csv only: the label column
+    path: str | None = None  # csv/parquet only
+    target: str | None = None  # csv/parquet only: the column to predict
+    # classification | regression; None: inferred from the target (pipeline.data.infer_task)
+    task: str | None = None
+    drop: list[str] = field(default_factory=list)  # csv/parquet: columns left out (an id, ...)
+    # csv/parquet: numeric columns that hold category codes (one-hot encoded, not scaled)
+    categorical: list[str] = field(default_factory=list)
+    # A text column with more distinct values is refused (an id or free text, not categories).
+    max_categories: int = 100
     n_samples: int = 1000  # moons only
     noise: float = 0.25  # moons only
 
@@ -60,7 +67,7 @@ class StudyConfig:
     storage: str = "mlruns/optuna.journal"
     n_trials: int = 50
     seed: int = 0
-    direction: str = "maximize"
+    direction: str | None = None  # None: the direction of cv.metric
     # Seconds between heartbeats of a running trial (RDB storages only); a trial silent for
     # 4 heartbeats is failed and retried by the next worker that starts a trial.
     heartbeat_interval: int = 10
@@ -77,6 +84,7 @@ class CVConfig:
     folds: int = 5
     n_jobs: int = -1
     test_size: float = 0.2
+    metric: str | None = None  # None: accuracy for a classification, rmse for a regression
 
 
 @dataclass

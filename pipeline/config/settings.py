@@ -9,9 +9,10 @@ from pipeline.redaction import redact
 
 
 def comparable_settings(cfg: DictConfig) -> dict:
-    """What a trial's score depends on besides its hyperparameters, by config key: the data set,
-    the hold-out split and the folds (both seeded by ``study.seed``), the fixed training
-    settings. A study is resumed only with the same (:func:`pipeline.search.study.check_settings`);
+    """What a trial's score depends on besides its hyperparameters, by config key: the data set
+    (its task, and the columns left out or taken as categories), the hold-out split and the
+    folds (both seeded by ``study.seed``), the metric, the fixed training settings; read once
+    :func:`pipeline.config.task.resolve_task` has settled the task and the metric. A study is resumed only with the same (:func:`pipeline.search.study.check_settings`);
     the search space, sampler, pruner and budget may change."""
     nodes = {"dataset": cfg.dataset, "model": cfg.model}
     settings = {
@@ -19,7 +20,9 @@ def comparable_settings(cfg: DictConfig) -> dict:
         for group, node in nodes.items()
         for key, value in OmegaConf.to_container(node, resolve=True).items()
     }
-    settings.update({"cv.folds": cfg.cv.folds, "cv.test_size": cfg.cv.test_size})
+    settings.update(
+        {"cv.folds": cfg.cv.folds, "cv.test_size": cfg.cv.test_size, "cv.metric": cfg.cv.metric}
+    )
     settings["study.seed"] = cfg.study.seed
     return settings
 
@@ -37,6 +40,8 @@ def sweep_params(cfg: DictConfig) -> dict:
         "cv.test_size": cfg.cv.test_size,
         "study.seed": cfg.study.seed,
         "study.direction": cfg.study.direction,
+        "dataset.task": cfg.dataset.task,
+        "cv.metric": cfg.cv.metric,
         "sampler": cfg.sampler._target_,
         "pruner": cfg.pruner._target_,
         **{f"model.{k}": v for k, v in fixed_model_params(cfg).items()},

@@ -22,24 +22,31 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
 
+from pipeline.config.task import cv_splitter
 from pipeline.folds.cancel import new_cancel_flag
 from pipeline.folds.fitting_time import FittingTime
 from pipeline.folds.pool import blas_threads, pool
 from pipeline.folds.worker import FoldResult, fit_fold
+from pipeline.model.ensemble import ModelSpec
 
 log = logging.getLogger(__name__)
 
 
 def fold_tasks(
-    network_kwargs: dict[str, Any], X: np.ndarray, y: np.ndarray, *, folds: int, seed: int
+    spec: ModelSpec,
+    network_kwargs: dict[str, Any],
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    folds: int,
+    seed: int,
 ) -> list[tuple]:
-    """The arguments of :func:`~pipeline.folds.worker.fit_fold` for each stratified, shuffled,
-    seeded fold, in fold order."""
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    """The arguments of :func:`~pipeline.folds.worker.fit_fold` for each shuffled, seeded fold
+    (stratified for a classification), in fold order."""
+    splitter = cv_splitter(spec.task, folds, seed)
     return [
-        (network_kwargs, X, y, train, valid, fold, seed)
+        (spec, network_kwargs, X, y, train, valid, fold, seed)
         for fold, (train, valid) in enumerate(splitter.split(X, y))
     ]
 

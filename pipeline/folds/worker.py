@@ -1,8 +1,9 @@
 """What runs inside a fold process: fit one fold, score it, stop early when cancelled.
 
-Kept apart from the orchestration (pipeline.folds.scheduler) and free of scikit-learn, so that a
-fresh pool process imports only NumPy and the core, not scikit-learn and SciPy: the processes
-are ready while the sweep is still starting.
+Kept apart from the orchestration (pipeline.folds.scheduler) and free of scikit-learn and pandas
+(the preprocessing and the metrics are NumPy's), so that a fresh pool process imports only NumPy
+and the core, not scikit-learn and SciPy: the processes are ready while the sweep is still
+starting.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import core
-from pipeline.model.ensemble import ScaledNetwork
+from pipeline.model.ensemble import FittedNetwork, ModelSpec
+from pipeline.model.metrics import METRICS
 
 # Set by the sweep's process (pipeline.folds.interruption); a fold worker (another pid) ignores
 # Ctrl-C and leaves it to the sweep, which kills the workers. Without this, every loky worker
@@ -40,7 +42,7 @@ class FoldResult:
     score: float | None
     fit_seconds: float
     loss_curve: np.ndarray
-    model: ScaledNetwork | None
+    model: FittedNetwork | None
     error: str | None = None
     fit_started: float = 0.0
     diverged: bool = False
@@ -72,6 +74,7 @@ def fold_seed(seed: int, fold: int) -> int:
 
 
 def fit_fold(
+    spec: ModelSpec,
     network_kwargs: dict[str, Any],
     X: np.ndarray,
     y: np.ndarray,
@@ -82,12 +85,15 @@ def fit_fold(
     blas_threads: int | None = None,
     cancel_flag: str | None = None,
 ) -> FoldResult:
-    """Fit scaler + network on the fold's training rows, score accuracy on its validation rows.
+    """Fit preprocessing + network on the fold's training rows, score ``spec.metric`` on its
+    validation rows.
 
-    X : ndarray of shape (n_samples, n_features); y : ndarray of shape (n_samples,)
-    train_index, valid_index : int arrays of row numbers. ``blas_threads`` caps this process's
-    BLAS threads (in a pool process, so that processes × threads fit the cores). Training stops
-    early, with ``error`` "cancelled", once the file ``cancel_flag`` exists.
+    X : ndarray of shape (n_samples, n_columns), encoded (pipeline.data.Dataset.X);
+    y : ndarray of shape (n_samples,); train_index, valid_index : int arrays of row numbers.
+    ``blas_threads`` caps this process's BLAS threads (in a pool process, so that processes ×
+    threads fit the cores). Training stops early, with ``error`` "cancelled", once the file
+    ``cancel_flag`` exists. A score that is not finite (a regression whose predictions
+    overflow) counts as diverged.
     """
     ignore_interrupts_in_fold_worker()
     if blas_threads is not None:
@@ -95,11 +101,14 @@ def fit_fold(
     if cancel_flag is not None:
         stop = stop_when_flagged(cancel_flag)
         network_kwargs = {**network_kwargs, "callback": stop, "callback_every": CANCEL_CHECK_EVERY}
-    network = core.MLPClassifier(**network_kwargs, random_state=fold_seed(seed, fold))
     fit_started, started = time.time(), time.perf_counter()
     try:
-        model = ScaledNetwork.fit(network, X[train_index], y[train_index])
-        predicted = model.network.predict((X[valid_index] - model.mean) / model.scale)
+        model = FittedNetwork.fit(
+            spec, network_kwargs, X[train_index], y[train_index], fold_seed(seed, fold)
+        )
+        with np.errstate(over="ignore", invalid="ignore"):
+            output = model.predict_output(X[valid_index])
+            score = float(METRICS[spec.metric].score(y[valid_index], output, model.classes_))
     except FoldCancelled:
         seconds = time.perf_counter() - started
         return FoldResult(fold, None, seconds, np.empty(0), None, "cancelled", fit_started)
@@ -112,9 +121,11 @@ def fit_fold(
         reason = one_line_reason(error)
         return FoldResult(fold, None, seconds, np.empty(0), None, reason, fit_started)
     seconds = time.perf_counter() - started
-    score = np.mean(predicted == y[valid_index])  # accuracy
-    curve = np.asarray(network.loss_curve_, dtype=np.float64)
-    return FoldResult(fold, float(score), seconds, curve, model, fit_started=fit_started)
+    curve = np.asarray(model.network.loss_curve_, dtype=np.float64)
+    if not np.isfinite(score):
+        reason = f"the validation {spec.metric} is {score} (predictions overflow)"
+        return FoldResult(fold, None, seconds, curve, None, reason, fit_started, True)
+    return FoldResult(fold, score, seconds, curve, model, fit_started=fit_started)
 
 
 def one_line_reason(error: BaseException) -> str:
@@ -173,18 +184,18 @@ def ready() -> None:
 
 
 def refit(
+    spec: ModelSpec,
     network_kwargs: dict[str, Any],
     X: np.ndarray,
     y: np.ndarray,
     seed: int,
     blas_threads: int | None = None,
-) -> tuple[ScaledNetwork, float]:
-    """Scaler + network trained on all of X (n_samples, n_features), seeded like fold 0; with
-    the seconds the fit took (in its own process, not counting the wait for it)."""
+) -> tuple[FittedNetwork, float]:
+    """Preprocessing + network trained on all of X (n_samples, n_columns, encoded), seeded like
+    fold 0; with the seconds the fit took (in its own process, not counting the wait for it)."""
     ignore_interrupts_in_fold_worker()
     if blas_threads is not None:
         _limit_blas_threads(blas_threads)
-    network = core.MLPClassifier(**network_kwargs, random_state=fold_seed(seed, 0))
     started = time.perf_counter()
-    model = ScaledNetwork.fit(network, X, y)
+    model = FittedNetwork.fit(spec, network_kwargs, X, y, fold_seed(seed, 0))
     return model, time.perf_counter() - started

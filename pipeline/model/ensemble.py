@@ -1,13 +1,15 @@
-"""A trained predictor as the sweep ships it: standardisation + a core network, or several.
+"""A trained predictor as the sweep ships it: preprocessing + a core network, or several.
 
-A trial's k fold models form a :class:`FoldEnsemble` (probabilities averaged), so every trial
-leaves a usable model without an extra fit; the champion is a one-member ensemble refitted on
-the whole training split. Everything is stored as ``.npz`` + JSON, never pickle.
+A trial's k fold models form a :class:`FoldEnsemble` (probabilities or predictions averaged),
+so every trial leaves a usable model without an extra fit; the champion is a one-member
+ensemble refitted on the whole training split. Everything is stored as ``.npz`` + JSON, never
+pickle.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,93 +17,157 @@ from pathlib import Path
 import numpy as np
 
 import core
+from pipeline.model.metrics import CLASSIFICATION, REGRESSION
+from pipeline.model.preprocessing import (
+    NUMERIC,
+    SAVED_FORMAT,
+    Column,
+    TablePreprocessor,
+    standardisation,
+)
+
+__all__ = ["FittedNetwork", "FoldEnsemble", "ModelSpec", "ScaledNetwork", "standardisation"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a fold fits besides the network's settings: the task, the columns it reads (of the
+    encoded matrix, pipeline.data.Dataset.X) and the metric it is scored with."""
+
+    task: str
+    columns: tuple[Column, ...]
+    metric: str
+
+    @classmethod
+    def numeric(cls, n_features: int, metric: str = "accuracy") -> ModelSpec:
+        """A classification of ``n_features`` numeric columns (``x0``, ``x1``, ...)."""
+        columns = tuple(Column(f"x{i}", NUMERIC) for i in range(n_features))
+        return cls(CLASSIFICATION, columns, metric)
 
 
 @dataclass
-class ScaledNetwork:
-    """Standardisation fitted on the training rows only, then the network.
+class FittedNetwork:
+    """The preprocessing fitted on the training rows only, then the network; for a regression,
+    the target standardised with the training rows' mean and scale (a network's output starts
+    near 0 with unit spread, whatever the target's units).
 
-    mean, scale : ndarray of shape (n_features,)
+    target_mean, target_scale : floats; 0 and 1 for a classification
     """
 
-    mean: np.ndarray
-    scale: np.ndarray
-    network: core.MLPClassifier
+    preprocessor: TablePreprocessor
+    network: core.MLPClassifier | core.MLPRegressor
+    target_mean: float = 0.0
+    target_scale: float = 1.0
 
     @classmethod
-    def fit(cls, network: core.MLPClassifier, X: np.ndarray, y: np.ndarray) -> ScaledNetwork:
-        """Fit the scaler on ``X`` (n_samples, n_features), then the network on the scaled rows."""
-        mean, scale = standardisation(X)
-        network.fit((X - mean) / scale, y)
-        return cls(mean, scale, network)
+    def fit(cls, spec: ModelSpec, network_kwargs: dict, X: np.ndarray, y: np.ndarray, seed: int):
+        """Fit the preprocessing on ``X`` (n_samples, n_columns, encoded), then a network of
+        ``network_kwargs`` seeded with ``seed`` on the transformed rows and ``y`` (n_samples,)."""
+        preprocessor = TablePreprocessor.fit(spec.columns, X)
+        inputs = preprocessor.transform(X)
+        if spec.task == REGRESSION:
+            network = core.MLPRegressor(**network_kwargs, random_state=seed)
+            mean, scale = standardisation(y.reshape(-1, 1))
+            network.fit(inputs, (y - mean[0]) / scale[0])
+            return cls(preprocessor, network, float(mean[0]), float(scale[0]))
+        network = core.MLPClassifier(**network_kwargs, random_state=seed)
+        network.fit(inputs, y)
+        return cls(preprocessor, network)
+
+    @property
+    def task(self) -> str:
+        return REGRESSION if isinstance(self.network, core.MLPRegressor) else CLASSIFICATION
+
+    @property
+    def classes_(self) -> np.ndarray | None:
+        """The class labels of a classifier, (n_classes,); None for a regressor."""
+        return getattr(self.network, "classes_", None)
+
+    def predict_output(self, X: np.ndarray) -> np.ndarray:
+        """What the metrics score: class probabilities (n_samples, n_classes) in ``classes_``
+        order, or predicted values (n_samples,), for X (n_samples, n_columns) encoded."""
+        inputs = self.preprocessor.transform(X)
+        if self.task == REGRESSION:
+            return self.network.predict(inputs) * self.target_scale + self.target_mean
+        return self.network.predict_proba(inputs)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities of shape (n_samples, n_classes), columns ordered as ``classes_``."""
-        return self.network.predict_proba((X - self.mean) / self.scale)
-
-    @property
-    def classes_(self) -> np.ndarray:
-        return self.network.classes_
+        return self.predict_output(X)
 
 
-def standardisation(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and standard deviations of X (n_samples, n_features), each (n_features,).
-
-    scikit-learn's StandardScaler in NumPy alone (this runs in every fold process, which then
-    need not import scikit-learn): population std, and scale 1 for a constant column (variance
-    within its rounding error of 0, scikit-learn's test), which then maps to 0, not to ±huge.
-    """
-    X = np.asarray(X, dtype=np.float64)
-    n_samples = X.shape[0]
-    eps = np.finfo(np.float64).eps
-    mean = X.mean(axis=0)
-    variance = X.var(axis=0)
-    scale = np.sqrt(variance)
-    rounding = n_samples * eps * variance + (n_samples * mean * eps) ** 2
-    scale[variance <= rounding] = 1.0
-    return mean, scale
+ScaledNetwork = FittedNetwork  # the name models logged by mlp-sweep 0.1 know
 
 
 class FoldEnsemble:
-    """Members with the same classes; predicts the argmax of their mean probabilities.
+    """Members of one task (and, for a classification, the same classes): predicts the mean of
+    their outputs, then the most probable class or the mean value.
 
-    ``feature_names``, when known, name the input columns in training order: the served model
-    (pipeline.model.pyfunc) puts a DataFrame's columns in that order before predicting.
+    Every member reads the same columns; their names (``feature_names``) let the served model
+    (pipeline.model.pyfunc) read a DataFrame's columns by name. Only an ensemble loaded from a
+    model saved without them (mlp-sweep 0.1's first models) has none: it reads by position.
     """
 
-    def __init__(self, members: list[ScaledNetwork], feature_names: tuple[str, ...] | None = None):
+    def __init__(self, members: list[FittedNetwork], feature_names: tuple[str, ...] | None = None):
         if not members:
             raise ValueError("members: an ensemble needs at least one member")
         self.members = members
+        self.task = members[0].task
         self.classes_ = members[0].classes_
-        self.feature_names = None if feature_names is None else tuple(map(str, feature_names))
+        self.columns = members[0].preprocessor.columns
+        names = feature_names if feature_names is not None else [c.name for c in self.columns]
+        self.feature_names = tuple(map(str, names))
+
+    @property
+    def n_columns(self) -> int:
+        return len(self.columns)
+
+    def predict_output(self, X) -> np.ndarray:
+        """X : array-like (n_samples, n_columns), encoded -> the members' mean output:
+        (n_samples, n_classes) probabilities, or (n_samples,) values."""
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_columns:
+            raise ValueError(f"X: expected shape (n_samples, {self.n_columns}), got {X.shape}")
+        return np.mean([m.predict_output(X) for m in self.members], axis=0)
 
     def predict_proba(self, X) -> np.ndarray:
-        """X : array-like of shape (n_samples, n_features) -> (n_samples, n_classes)."""
-        X = np.asarray(X, dtype=np.float64)
-        expected = self.members[0].mean.shape[0]
-        if X.ndim != 2 or X.shape[1] != expected:
-            raise ValueError(f"X: expected shape (n_samples, {expected}), got {X.shape}")
-        return np.mean([m.predict_proba(X) for m in self.members], axis=0)
+        """Class probabilities (n_samples, n_classes) of a classification ensemble."""
+        return self.predict_output(X)
 
     def predict(self, X) -> np.ndarray:
-        """Original labels (ints stay ints, strings stay strings), shape (n_samples,)."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        """Original labels (ints stay ints, strings stay strings) or values, (n_samples,)."""
+        output = self.predict_output(X)
+        if self.task == REGRESSION:
+            return output
+        return self.classes_[np.argmax(output, axis=1)]
 
     def save(self, directory: Path) -> None:
-        """Write ``member_<i>.npz`` (core format), ``scaler_<i>.npz`` and ``ensemble.json``."""
+        """Write ``member_<i>.npz`` (core format), ``preprocessor_<i>.npz`` and
+        ``ensemble.json`` (the members' preprocessing manifests and target scales)."""
         directory.mkdir(parents=True, exist_ok=True)
+        members = []
         for index, member in enumerate(self.members):
             core.save_model(member.network, directory / f"member_{index}.npz")
-            np.savez(directory / f"scaler_{index}.npz", mean=member.mean, scale=member.scale)
-        manifest = {"members": len(self.members)}
-        if self.feature_names is not None:
-            manifest["feature_names"] = list(self.feature_names)
-        (directory / "ensemble.json").write_text(json.dumps(manifest))
+            manifest, arrays = member.preprocessor.to_saved()
+            np.savez(directory / f"preprocessor_{index}.npz", **arrays)
+            members.append(
+                {
+                    "preprocessor": manifest,
+                    "target_mean": member.target_mean,
+                    "target_scale": member.target_scale,
+                }
+            )
+        content = {
+            "members": len(self.members),
+            "feature_names": list(self.feature_names),
+            "member_settings": members,
+        }
+        (directory / "ensemble.json").write_text(json.dumps(content))
 
     @classmethod
     def load(cls, directory: Path) -> FoldEnsemble:
-        """Read what :meth:`save` wrote, without pickle.
+        """Read what :meth:`save` wrote (or an ensemble of mlp-sweep 0.1: a scaler per member),
+        without pickle.
 
         A missing, truncated or tampered file raises ``core.ModelFileError`` naming the file
         (never an error from deep inside NumPy or a model that predicts nonsense).
@@ -117,44 +183,91 @@ class FoldEnsemble:
             ) from None
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise core.ModelFileError(f"{manifest}: members must be an integer >= 1, got {count!r}")
+        settings = content.get("member_settings")
+        if settings is not None and (not isinstance(settings, list) or len(settings) != count):
+            raise core.ModelFileError(f"{manifest}: member_settings must list {count} members")
+        names = content.get("feature_names")  # absent in models saved before they were kept
         members = []
         for index in range(count):
             network = core.load_model(directory / f"member_{index}.npz")
-            scaler_file = directory / f"scaler_{index}.npz"
-            mean, scale = _load_scaler(scaler_file, network.n_features_in_)
-            if members and not np.array_equal(network.classes_, members[0].classes_):
+            if settings is None:  # mlp-sweep 0.1: numeric columns, a scaler per member
+                member = _load_scaled_member(directory, index, network, names)
+            else:
+                member = _load_member(directory, index, network, settings[index], manifest)
+            if members and member.task != members[0].task:
+                raise core.ModelFileError(f"{directory}: member {index} is of another task")
+            if members and (
+                member.task == CLASSIFICATION
+                and not np.array_equal(network.classes_, members[0].classes_)
+            ):
                 raise core.ModelFileError(f"{directory}: member {index} has other classes")
-            members.append(ScaledNetwork(mean, scale, network))
-        names = content.get("feature_names")  # absent in models saved before they were kept
-        n_features = members[0].mean.shape[0]
+            members.append(member)
+        n_columns = len(members[0].preprocessor.columns)
         if names is not None and (
             not isinstance(names, list)
-            or len(names) != n_features
+            or len(names) != n_columns
             or not all(isinstance(n, str) for n in names)
         ):
             raise core.ModelFileError(
-                f"{manifest}: feature_names must be {n_features} strings, got {names!r}"
+                f"{manifest}: feature_names must be {n_columns} strings, got {names!r}"
             )
-        return cls(members, names)
+        ensemble = cls(members, names)
+        if names is None:
+            ensemble.feature_names = None  # saved without them: DataFrames are read by position
+        return ensemble
 
 
-def _load_scaler(path: Path, n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    """mean and scale, each of shape (n_features,), finite, scale > 0; else ModelFileError."""
+def _load_member(directory: Path, index: int, network, settings, manifest: Path) -> FittedNetwork:
+    """A member as :meth:`FoldEnsemble.save` writes it; ModelFileError if anything is off."""
+    path = directory / f"preprocessor_{index}.npz"
+    if not isinstance(settings, dict) or "preprocessor" not in settings:
+        raise core.ModelFileError(f"{manifest}: member {index} has no preprocessing settings")
+    preprocessor = _read_preprocessor(path, settings["preprocessor"], _read_arrays(path))
+    if preprocessor.n_outputs != network.n_features_in_:
+        raise core.ModelFileError(
+            f"{path}: gives {preprocessor.n_outputs} inputs, member {index} takes "
+            f"{network.n_features_in_}"
+        )
+    mean, scale = settings.get("target_mean", 0.0), settings.get("target_scale", 1.0)
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in (mean, scale)) or (
+        scale <= 0
+    ):
+        raise core.ModelFileError(
+            f"{manifest}: member {index} needs a finite target_mean and a target_scale > 0"
+        )
+    return FittedNetwork(preprocessor, network, float(mean), float(scale))
+
+
+def _load_scaled_member(directory: Path, index: int, network, names) -> FittedNetwork:
+    """A member of mlp-sweep 0.1: its numeric columns' scaler (mean and scale, no missing
+    values then), then the network; checked as a numeric preprocessing file is."""
+    path = directory / f"scaler_{index}.npz"
+    arrays = _read_arrays(path)
+    n_features = network.n_features_in_
+    if not isinstance(names, list) or len(names) != n_features:
+        names = [f"x{i}" for i in range(n_features)]  # checked by the caller when given
+    described = {
+        "format": SAVED_FORMAT,
+        "columns": [{"name": str(name), "kind": NUMERIC} for name in names],
+    }
+    if "mean" in arrays:
+        arrays["median"] = arrays["mean"]
+    return FittedNetwork(_read_preprocessor(path, described, arrays), network)
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` file at ``path``, without pickle; else ModelFileError."""
     try:
-        with np.load(path, allow_pickle=False) as arrays:
-            mean, scale = arrays["mean"], arrays["scale"]
+        with np.load(path, allow_pickle=False) as stored:
+            return {key: stored[key] for key in stored.files}
     except FileNotFoundError:
-        raise core.ModelFileError(f"{path}: no such scaler file") from None
+        raise core.ModelFileError(f"{path}: no such file") from None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        raise core.ModelFileError(f"{path}: damaged scaler file ({error})") from None
-    for name, array in (("mean", mean), ("scale", scale)):
-        if array.shape != (n_features,) or array.dtype.kind != "f":
-            raise core.ModelFileError(
-                f"{path}: {name} has shape {array.shape} and dtype {array.dtype}, expected "
-                f"({n_features},) floats"
-            )
-        if not np.isfinite(array).all():
-            raise core.ModelFileError(f"{path}: {name} contains NaN or infinity")
-    if (scale <= 0).any():
-        raise core.ModelFileError(f"{path}: scale must be > 0")
-    return mean, scale
+        raise core.ModelFileError(f"{path}: damaged file ({error})") from None
+
+
+def _read_preprocessor(path: Path, described, arrays) -> TablePreprocessor:
+    try:
+        return TablePreprocessor.from_saved(described, arrays)
+    except core.ModelFileError as error:
+        raise core.ModelFileError(f"{path}: {error}") from None

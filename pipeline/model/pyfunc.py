@@ -13,29 +13,27 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import BAD_REQUEST
 
 from pipeline.model.ensemble import FoldEnsemble
+from pipeline.model.preprocessing import NUMERIC, Column, encode_rows
 
 
-def feature_matrix(rows, feature_names: tuple[str, ...] | None) -> np.ndarray:
-    """``rows`` as a float64 matrix of shape (n_samples, n_features), in training column order.
+def feature_matrix(rows, columns: tuple[Column, ...], by_name: bool = True) -> np.ndarray:
+    """``rows`` encoded for the model: a float64 matrix of shape (n_samples, n_columns), in
+    training column order (pipeline.model.preprocessing.encode_rows).
 
-    A DataFrame with named columns is read by name (any order; extra columns are ignored), and
-    one missing a training column is refused naming it. An array, or a DataFrame made from one
-    (columns 0, 1, ...), is read by position. The ensemble then checks the width.
+    A DataFrame with named columns is read by name (any order; extra columns are ignored): text,
+    true/false values and missing values (None, NaN, empty) as they were in the training table.
+    An array, or a DataFrame made from one (columns 0, 1, ...), is read by position; so is any
+    DataFrame when not ``by_name`` (a model saved without its column names).
     """
-    if isinstance(rows, pd.DataFrame) and feature_names is not None:
-        if not isinstance(rows.columns, pd.RangeIndex):
-            missing = [name for name in feature_names if name not in rows.columns]
-            if missing:
-                raise ValueError(
-                    f"model input: no column {', '.join(map(repr, missing[:5]))}"
-                    f"{' ...' if len(missing) > 5 else ''}; the model was trained on the "
-                    f"{len(feature_names)} columns {', '.join(feature_names[:5])}"
-                    f"{' ...' if len(feature_names) > 5 else ''}"
-                )
-            rows = rows[list(feature_names)]
-    if isinstance(rows, pd.DataFrame):
-        return rows.to_numpy(dtype=np.float64)
-    return np.asarray(rows, dtype=np.float64)
+    named = isinstance(rows, pd.DataFrame) and not isinstance(rows.columns, pd.RangeIndex)
+    if named and by_name:
+        return encode_rows(rows, columns)
+    values = rows.to_numpy() if isinstance(rows, pd.DataFrame) else np.asarray(rows)
+    if all(c.kind == NUMERIC for c in columns) and values.dtype != object:
+        return np.asarray(values, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] != len(columns):
+        return np.asarray(values, dtype=np.float64)  # the width check names the shape
+    return encode_rows({c.name: values[:, i] for i, c in enumerate(columns)}, columns)
 
 
 class ModelInputError(MlflowException, ValueError):
@@ -65,12 +63,16 @@ def input_matrix(rows, ensemble: FoldEnsemble) -> np.ndarray:
     """``rows`` read as :func:`feature_matrix` does and checked against the ensemble's width;
     anything unreadable raises :class:`ModelInputError` with the reason."""
     try:
-        X = feature_matrix(rows, ensemble.feature_names)
-    except (ValueError, TypeError) as error:  # a missing column; text that is not a number
+        X = feature_matrix(rows, ensemble.columns, ensemble.feature_names is not None)
+    except (ValueError, TypeError, KeyError) as error:  # a missing column; text not a number
         reason = str(error)
+        names = ensemble.feature_names
+        if reason.startswith("no column") and names is not None:
+            listed = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+            reason += f"; the model was trained on the {len(names)} columns {listed}"
         prefix = "model input: "
         raise ModelInputError(reason if reason.startswith(prefix) else prefix + reason) from None
-    expected = ensemble.members[0].mean.shape[0]
+    expected = ensemble.n_columns
     if X.ndim != 2 or X.shape[1] != expected:
         raise ModelInputError(
             f"model input: expected rows of {expected} features, shape (n_rows, {expected}); "
@@ -80,7 +82,8 @@ def input_matrix(rows, ensemble: FoldEnsemble) -> np.ndarray:
 
 
 class FoldEnsembleModel(mlflow.pyfunc.PythonModel):
-    """Predicts the original class labels from rows of features (DataFrame or array)."""
+    """Predicts the original class labels, or values, from rows of features (DataFrame or
+    array)."""
 
     def load_context(self, context):
         self.ensemble = FoldEnsemble.load(Path(context.artifacts["ensemble"]))

@@ -52,13 +52,13 @@ def finalise(prepared: PreparedSweep, fitting: FittingTime):
         summary = finalize(
             study,
             prepared.split,
+            prepared.spec,
             fixed_params=fixed_model_params(cfg),
             seed=cfg.study.seed,
             uri=cfg.tracking.uri,
             parent_run_id=parent_id,
             registered_model=registered_model_name(cfg),
             processes=resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds),
-            feature_names=prepared.data.feature_names,
             announce=announce,
         )
     print(format_summary(summary, redact(cfg.tracking.uri), experiment_id))

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
-import numpy as np
 import optuna
 from omegaconf import DictConfig
 
@@ -25,9 +24,11 @@ from pipeline.config.schema import study_name
 from pipeline.config.search_space import search_distributions
 from pipeline.config.settings import comparable_settings, config_yaml, sweep_params
 from pipeline.config.stores import check_stores
-from pipeline.data import Dataset, Split, check_class_counts, load_dataset, split_train_test
+from pipeline.config.task import check_metric_defined, model_spec, resolve_task, task_line
+from pipeline.data import Dataset, Split, check_targets, load_dataset, split_train_test
 from pipeline.errors import SQLITE_DISK_FULL, UserInputError, is_disk_full
 from pipeline.folds.pool import resolve_n_jobs, start_fold_workers
+from pipeline.model.ensemble import ModelSpec
 from pipeline.names import PARENT_RUN_ATTR, SQLITE_PREFIX
 from pipeline.search.budget import budget_used
 from pipeline.search.objective import TrainingDiverged
@@ -66,6 +67,7 @@ class PreparedSweep:
     cfg: DictConfig
     data: Dataset
     split: Split
+    spec: ModelSpec  # what each fold learns and how it is scored
     study: optuna.Study
     tracking: Future  # of Tracking: ready while the first trial already runs
     background: BackgroundLog  # each trial's logging, overlapping the next trial's folds
@@ -80,22 +82,26 @@ def prepare(cfg: DictConfig) -> PreparedSweep:
     quiet_optuna()
     quiet_mlflow_disk_full()
     data = load_dataset(cfg.dataset, cfg.study.seed)
-    check_class_counts(data.y, cfg.cv.folds, cfg.cv.test_size, data.label_source)
+    check_targets(data, cfg.cv.folds, cfg.cv.test_size)
+    resolve_task(cfg, data)
     space = cfg.search_space
     check_network_fits(
         f"search_space.hidden_units.high={space.hidden_units.high}",
         (space.hidden_units.high,) * space.hidden_layers.high,
         resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds),
-        (*data.X.shape, len(np.unique(data.y))),
+        (data.X.shape[0], data.n_inputs, data.n_outputs),
         cfg.model,
         "search_space.hidden_units.high or search_space.hidden_layers.high",
     )
     split = split_train_test(data, cfg.cv.test_size, cfg.study.seed)
+    check_metric_defined(cfg, data, split)
+    if cfg.worker == 0:
+        print(task_line(cfg, data), flush=True)
     sampler, pruner = build_sampler(cfg), build_pruner(cfg)
     check_stores(cfg)
     storage = open_storage(cfg.study.storage, cfg.study.heartbeat_interval)
-    check_direction(storage, study_name(cfg), cfg.study.direction)
     check_settings(storage, study_name(cfg), comparable_settings(cfg))
+    check_direction(storage, study_name(cfg), cfg.study.direction)
     check_search_space(storage, study_name(cfg), search_distributions(cfg.search_space))
     if cfg.worker == 0:
         study, tracking = lead(cfg, storage, sampler, pruner)
@@ -105,7 +111,8 @@ def prepare(cfg: DictConfig) -> PreparedSweep:
     if cfg.worker == 0:
         # The end's modules (plots: matplotlib, pandas) are imported during the trials.
         tracking.add_done_callback(lambda _: background.submit(import_finalisation))
-    return PreparedSweep(cfg, data, split, study, tracking, background, config_yaml(cfg))
+    spec = model_spec(cfg, data)
+    return PreparedSweep(cfg, data, split, spec, study, tracking, background, config_yaml(cfg))
 
 
 class DiskFullReported(logging.Filter):
@@ -134,7 +141,9 @@ def quiet_optuna() -> None:
 
 def lead(cfg: DictConfig, storage, sampler, pruner) -> tuple[optuna.Study, Future]:
     """Worker 0: create or resume the study, recover its lost trials, start the tracking."""
-    study = open_study(storage, study_name(cfg), cfg.study.direction, sampler, pruner)
+    study = open_study(
+        storage, study_name(cfg), cfg.study.direction, cfg.cv.metric, sampler, pruner
+    )
     record_settings(study, comparable_settings(cfg))
     recover_lost_trials(study)
     resuming = budget_used(study) < cfg.study.n_trials
@@ -153,7 +162,7 @@ def follow(cfg: DictConfig, storage, sampler, pruner) -> tuple[optuna.Study, Fut
         existing = find_study(storage, name)
         if existing is not None and PARENT_RUN_ATTR in existing.user_attrs:
             check_settings(storage, name, comparable_settings(cfg))  # recorded by worker 0
-            study = open_study(storage, name, cfg.study.direction, sampler, pruner)
+            study = open_study(storage, name, cfg.study.direction, cfg.cv.metric, sampler, pruner)
             parent_id = existing.user_attrs[PARENT_RUN_ATTR]
             return study, start_tracking(cfg, partial(follow_tracking, cfg, parent_id))
         time.sleep(0.5)

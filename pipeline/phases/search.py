@@ -53,6 +53,7 @@ class SweepTrials:
         self.objective = Objective(
             split.X_train,
             split.y_train,
+            spec=prepared.spec,
             fixed_params=fixed_model_params(cfg),
             search_space=cfg.search_space,
             folds=cfg.cv.folds,
@@ -61,7 +62,6 @@ class SweepTrials:
             open_run=self.open_run,
             log_models=cfg.tracking.log_trial_models,
             background=prepared.background,
-            feature_names=prepared.data.feature_names,
         )
         limit_worker_threads(self.n_jobs)
         self.fitting = FittingTime()  # of every run_trials call

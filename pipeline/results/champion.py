@@ -17,8 +17,9 @@ from pipeline.config.search_space import network_params
 from pipeline.data import Split
 from pipeline.folds.pool import run_in_pool
 from pipeline.folds.worker import refit
-from pipeline.model.ensemble import FoldEnsemble
-from pipeline.names import CV_MEAN, CV_STD, CV_STD_ATTR, TEST_SCORE, TRIAL_RUN_ATTR
+from pipeline.model.ensemble import FoldEnsemble, ModelSpec
+from pipeline.model.metrics import METRICS, task_metrics
+from pipeline.names import CV_STD_ATTR, TRIAL_RUN_ATTR, cv_mean, cv_std, test_score
 from pipeline.results.report import log_champion_report, log_report, log_study_report
 from pipeline.results.summary import SweepSummary, state_counts
 from pipeline.tracking.models import (
@@ -42,18 +43,24 @@ def _silent(step: str) -> None:
 
 
 def refit_best(
-    study: optuna.Study, split: Split, fixed_params: dict, seed: int, processes: int = 1
+    study: optuna.Study,
+    split: Split,
+    spec: ModelSpec,
+    fixed_params: dict,
+    seed: int,
+    processes: int = 1,
 ) -> Future:
     """The best trial's network, trained on the whole training split (seeded like fold 0): a
-    future of (ScaledNetwork, fit seconds), fitted in one of the fold processes when there are
+    future of (FittedNetwork, fit seconds), fitted in one of the fold processes when there are
     several."""
     kwargs = {**fixed_params, **network_params(study.best_trial.params)}
-    return run_in_pool(processes, refit, kwargs, split.X_train, split.y_train, seed)
+    return run_in_pool(processes, refit, spec, kwargs, split.X_train, split.y_train, seed)
 
 
 def finalize(
     study: optuna.Study,
     split: Split,
+    spec: ModelSpec,
     *,
     fixed_params: dict,
     seed: int,
@@ -61,17 +68,16 @@ def finalize(
     parent_run_id: str,
     registered_model: str,
     processes: int = 1,
-    feature_names: tuple[str, ...] | None = None,
     announce: Callable[[str], None] = _silent,
 ) -> SweepSummary:
     """Refit, test, log and register the champion; returns the summary for the terminal.
 
     With several fold ``processes``, the refit runs in one of them while this process draws the
-    study's plots. ``feature_names`` (the data's columns) go with the registered model.
+    study's plots. ``spec`` says what the champion learns and its metric.
     ``announce`` is called with each of :data:`FINISHING_STEPS` as it starts.
     """
     counts = state_counts(study)
-    summary = SweepSummary(study.study_name, counts, parent_run_id)
+    summary = SweepSummary(study.study_name, counts, parent_run_id, metric=spec.metric)
     client = MlflowClient(tracking_uri=uri)
     now = int(time.time() * 1000)
     count_metrics = [Metric(f"trials_{k}", float(v), now, 0) for k, v in counts.items()]
@@ -90,13 +96,13 @@ def finalize(
         log_study_report(client, parent_run_id, study)  # the study may have grown meanwhile
         log_metrics(client, parent_run_id, count_metrics)
         return summary
-    refitting = refit_best(study, split, fixed_params, seed, processes)
-    champion, costs = score_champion(
-        client, study, split, refitting, feature_names, summary, announce
-    )
+    refitting = refit_best(study, split, spec, fixed_params, seed, processes)
+    champion, tests, costs = score_champion(client, study, split, refitting, summary, announce)
     log_metrics(client, parent_run_id, count_metrics + costs)
     announce(REGISTER_STEP)
-    register_champion(client, uri, study, champion, split.X_test[:5], registered_model, summary)
+    register_champion(
+        client, uri, study, champion, split.X_test[:5], registered_model, summary, tests
+    )
     return summary
 
 
@@ -110,11 +116,11 @@ def keeps_registered_champion(
     version = registered_champion(client, registered_model, key)
     if version is None:
         return False
-    tested = client.get_run(summary.parent_run_id).data.metrics.get(TEST_SCORE)
+    tested = client.get_run(summary.parent_run_id).data.metrics.get(test_score(summary.metric))
     if tested is None:
         return False
     point_champion_alias(client, registered_model, version)
-    summary.test_accuracy, summary.model_version = float(tested), version
+    summary.test_score, summary.model_version = float(tested), version
     summary.model_unchanged = True
     return True
 
@@ -124,31 +130,51 @@ def score_champion(
     study: optuna.Study,
     split: Split,
     refitting: Future,
-    feature_names: tuple[str, ...] | None,
     summary: SweepSummary,
     announce: Callable[[str], None] = _silent,
-) -> tuple[FoldEnsemble, list[Metric]]:
+) -> tuple[FoldEnsemble, dict[str, float], list[Metric]]:
     """Draw the study's report while the refit runs, then score the champion once on the test
-    split and draw its pictures. Returns the champion and what the report and the refit cost
-    (metrics of the study's parent run; the scores go in ``summary``)."""
+    split and draw its pictures. Returns the champion, its test scores in every metric of its
+    task that is defined there, and what the report and the refit cost (metrics of the study's
+    parent run); the study metric's test score goes in ``summary``."""
     parent_run_id = summary.parent_run_id
     started = time.perf_counter()
     log_study_report(client, parent_run_id, study)
     report_seconds = time.perf_counter() - started
     model, refit_seconds = refitting.result()
     announce(TEST_STEP)
-    champion = FoldEnsemble([model], feature_names)
+    champion = FoldEnsemble([model])
+    tests = champion_test_scores(champion, split)
+    summary.test_score = tests[summary.metric]
     y_pred = champion.predict(split.X_test)
-    summary.test_accuracy = float(np.mean(y_pred == split.y_test))
     started = time.perf_counter()
-    log_champion_report(client, parent_run_id, model.network.loss_curve_, split.y_test, y_pred)
+    log_champion_report(
+        client, parent_run_id, model.network.loss_curve_, split.y_test, y_pred, champion.task
+    )
     report_seconds += time.perf_counter() - started
     now = int(time.time() * 1000)
-    return champion, [
-        # What drawing the report cost the sweep (the refit ran meanwhile, not counted).
-        Metric("report_seconds", report_seconds, now, 0),
-        Metric("refit_seconds", refit_seconds, now, 0),
-    ]
+    return (
+        champion,
+        tests,
+        [
+            # What drawing the report cost the sweep (the refit ran meanwhile, not counted).
+            Metric("report_seconds", report_seconds, now, 0),
+            Metric("refit_seconds", refit_seconds, now, 0),
+        ],
+    )
+
+
+def champion_test_scores(champion: FoldEnsemble, split: Split) -> dict[str, float]:
+    """The champion's score on the test split in each metric of its task, by name; one that is
+    undefined there (ROC AUC with a class absent from the test rows) is left out."""
+    output = champion.predict_output(split.X_test)
+    scores = {}
+    for metric in task_metrics(champion.task):
+        try:
+            scores[metric.name] = float(metric.score(split.y_test, output, champion.classes_))
+        except ValueError:
+            continue
+    return scores
 
 
 def register_champion(
@@ -159,9 +185,11 @@ def register_champion(
     X_example: np.ndarray,
     registered_model: str,
     summary: SweepSummary,
+    tests: dict[str, float],
 ) -> None:
-    """Log the champion on the parent run and register it; tag the parent run with the best
-    trial and write that trial's config as ``best_params.yaml``."""
+    """Log the champion on the parent run with its scores (``tests``: on the test split, by
+    metric) and register it; tag the parent run with the best trial and write that trial's
+    config as ``best_params.yaml``."""
     best, parent_run_id = study.best_trial, summary.parent_run_id
     # Tags, not params: the best trial may change when the study is resumed; params are immutable.
     client.log_batch(
@@ -170,10 +198,11 @@ def register_champion(
         + [RunTag(f"best.{k}", str(v)) for k, v in best.params.items()],
     )
     now = int(time.time() * 1000)
+    metric = summary.metric
     scores = [
-        Metric(f"best_{CV_MEAN}", summary.cv_mean, now, 0),
-        Metric(f"best_{CV_STD}", summary.cv_std, now, 0),
-        Metric(TEST_SCORE, summary.test_accuracy, now, 0),
+        Metric(f"best_{cv_mean(metric)}", summary.cv_mean, now, 0),
+        Metric(f"best_{cv_std(metric)}", summary.cv_std, now, 0),
+        *(Metric(test_score(name), value, now, 0) for name, value in tests.items()),
     ]
     summary.model_version = log_champion(
         uri,
@@ -185,5 +214,8 @@ def register_champion(
         scores,
     )
     if TRIAL_RUN_ATTR in best.user_attrs:
-        note = f"Best trial {best.number} of study {study.study_name}: CV accuracy {best.value:.4f}"
+        note = (
+            f"Best trial {best.number} of study {study.study_name}: "
+            f"CV {METRICS[metric].label} {best.value:.4f}"
+        )
         log_best_config(client, parent_run_id, best.user_attrs[TRIAL_RUN_ATTR], note)

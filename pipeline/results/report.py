@@ -1,8 +1,9 @@
 """Pictures and a table that explain a finished study, logged on its MLflow parent run.
 
 The study's plots (history, importances, parallel coordinates, slices), the spread of fold
-scores of the best trials, the champion's learning curve and test confusion matrix go under
-``plots/`` as PNG files (the MLflow UI shows them); every trial is a row of ``trials.csv``.
+scores of the best trials, the champion's learning curve and, on the test split, its confusion
+matrix (a classification) or its predictions and residuals (a regression) go under ``plots/``
+as PNG files (the MLflow UI shows them); every trial is a row of ``trials.csv``.
 A plot that cannot be drawn (too few trials) is skipped and named in ``plots/skipped.txt``.
 """
 
@@ -23,17 +24,19 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 from sklearn.metrics import ConfusionMatrixDisplay
 
+from pipeline.model.metrics import METRICS, REGRESSION
 from pipeline.names import (
-    CV_MEAN,
-    CV_STD,
     FAIL_REASON,
     FIT_SECONDS,
     TRIAL_RUN_ATTR,
+    cv_mean,
+    cv_std,
     fold_metric,
     fold_of_metric,
 )
 from pipeline.results import study_plots
 from pipeline.results.study_plots import MAX_WIDTH
+from pipeline.search.study import study_metric
 
 # Files only: no display on a cluster node or in CI (switching works until a figure exists).
 matplotlib.use("Agg")
@@ -52,6 +55,7 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     the folds it finished; mean and std are over those folds.
     """
     trials = study.get_trials(deepcopy=False)
+    metric = study_metric(study)
     param_names = sorted({name for t in trials for name in t.params})
     folds = max((max(t.intermediate_values, default=-1) + 1 for t in trials), default=0)
     rows = []
@@ -64,9 +68,9 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
                 "number": trial.number,
                 "state": trial.state.name,
                 **{name: trial.params.get(name) for name in param_names},
-                **{fold_metric(fold): s for fold, s in enumerate(scores)},
-                CV_MEAN: float(np.mean(finished)) if finished else None,
-                CV_STD: float(np.std(finished)) if finished else None,
+                **{fold_metric(fold, metric): s for fold, s in enumerate(scores)},
+                cv_mean(metric): float(np.mean(finished)) if finished else None,
+                cv_std(metric): float(np.std(finished)) if finished else None,
                 FIT_SECONDS: trial.user_attrs.get(FIT_SECONDS),
                 "trial_seconds": duration,
                 TRIAL_RUN_ATTR: trial.user_attrs.get(TRIAL_RUN_ATTR),
@@ -104,13 +108,15 @@ def study_figures(study: optuna.Study) -> tuple[dict[str, Figure], list[str]]:
     return figures, notes
 
 
-def fold_spread_figure(table: pd.DataFrame, direction: str, top: int = TOP_TRIALS) -> Figure | None:
-    """Box plot (with the folds as dots) of the fold scores of the ``top`` best complete trials."""
+def fold_spread_figure(table: pd.DataFrame, metric: str, top: int = TOP_TRIALS) -> Figure | None:
+    """Box plot (with the folds as dots) of the fold scores, in ``metric``, of the ``top`` best
+    complete trials of :func:`trials_table`."""
     complete = table[table["state"] == "COMPLETE"]
     if complete.empty:
         return None
-    best = complete.sort_values(CV_MEAN, ascending=direction == "minimize").head(top)
-    fold_columns = [c for c in table.columns if fold_of_metric(c) is not None]
+    minimize = METRICS[metric].direction == "minimize"
+    best = complete.sort_values(cv_mean(metric), ascending=minimize).head(top)
+    fold_columns = [c for c in table.columns if fold_of_metric(c, metric) is not None]
     scores = [row[fold_columns].dropna().to_numpy(dtype=float) for _, row in best.iterrows()]
     figure, ax = plt.subplots(figsize=(min(MAX_WIDTH, max(6.0, 0.7 * len(scores) + 2)), 4.5))
     positions = np.arange(1, len(scores) + 1)
@@ -121,18 +127,19 @@ def fold_spread_figure(table: pd.DataFrame, direction: str, top: int = TOP_TRIAL
         ax.scatter(position + jitter, values, s=14, alpha=0.7, color="tab:blue", zorder=3)
     ax.set_xticks(positions, [f"#{n}" for n in best["number"]])
     ax.set_xlabel("trial (best first)")
-    ax.set_ylabel("fold accuracy")
+    ax.set_ylabel(f"fold {METRICS[metric].label}")
     ax.set_title(f"Fold scores of the {len(scores)} best trials")
     figure.tight_layout()
     return figure
 
 
-def learning_curve_figure(loss_curve: np.ndarray) -> Figure:
+def learning_curve_figure(loss_curve: np.ndarray, task: str = "classification") -> Figure:
     """The champion's training loss per iteration; loss_curve : ndarray of shape (n_iter,)."""
     figure, ax = plt.subplots(figsize=(7.0, 4.5))
     ax.plot(np.arange(1, len(loss_curve) + 1), loss_curve)
     ax.set_xlabel("iteration")
-    ax.set_ylabel("training loss (cross-entropy)")
+    loss = "squared error, standardised target" if task == REGRESSION else "cross-entropy"
+    ax.set_ylabel(f"training loss ({loss})")
     ax.set_yscale("log")
     ax.set_title("Champion learning curve (whole training split)")
     figure.tight_layout()
@@ -152,6 +159,35 @@ def confusion_matrix_figure(y_true: np.ndarray, y_pred: np.ndarray) -> Figure:
     return figure
 
 
+def predicted_vs_actual_figure(y_true: np.ndarray, y_pred: np.ndarray) -> Figure:
+    """Test-split predictions against the truth, with the diagonal of perfect predictions;
+    y_true, y_pred : ndarray of shape (n_test,), values."""
+    figure, ax = plt.subplots(figsize=(5.5, 5.5))
+    ax.scatter(y_true, y_pred, s=14, alpha=0.6)
+    low = float(min(np.min(y_true), np.min(y_pred)))
+    high = float(max(np.max(y_true), np.max(y_pred)))
+    ax.plot([low, high], [low, high], color="grey", linewidth=1, label="perfect prediction")
+    ax.set_xlabel("actual")
+    ax.set_ylabel("predicted")
+    ax.legend(loc="upper left")
+    ax.set_title(f"Champion on the test split ({len(y_true)} rows)")
+    figure.tight_layout()
+    return figure
+
+
+def residuals_figure(y_true: np.ndarray, y_pred: np.ndarray) -> Figure:
+    """Residuals (actual - predicted) against the prediction, on the test split; a pattern in
+    them is what the model missed. y_true, y_pred : ndarray of shape (n_test,)."""
+    figure, ax = plt.subplots(figsize=(7.0, 4.5))
+    ax.scatter(y_pred, y_true - y_pred, s=14, alpha=0.6)
+    ax.axhline(0.0, color="grey", linewidth=1)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("residual (actual - predicted)")
+    ax.set_title(f"Champion's residuals on the test split ({len(y_true)} rows)")
+    figure.tight_layout()
+    return figure
+
+
 def log_report(
     client: MlflowClient,
     run_id: str,
@@ -160,6 +196,7 @@ def log_report(
     loss_curve: np.ndarray | None = None,
     y_test: np.ndarray | None = None,
     y_pred: np.ndarray | None = None,
+    task: str = "classification",
 ) -> list[str]:
     """Draw everything and log it on ``run_id``; returns the artifact paths written.
 
@@ -167,7 +204,7 @@ def log_report(
     """
     started = time.perf_counter()
     written = log_study_report(client, run_id, study)
-    written += log_champion_report(client, run_id, loss_curve, y_test, y_pred)
+    written += log_champion_report(client, run_id, loss_curve, y_test, y_pred, task)
     client.log_metric(run_id, "report_seconds", time.perf_counter() - started)
     return written
 
@@ -177,7 +214,7 @@ def log_study_report(client: MlflowClient, run_id: str, study: optuna.Study) -> 
     table = trials_table(study)
     client.log_text(run_id, table.to_csv(index=False), "trials.csv")
     figures, notes = study_figures(study)
-    figures["fold_spread"] = fold_spread_figure(table, study.direction.name.lower())
+    figures["fold_spread"] = fold_spread_figure(table, study_metric(study))
     written = ["trials.csv", *_log_figures(client, run_id, figures)]
     if notes:
         for note in notes:
@@ -193,12 +230,18 @@ def log_champion_report(
     loss_curve: np.ndarray | None,
     y_test: np.ndarray | None,
     y_pred: np.ndarray | None,
+    task: str = "classification",
 ) -> list[str]:
-    """The champion's learning curve and test confusion matrix, where given; the paths."""
+    """The champion's learning curve and, on the test split, its confusion matrix (a
+    classification) or its predictions against the truth and its residuals (a regression),
+    where given; the paths."""
     figures = {}
     if loss_curve is not None and len(loss_curve):
-        figures["champion_learning_curve"] = learning_curve_figure(loss_curve)
-    if y_test is not None and y_pred is not None:
+        figures["champion_learning_curve"] = learning_curve_figure(loss_curve, task)
+    if y_test is not None and y_pred is not None and task == REGRESSION:
+        figures["champion_predicted_vs_actual"] = predicted_vs_actual_figure(y_test, y_pred)
+        figures["champion_residuals"] = residuals_figure(y_test, y_pred)
+    elif y_test is not None and y_pred is not None:
         figures["champion_confusion_matrix"] = confusion_matrix_figure(y_test, y_pred)
     return _log_figures(client, run_id, figures)
 

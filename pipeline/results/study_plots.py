@@ -25,9 +25,15 @@ from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from pipeline.names import SCORE
+from pipeline.model.metrics import METRICS
+from pipeline.search.study import study_metric
 
-METRIC_LABEL = f"CV {SCORE} (mean over folds)"
+
+def metric_label(study: optuna.Study) -> str:
+    """The value axis: ``CV accuracy (mean over folds)``, after the study's metric."""
+    return f"CV {METRICS[study_metric(study)].label} (mean over folds)"
+
+
 PRUNED_LABEL = "pruned (score of its last fold)"
 TICK_SIZE = 8
 # Saved at 100 dpi, a figure this wide (in inches) is shown at its own size in the MLflow UI's
@@ -74,7 +80,7 @@ def history_figure(study: optuna.Study) -> Figure:
     best = np.maximum.accumulate(values) if maximize else np.minimum.accumulate(values)
     ax.step(numbers, best, where="post", color="tab:red", label="best so far")
     ax.set_xlabel("trial")
-    ax.set_ylabel(METRIC_LABEL)
+    ax.set_ylabel(metric_label(study))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="lower right" if maximize else "upper right", fontsize=TICK_SIZE + 1)
     ax.set_title("Optimisation history")
@@ -91,7 +97,7 @@ def importances_figure(study: optuna.Study) -> Figure:
     for row, value in enumerate(values):
         ax.text(value, row, f" {value:.2f}" if value >= 0.01 else " <0.01", va="center")
     ax.set_xlim(0, max(values, default=1.0) * 1.15 or 1.0)
-    ax.set_xlabel(f"importance for the {METRIC_LABEL}")
+    ax.set_xlabel(f"importance for the {metric_label(study)}")
     ax.set_title("Hyperparameter importances")
     return figure
 
@@ -130,7 +136,7 @@ def slice_figure(study: optuna.Study) -> Figure:
     for ax in panels[len(names) :]:
         ax.remove()
     for row in axes:
-        row[0].set_ylabel(METRIC_LABEL)
+        row[0].set_ylabel(metric_label(study))
     figure.colorbar(points, ax=panels[: len(names)].tolist(), label="trial", pad=0.02)
     figure.suptitle("Score against each hyperparameter (complete trials)")
     return figure
@@ -157,11 +163,11 @@ def parallel_coordinate_figure(study: optuna.Study) -> Figure:
     ax.add_collection(lines)
     ax.set_xlim(-0.6, len(columns) - 0.8)
     ax.set_ylim(-0.05, 1.05)
-    ax.set_xticks(x, ["CV " + SCORE, *names], fontsize=TICK_SIZE + 1)
+    ax.set_xticks(x, ["CV " + METRICS[study_metric(study)].label, *names], fontsize=TICK_SIZE + 1)
     ax.yaxis.set_major_locator(NullLocator())
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
-    figure.colorbar(lines, ax=ax, label=METRIC_LABEL, pad=0.02)
+    figure.colorbar(lines, ax=ax, label=metric_label(study), pad=0.02)
     ax.set_title("Parallel coordinates (complete trials)")
     return figure
 

@@ -25,7 +25,8 @@ class SweepSummary:
     best_params: dict | None = None
     cv_mean: float | None = None
     cv_std: float | None = None
-    test_accuracy: float | None = None
+    test_score: float | None = None  # the champion's, in the study's metric
+    metric: str = "accuracy"  # cv.metric: what cv_mean, cv_std and test_score are in
     model_version: str | None = None
     model_unchanged: bool = False  # the registered champion already was this best trial's
 
@@ -81,8 +82,8 @@ def format_summary(summary: SweepSummary, tracking_uri: str, experiment_id: str)
         params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(summary.best_params.items()))
         lines += [
             f"best: {params}",
-            f"CV accuracy {summary.cv_mean:.4f} ± {summary.cv_std:.4f}; "
-            f"test accuracy {summary.test_accuracy:.4f}",
+            f"CV {summary.metric} {summary.cv_mean:.4f} ± {summary.cv_std:.4f}; "
+            f"test {summary.metric} {summary.test_score:.4f}",
             f"champion: registered version {summary.model_version}"
             + (" (unchanged: the best trial is the same)" if summary.model_unchanged else ""),
         ]

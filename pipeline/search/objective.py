@@ -21,7 +21,7 @@ from pipeline.folds.interruption import interruptible
 from pipeline.folds.pool import resolve_n_jobs
 from pipeline.folds.scheduler import FoldScheduler, fold_tasks
 from pipeline.folds.worker import FoldResult
-from pipeline.model.ensemble import FoldEnsemble
+from pipeline.model.ensemble import FoldEnsemble, ModelSpec
 from pipeline.names import CV_STD_ATTR, FAIL_REASON, FIT_SECONDS, FOLD_SCORES_ATTR
 from pipeline.search.recovery import INTERRUPTED, record_owner
 
@@ -59,8 +59,8 @@ class FoldOutcome:
         length = min(len(c) for c in curves)
         return np.mean([c[:length] for c in curves], axis=0)
 
-    def ensemble(self, feature_names: tuple[str, ...] | None = None) -> FoldEnsemble:
-        return FoldEnsemble([self.models[fold] for fold in sorted(self.models)], feature_names)
+    def ensemble(self) -> FoldEnsemble:
+        return FoldEnsemble([self.models[fold] for fold in sorted(self.models)])
 
 
 class FoldEvaluation:
@@ -128,7 +128,7 @@ def drive_folds(scheduler: FoldScheduler, flight: Sequence[FoldEvaluation]) -> N
 
 
 def evaluate_folds(
-    network_kwargs: dict[str, Any], X, y, *, folds: int, seed: int, n_jobs: int
+    spec: ModelSpec, network_kwargs: dict[str, Any], X, y, *, folds: int, seed: int, n_jobs: int
 ) -> FoldOutcome:
     """Cross-validate one configuration: its folds run as a sweep's trial runs them (by
     :func:`drive_folds`), with no trial to report to, so nothing is pruned.
@@ -136,7 +136,7 @@ def evaluate_folds(
     Raises :class:`TrainingDiverged`; then, as on Ctrl-C, the folds not yet started are never
     started and those running are cancelled at once.
     """
-    evaluation = FoldEvaluation(fold_tasks(network_kwargs, X, y, folds=folds, seed=seed))
+    evaluation = FoldEvaluation(fold_tasks(spec, network_kwargs, X, y, folds=folds, seed=seed))
     scheduler = FoldScheduler(resolve_n_jobs(n_jobs, folds))
     scheduler.add(evaluation, evaluation.tasks)
     try:
@@ -152,7 +152,8 @@ def received_all_but_running(received: int, folds: int, workers: int) -> bool:
 
 
 class Objective:
-    """The sweep's trials: each one's parameters, the mean CV accuracy of its network, its run.
+    """The sweep's trials: each one's parameters, the mean CV score of its network (``spec``
+    says what it learns and how it is scored), its run.
 
     ``open_run(trial, params, wait)`` returns the trial's tracking handle, or None while the
     tracking store is not ready yet and ``wait`` is False: it is asked again as folds arrive,
@@ -170,6 +171,7 @@ class Objective:
         X,
         y,
         *,
+        spec: ModelSpec,
         fixed_params: dict[str, Any],
         search_space,
         folds: int,
@@ -178,10 +180,9 @@ class Objective:
         open_run: Callable | None = None,
         log_models: bool = True,
         background: Any = None,  # anything with .submit(function): runs it later, in order
-        feature_names: tuple[str, ...] | None = None,
     ):
         self.X, self.y = X, y
-        self.feature_names = feature_names  # of X's columns, kept with each logged model
+        self.spec = spec
         self.fixed_params = fixed_params
         self.search_space = search_space
         self.folds, self.seed, self.n_jobs = folds, seed, n_jobs
@@ -198,9 +199,10 @@ class Objective:
         self, run, outcome: FoldOutcome, state: str, reason: str | None, seconds: float
     ) -> None:
         """Fold metrics, learning curve, the model of a complete trial, state; close the run."""
-        run.log_folds(outcome.scores, outcome.fit_seconds, outcome.mean_curve(), seconds)
+        metric = self.spec.metric
+        run.log_folds(metric, outcome.scores, outcome.fit_seconds, outcome.mean_curve(), seconds)
         if state == "COMPLETE" and self.log_models:
-            run.log_model(outcome.ensemble(self.feature_names), self.X[:5])
+            run.log_model(outcome.ensemble(), self.X[:5])
         run.end(state, reason)
 
 
@@ -220,7 +222,9 @@ class TrialEvaluation(FoldEvaluation):
         network_kwargs = {**objective.fixed_params, **network_params(self.params)}
         X, y = objective.X, objective.y
         super().__init__(
-            fold_tasks(network_kwargs, X, y, folds=objective.folds, seed=objective.seed)
+            fold_tasks(
+                objective.spec, network_kwargs, X, y, folds=objective.folds, seed=objective.seed
+            )
         )
         self.label = f"trial {trial.number}"
         self._runs: list = []  # the trial's run, opened while its folds run

@@ -13,7 +13,17 @@ from optuna.distributions import CategoricalDistribution
 from pipeline.compat import distribution_change_refused
 from pipeline.config.search_space import config_key
 from pipeline.errors import UserInputError
-from pipeline.names import CV_MEAN, SETTINGS_ATTR
+from pipeline.names import LEGACY_METRIC, SETTINGS_ATTR, cv_mean
+
+# What the settings added since a study first recorded its own were then: a study made before
+# them is resumed with these (it classified, scored accuracy, and kept every column).
+LEGACY_SETTINGS = {
+    "dataset.task": "classification",
+    "cv.metric": LEGACY_METRIC,
+    "dataset.drop": [],
+    "dataset.categorical": [],
+    "dataset.max_categories": 100,
+}
 
 
 def check_direction(storage, name: str, direction: str) -> None:
@@ -43,6 +53,7 @@ def check_settings(storage, name: str, settings: dict[str, Any]) -> None:
     recorded = None if existing is None else existing.user_attrs.get(SETTINGS_ATTR)
     if recorded is None:
         return
+    recorded = {**LEGACY_SETTINGS, **recorded}
     differing = [key for key in sorted(settings.keys() | recorded.keys())
                  if settings.get(key) != recorded.get(key)]  # fmt: skip
     if differing:
@@ -62,8 +73,15 @@ def record_settings(study: optuna.Study, settings: dict[str, Any]) -> None:
         study.set_user_attr(SETTINGS_ATTR, settings)
 
 
-def open_study(storage, name: str, direction: str, sampler, pruner) -> optuna.Study:
-    """Create the study or load the existing one of that name (then its direction must match)."""
+def study_metric(study: optuna.Study) -> str:
+    """The metric the study's trials are scored with (``cv.metric``, kept in its settings)."""
+    settings = study.user_attrs.get(SETTINGS_ATTR) or {}
+    return settings.get("cv.metric", LEGACY_METRIC)
+
+
+def open_study(storage, name: str, direction: str, metric: str, sampler, pruner) -> optuna.Study:
+    """Create the study or load the existing one of that name (then its direction must match);
+    ``metric`` names its value for optuna-dashboard."""
     check_direction(storage, name, direction)
     study = optuna.create_study(
         storage=storage,
@@ -83,7 +101,7 @@ def open_study(storage, name: str, direction: str, sampler, pruner) -> optuna.St
         # optuna-dashboard names its axes after it (else "Objective 0").
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([CV_MEAN])
+            study.set_metric_names([cv_mean(metric)])
     return study
 
 

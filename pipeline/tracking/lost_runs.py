@@ -24,6 +24,7 @@ from pipeline.names import (
     TRIAL_RUN_ATTR,
 )
 from pipeline.search.recovery import owner_gone
+from pipeline.search.study import study_metric
 from pipeline.tracking.runs import ending, fold_score_metrics, trial_run_name
 
 
@@ -46,7 +47,7 @@ def close_lost_runs(study: optuna.Study, client: MlflowClient, experiment_id: st
         lost_failure = trial.state == TrialState.FAIL and (reason or "lost").startswith("lost")
         if not (lost_failure or owner_gone(trial)):
             continue
-        close_from_study(client, run_id, trial)
+        close_from_study(client, run_id, trial, study_metric(study))
 
 
 def running_trial_runs(client: MlflowClient, experiment_id: str, study_name: str) -> set[str]:
@@ -69,10 +70,11 @@ def running_trial_runs(client: MlflowClient, experiment_id: str, study_name: str
             return found
 
 
-def close_from_study(client: MlflowClient, run_id: str, trial: FrozenTrial) -> None:
-    """Log what the study knows of ``trial`` (state, reason, fold scores) and close its run."""
+def close_from_study(client: MlflowClient, run_id: str, trial: FrozenTrial, metric: str) -> None:
+    """Log what the study knows of ``trial`` (state, reason, fold scores in ``metric``) and
+    close its run."""
     now = int(time.time() * 1000)
-    metrics = fold_score_metrics(trial.intermediate_values, now)
+    metrics = fold_score_metrics(metric, trial.intermediate_values, now)
     state = trial.state.name
     reason = trial.user_attrs.get(FAIL_REASON)
     if state == "FAIL" and not reason:

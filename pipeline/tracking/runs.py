@@ -22,8 +22,6 @@ from mlflow.tracking import MlflowClient
 from pipeline.folds.fitting_time import FittingTime
 from pipeline.model.ensemble import FoldEnsemble
 from pipeline.names import (
-    CV_MEAN,
-    CV_STD,
     FAIL_REASON_TAG,
     FIT_SECONDS,
     ROLE_TAG,
@@ -31,6 +29,8 @@ from pipeline.names import (
     STATE_TAG,
     STUDY_TAG,
     TRIAL_NUMBER_TAG,
+    cv_mean,
+    cv_std,
     fold_metric,
 )
 from pipeline.redaction import redact
@@ -137,14 +137,16 @@ class TrialRun:
 
     def log_folds(
         self,
+        metric: str,
         scores: Mapping[int, float],
         fit_seconds: float,
         loss_curve: np.ndarray | None,
         trial_seconds: float,
     ) -> None:
-        """Each fold's accuracy, mean and std over finished folds, times, the learning curve."""
+        """Each fold's score in ``metric``, mean and std over finished folds, times, the
+        learning curve."""
         now = int(time.time() * 1000)
-        metrics = fold_score_metrics(scores, now)
+        metrics = fold_score_metrics(metric, scores, now)
         metrics += [
             Metric(FIT_SECONDS, fit_seconds, now, 0),
             Metric("trial_seconds", trial_seconds, now, 0),
@@ -183,16 +185,18 @@ def log_fitting_time(client: MlflowClient, parent_id: str, fitting: FittingTime,
     log_metrics(client, parent_id, metrics)
 
 
-def fold_score_metrics(scores: Mapping[int, float], timestamp: int) -> list[Metric]:
-    """Each fold's score, and their mean and std over the folds fitted (none if no fold was)."""
+def fold_score_metrics(metric: str, scores: Mapping[int, float], timestamp: int) -> list[Metric]:
+    """Each fold's score in ``metric``, and their mean and std over the folds fitted (none if no
+    fold was)."""
     metrics = [
-        Metric(fold_metric(fold), score, timestamp, 0) for fold, score in sorted(scores.items())
+        Metric(fold_metric(fold, metric), score, timestamp, 0)
+        for fold, score in sorted(scores.items())
     ]
     if scores:
         values = np.fromiter(scores.values(), dtype=np.float64)
         metrics += [
-            Metric(CV_MEAN, float(values.mean()), timestamp, 0),
-            Metric(CV_STD, float(values.std()), timestamp, 0),
+            Metric(cv_mean(metric), float(values.mean()), timestamp, 0),
+            Metric(cv_std(metric), float(values.std()), timestamp, 0),
         ]
     return metrics
 

@@ -10,6 +10,7 @@ Cases run in threads: each subprocess mostly waits on its imports (~3 s).
 from __future__ import annotations
 
 import hashlib
+import io
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -50,6 +51,9 @@ class Case:
     overrides: list[str]
     expect: list[str]
     files: dict[str, bytes] = field(default_factory=dict)  # written into the folder first
+
+    def with_overrides(self, *overrides: str) -> Case:
+        return Case(self.id, [*self.overrides, *overrides], self.expect, self.files)
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -127,12 +131,17 @@ CASES = [
         {"t.csv": csv_bytes(frame())},
     ),
     Case(
-        "non-numeric",
+        "text-with-many-values",
         csv("s.csv"),
-        ["s.csv", "'b'", "numeric"],
+        ["s.csv", "'b'", "30 distinct texts", "dataset.max_categories=20", "dataset.drop=[b]"],
         {"s.csv": csv_bytes(with_value("b", 3, "high"))},
+    ).with_overrides("dataset.max_categories=20"),
+    Case(
+        "column-without-values",
+        csv("n.csv"),
+        ["n.csv", "'c'", "no values", "dataset.drop=[c]"],
+        {"n.csv": b"a,c,label\n" + b"".join(b"%d,,%d\n" % (i, i % 2) for i in range(30))},
     ),
-    Case("nan", csv("n.csv"), ["n.csv", "'c'", "NaN"], {"n.csv": b"a,c,label\n1,,0\n2,3,1\n"}),
     Case(
         "inf",
         csv("i.csv"),
@@ -140,9 +149,9 @@ CASES = [
         {"i.csv": csv_bytes(with_value("a", 5, float("inf")))},
     ),
     Case(
-        "float-labels",
-        csv("f.csv"),
-        ["f.csv", "'label'", "non-integer", "0.5"],
+        "float-labels-as-classes",
+        [*csv("f.csv"), "dataset.task=classification"],
+        ["f.csv", "'label'", "non-integer", "0.5", "dataset.task=regression"],
         {
             "f.csv": b"a,b,label\n"
             + b"".join(b"%d,%d,%s\n" % (i, -i, [b"1", b"0.5"][i % 2]) for i in range(30))
@@ -225,9 +234,9 @@ CASES = [
         ["cv.folds=4", "study 'iris-mlp' was made with cv.folds=3", "study.name"],
     ),
     Case(
-        "direction-clash",
+        "direction-against-metric",
         ["study.direction=minimize"],
-        ["study.direction=minimize", "already exists", "maximize"],
+        ["study.direction=minimize", "cv.metric=accuracy is to maximize", "unset"],
     ),
 ]
 
@@ -363,6 +372,122 @@ CASES += [
 ]
 
 
+def parquet_bytes(data: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    data.to_parquet(buffer)
+    return buffer.getvalue()
+
+
+texts = frame()
+texts["label"] = np.array(["cat", "dog", "owl"])[np.arange(30) % 3]
+flat = frame()
+flat["label"] = 2.5  # a regression target with one value
+# 3 classes of 40 rows, class 2 with 6: stratified, a test split of 4 rows gets none of it.
+scarce = frame(40, 2)
+scarce.loc[scarce.index[-6:], "label"] = 2
+
+# Round three: regression, metrics, tables of any columns.
+CASES += [
+    Case("unknown-metric", ["cv.metric=auc"], ["cv.metric", "'auc' is not one of", "roc_auc"]),
+    Case(
+        "metric-of-other-task",
+        ["cv.metric=rmse"],
+        ["cv.metric=rmse: scores a regression", "dataset=iris is a classification", "accuracy"],
+    ),
+    Case(
+        "regression-metric-on-classes",
+        [*csv("txt.csv"), "cv.metric=r2"],
+        ["cv.metric=r2", "column 'label' of txt.csv is a classification"],
+        {"txt.csv": csv_bytes(texts)},
+    ),
+    Case(
+        "classification-metric-on-values",
+        ["dataset=diabetes", "cv.metric=log_loss"],
+        ["cv.metric=log_loss: scores a classification", "rmse, mae, r2"],
+    ),
+    Case("unknown-task", ["dataset.task=clustering"], ["dataset.task", "'clustering'"]),
+    Case(
+        "text-target-as-regression",
+        [*csv("txt2.csv"), "dataset.task=regression"],
+        ["txt2.csv", "'label'", "holds text ('cat')", "regression target"],
+        {"txt2.csv": csv_bytes(texts)},
+    ),
+    Case(
+        "constant-regression-target",
+        csv("flat.csv"),
+        ["flat.csv", "'label'", "one value ('2.5')"],
+        {"flat.csv": csv_bytes(flat)},
+    ),
+    Case(
+        "drop-unknown-column",
+        [*csv("d.csv"), "dataset.drop=[id]"],
+        ["dataset.drop: no column 'id' in d.csv", "a, b, c, label"],
+        {"d.csv": csv_bytes(frame())},
+    ),
+    Case(
+        "categorical-unknown-column",
+        [*csv("d2.csv"), "dataset.categorical=[zip]"],
+        ["dataset.categorical: no column 'zip' in d2.csv"],
+        {"d2.csv": csv_bytes(frame())},
+    ),
+    Case(
+        "drop-the-target",
+        [*csv("d3.csv"), "dataset.drop=[label]"],
+        ["dataset.drop: names the target column 'label'"],
+        {"d3.csv": csv_bytes(frame())},
+    ),
+    Case(
+        "drop-on-a-bundled-set",
+        ["dataset.drop=[x]"],
+        ["dataset.drop: names columns of a file; dataset=iris has none"],
+    ),
+    Case(
+        "not-a-parquet-file",
+        ["dataset=parquet", "dataset.path=fake.parquet", "dataset.target=label"],
+        ["dataset.path=fake.parquet: cannot be read as Parquet", "PAR1"],
+        {"fake.parquet": csv_bytes(frame())},
+    ),
+    Case(
+        "parquet-read-as-csv",
+        csv("real.parquet"),
+        ["dataset.path=real.parquet: cannot be read as CSV", "use dataset=parquet"],
+        {"real.parquet": parquet_bytes(frame())},
+    ),
+    Case(
+        "parquet-unknown-target",
+        ["dataset=parquet", "dataset.path=real2.parquet", "dataset.target=price"],
+        ["dataset.target=price: no such column in real2.parquet"],
+        {"real2.parquet": parquet_bytes(frame())},
+    ),
+    Case(
+        "roc-auc-class-missing-from-test",
+        [*csv("scarce.csv"), "cv.metric=roc_auc", "cv.test_size=0.1"],
+        ["cv.metric=roc_auc: the test split of column 'label' of scarce.csv", "class '2'"],
+        {"scarce.csv": csv_bytes(scarce)},
+    ),
+    Case(
+        "resume-other-metric",
+        ["cv.metric=balanced_accuracy"],
+        ["cv.metric=balanced_accuracy: study 'iris-mlp' was made with cv.metric=accuracy"],
+    ),
+    Case(
+        "max-categories-0", ["dataset.max_categories=0"], ["dataset.max_categories: must be >= 1"]
+    ),
+    Case(
+        "huge-feature-values",
+        csv("huge.csv"),
+        ["huge.csv", "column 'b'", "too large to standardise", "e+300"],
+        {"huge.csv": csv_bytes(frame().assign(b=lambda d: d["b"] * 1e300))},
+    ),
+    Case(
+        "huge-regression-target",
+        csv("hugetarget.csv", "a"),
+        ["column 'a' of hugetarget.csv", "too large to standardise"],
+        {"hugetarget.csv": csv_bytes(frame().assign(a=lambda d: d["a"] * 1e300))},
+    ),
+]
+
+
 def snapshot(folder) -> dict:
     """What the good sweep left: trials, runs, registered versions, bytes of mlruns/."""
     storage = JournalStorage(JournalFileBackend(str(folder / "mlruns" / "optuna.journal")))
@@ -416,7 +541,7 @@ def swept(tmp_path_factory):
 
 
 def test_enough_cases():
-    assert len(CASES) >= 80
+    assert len(CASES) >= 95
     assert len({c.id for c in CASES}) == len(CASES)
 
 

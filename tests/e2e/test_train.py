@@ -99,10 +99,11 @@ def test_params_node_round_trips_trial_params(flat):
 
 def test_best_config_file_composes_back_to_its_settings(tmp_path):
     settings = {
-        "dataset": {"name": "csv", "path": "data/my.csv", "target": "label", "n_samples": 1000,
-                    "noise": 0.25},
+        "dataset": {"name": "csv", "path": "data/my.csv", "target": "label",
+                    "task": "regression", "drop": ["id"], "categorical": ["zip"],
+                    "max_categories": 30, "n_samples": 1000, "noise": 0.25},
         "study": {"seed": 7},
-        "cv": {"folds": 4, "n_jobs": 1, "test_size": 0.3},
+        "cv": {"folds": 4, "n_jobs": 1, "test_size": 0.3, "metric": "mae"},
         "model": {"solver": "sgd", "batch_size": 32, "alpha": 0.001, "init": "he",
                   "dtype": "float64"},
         "params": {"learning_rate": 0.03, "hidden_units": [12, 6], "hidden_layers": 2,
@@ -282,7 +283,7 @@ def test_a_train_that_fails_writes_nothing_and_fails_fast(tmp_path):
     )
     assert bad_csv.returncode == 2
     (line,) = bad_csv.stderr.strip().splitlines()
-    assert line.startswith("error: dataset.path=bad.csv: column 'label' has missing labels")
+    assert line.startswith("error: dataset.path=bad.csv: column 'label' has missing values")
     assert not (tmp_path / "mlruns").exists()  # no store created for a command that failed
     assert not (tmp_path / "outputs").exists()  # nor Hydra's run folder
     started = time.monotonic()

@@ -21,7 +21,7 @@ def group_options(group: str) -> list[str]:
 
 def test_every_group_has_its_documented_options():
     assert group_options("dataset") == sorted(
-        ["digits", "iris", "wine", "breast_cancer", "moons", "csv"]
+        ["digits", "iris", "wine", "breast_cancer", "diabetes", "moons", "csv", "parquet"]
     )
     assert group_options("sampler") == sorted(["tpe", "random", "gp", "qmc", "grid"])
     assert group_options("pruner") == sorted(
@@ -31,7 +31,7 @@ def test_every_group_has_its_documented_options():
 
 @pytest.mark.parametrize("dataset", group_options("dataset"))
 def test_every_dataset_composes_and_validates(dataset):
-    extra = ["dataset.path=x.csv", "dataset.target=y"] if dataset == "csv" else []
+    extra = ["dataset.path=x", "dataset.target=y"] if dataset in ("csv", "parquet") else []
     cfg = compose_config([f"dataset={dataset}", *extra])
     validate_config(cfg)
     assert cfg.dataset.name == dataset

@@ -18,7 +18,7 @@ from pipeline.config.search_space import network_params
 from pipeline.folds.cancel import CANCEL_FOLDER_PREFIX, remove_stale_cancel_folders
 from pipeline.folds.scheduler import FoldScheduler, fold_tasks
 from pipeline.folds.worker import fit_fold
-from pipeline.model.ensemble import standardisation
+from pipeline.model.ensemble import ModelSpec, standardisation
 from pipeline.search.objective import Objective, TrainingDiverged, evaluate_folds
 from pipeline.search.trial_loop import run_trials
 from pipeline.tracking.runs import TrialRun
@@ -48,6 +48,9 @@ SLOW = {
 }
 
 
+IRIS_SPEC = ModelSpec.numeric(4)  # iris: a classification of 4 numeric columns, by accuracy
+
+
 @pytest.fixture(scope="module")
 def iris():
     return load_iris(return_X_y=True)
@@ -56,7 +59,7 @@ def iris():
 def start_folds(kwargs, X, y, folds: int) -> FoldScheduler:
     """One trial's folds (owner "trial") started in the pool of 2 processes."""
     scheduler = FoldScheduler(2)
-    scheduler.add("trial", fold_tasks(kwargs, X, y, folds=folds, seed=0))
+    scheduler.add("trial", fold_tasks(IRIS_SPEC, kwargs, X, y, folds=folds, seed=0))
     return scheduler
 
 
@@ -82,6 +85,7 @@ def make_objective(X, y, *, folds=3, n_jobs=2, fixed_params=FIXED, **kwargs) -> 
     return Objective(
         X,
         y,
+        spec=ModelSpec.numeric(X.shape[1]),
         fixed_params=fixed_params,
         search_space=cfg.search_space,
         folds=folds,
@@ -127,7 +131,9 @@ def test_train_and_a_sweep_trial_score_a_configuration_alike(iris):
     X, y = iris
     study = new_study()
     run(study, make_objective(X, y), GOOD)
-    outcome = evaluate_folds({**FIXED, **network_params(GOOD)}, X, y, folds=3, seed=0, n_jobs=2)
+    outcome = evaluate_folds(
+        IRIS_SPEC, {**FIXED, **network_params(GOOD)}, X, y, folds=3, seed=0, n_jobs=2
+    )
     (trial,) = study.trials
     assert list(outcome.scores) == [0, 1, 2]  # handled in fold order
     assert trial.intermediate_values == outcome.scores
@@ -147,7 +153,7 @@ def test_diverging_training_fails_the_trial_with_its_reason(iris):
     # pipeline.train stops at the same fold, for the same reason.
     kwargs = {**objective.fixed_params, **network_params(diverging)}
     with pytest.raises(TrainingDiverged) as caught:
-        evaluate_folds(kwargs, X, y, folds=3, seed=0, n_jobs=2)
+        evaluate_folds(IRIS_SPEC, kwargs, X, y, folds=3, seed=0, n_jobs=2)
     assert trial.user_attrs["fail_reason"] == f"diverged: {caught.value}"
 
 
@@ -186,8 +192,12 @@ def test_free_processes_go_to_the_oldest_trials_folds_first(iris):
     # 30 iterations could, and its process would already run the first trial's third fold.
     medium = {**SLOW, "iterations": 1000}
     scheduler = FoldScheduler(2)
-    scheduler.add("first", fold_tasks({**medium, "activation": "tanh"}, X, y, folds=3, seed=0))
-    scheduler.add("second", fold_tasks({**medium, "activation": "relu"}, X, y, folds=3, seed=0))
+    scheduler.add(
+        "first", fold_tasks(IRIS_SPEC, {**medium, "activation": "tanh"}, X, y, folds=3, seed=0)
+    )
+    scheduler.add(
+        "second", fold_tasks(IRIS_SPEC, {**medium, "activation": "relu"}, X, y, folds=3, seed=0)
+    )
     assert sorted(scheduler._running.values()) == ["first", "first"]  # white box: the pool's
     finished = []
     while batch := scheduler.wait():
@@ -207,10 +217,10 @@ def test_a_finished_fold_frees_its_process_before_its_result_is_collected(iris):
     X, y = iris
     quick = {**FIXED, "hidden_layer_sizes": (4,), "learning_rate": 0.02, "iterations": 3}
     scheduler = FoldScheduler(2)
-    scheduler.add("first", fold_tasks(quick, X, y, folds=2, seed=0))
+    scheduler.add("first", fold_tasks(IRIS_SPEC, quick, X, y, folds=2, seed=0))
     for future in list(scheduler._running):  # white box: both folds done, none collected
         future.result(timeout=60)
-    scheduler.add("second", fold_tasks(quick, X, y, folds=2, seed=0))
+    scheduler.add("second", fold_tasks(IRIS_SPEC, quick, X, y, folds=2, seed=0))
     assert list(scheduler._running.values()).count("second") == 2
     assert scheduler._queues["second"] == []
     finished = []
@@ -235,7 +245,7 @@ def test_fold_results_arrive_for_every_fold_and_preprocessing_stays_in_the_fold(
     assert sorted(r.fold for r in results) == [0, 1, 2]
     assert all(r.score > 0.8 for r in results)
     for r in results:  # each fold's scaler was fitted on its own training rows only
-        assert r.model.mean[0] == pytest.approx(1e4 + 5.84, abs=0.3)
+        assert r.model.preprocessor.mean[0] == pytest.approx(1e4 + 5.84, abs=0.3)
 
 
 def test_a_hopeless_trial_is_pruned_before_all_folds_are_fitted(iris):
@@ -255,7 +265,7 @@ def test_a_hopeless_trial_is_pruned_before_all_folds_are_fitted(iris):
         "iterations": 100,
         "activation": "tanh",
     }
-    assert len(evaluate_folds(ok, X, y, folds=3, seed=0, n_jobs=2).scores) == 3
+    assert len(evaluate_folds(IRIS_SPEC, ok, X, y, folds=3, seed=0, n_jobs=2).scores) == 3
 
 
 def test_pruning_with_parallel_folds_cancels_and_keeps_the_pool_usable(iris):
@@ -410,7 +420,9 @@ def test_a_flagged_fold_stops_its_training_and_says_so(iris, tmp_path):
 
     def fit():
         train, valid = np.arange(0, 150, 2), np.arange(1, 150, 2)
-        return fit_fold(kwargs, X, y, train, valid, fold=0, seed=0, cancel_flag=str(flag))
+        return fit_fold(
+            IRIS_SPEC, kwargs, X, y, train, valid, fold=0, seed=0, cancel_flag=str(flag)
+        )
 
     flag.touch()
     result = fit()

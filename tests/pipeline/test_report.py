@@ -81,7 +81,7 @@ def test_importances_are_skipped_with_a_note_below_two_complete_trials():
 
 def test_fold_spread_shows_the_best_complete_trials_first():
     study = make_study(8)
-    figure = fold_spread_figure(trials_table(study), "maximize", top=3)
+    figure = fold_spread_figure(trials_table(study), "accuracy", top=3)
     labels = [t.get_text() for t in figure.axes[0].get_xticklabels()]
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     best = sorted(complete, key=lambda t: -t.value)[:3]

@@ -10,8 +10,7 @@ import pytest
 from mlflow.entities import Metric
 from sklearn.datasets import load_iris
 
-import core
-from pipeline.model.ensemble import FoldEnsemble, ScaledNetwork
+from pipeline.model.ensemble import FittedNetwork, FoldEnsemble, ModelSpec
 from pipeline.names import (
     CHAMPION_TRIAL_START_TAG,
     CHAMPION_TRIAL_TAG,
@@ -81,8 +80,8 @@ def test_only_the_champions_scores_are_attributed_to_its_model(store):
         metrics=[Metric("trials_complete", 3.0, now, 0), Metric("fitting_wall_seconds", 1, now, 1)],
     )
     X, y = load_iris(return_X_y=True)
-    network = core.MLPClassifier(hidden_layer_sizes=(4,), random_state=0)
-    champion = FoldEnsemble([ScaledNetwork.fit(network, X, y)])
+    member = FittedNetwork.fit(ModelSpec.numeric(4), {"hidden_layer_sizes": (4,)}, X, y, 0)
+    champion = FoldEnsemble([member])
     scores = [Metric("test_accuracy", 0.9, now, 0), Metric("best_cv_accuracy_mean", 0.8, now, 0)]
     key = {STUDY_TAG: "endings", CHAMPION_TRIAL_TAG: "0", CHAMPION_TRIAL_START_TAG: "then"}
     log_champion(uri, parent, champion, X[:5], "endings-model", key=key, scores=scores)

@@ -62,3 +62,21 @@ def test_an_sqlite_storage_gets_its_folder_like_a_journal_file(tmp_path):
     study = optuna.create_study(storage=storage, study_name="s")
     study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
     assert (tmp_path / "new" / "sub" / "optuna.db").is_file()
+
+
+def test_a_study_recorded_before_the_task_and_metric_settings_resumes_with_their_defaults():
+    """Studies made before dataset.task, cv.metric, dataset.drop, dataset.categorical and
+    dataset.max_categories existed recorded none of them: they classified, scored accuracy and
+    kept every column, and resume as such."""
+    storage = optuna.storages.InMemoryStorage()
+    cfg = compose_config(["dataset=iris", "dataset.task=classification", "cv.metric=accuracy"])
+    now = comparable_settings(cfg)
+    new_keys = ("dataset.task", "cv.metric", "dataset.drop", "dataset.categorical")
+    old = {k: v for k, v in now.items() if k not in (*new_keys, "dataset.max_categories")}
+    record_settings(new_study(storage), old)
+    check_settings(storage, "s", now)
+    other = comparable_settings(compose_config(["dataset=iris", "cv.metric=balanced_accuracy"]))
+    with pytest.raises(
+        UserInputError, match=r"^cv.metric=balanced_accuracy: .* cv.metric=accuracy"
+    ):
+        check_settings(storage, "s", {**other, "dataset.task": "classification"})

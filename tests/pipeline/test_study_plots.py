@@ -21,7 +21,7 @@ from pipeline.results.report import (
     study_figures,
     trials_table,
 )
-from pipeline.results.study_plots import MAX_WIDTH, METRIC_LABEL, PRUNED_LABEL, log_ticks
+from pipeline.results.study_plots import MAX_WIDTH, PRUNED_LABEL, log_ticks, metric_label
 from tests.helpers import FAST, REPORT_PLOTS, compose_config
 
 FOLDS = 5
@@ -56,7 +56,7 @@ def sweep_like_study(n_trials: int, seed: int = 0, overrides=()) -> optuna.Study
 def report_figures(study: optuna.Study) -> dict[str, matplotlib.figure.Figure]:
     figures, notes = study_figures(study)
     assert not notes
-    figures["fold_spread"] = fold_spread_figure(trials_table(study), "maximize")
+    figures["fold_spread"] = fold_spread_figure(trials_table(study), "accuracy")
     figures["champion_learning_curve"] = learning_curve_figure(np.geomspace(2.3, 0.01, 300))
     labels = np.arange(10)  # digits: the data set with the most classes
     y_pred = np.where(np.arange(360) % 7 == 0, (np.arange(360) + 1) % 10, np.arange(360) % 10)
@@ -156,13 +156,13 @@ def test_axes_are_named_after_the_metric_and_pruned_trials_are_in_the_history(fi
     study = sweep_like_study(300)
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
     history = figures["optimization_history"].axes[0]
-    assert history.get_ylabel() == METRIC_LABEL
+    assert history.get_ylabel() == metric_label(study) == "CV accuracy (mean over folds)"
     marked = {text.get_text() for text in history.get_legend().get_texts()}
     assert f"{PRUNED_LABEL}: {len(pruned)}" in marked
     plotted = {tuple(point) for c in history.collections for point in c.get_offsets()}
     assert {(t.number, t.value) for t in pruned} <= plotted
-    assert figures["slice"].axes[0].get_ylabel() == METRIC_LABEL
-    assert figures["parallel_coordinate"].axes[-1].get_ylabel() == METRIC_LABEL  # colour bar
+    assert figures["slice"].axes[0].get_ylabel() == metric_label(study)
+    assert figures["parallel_coordinate"].axes[-1].get_ylabel() == metric_label(study)  # colour bar
     assert "Objective Value" not in {t.get_text() for f in figures.values() for t in drawn_texts(f)}
 
 

@@ -7,6 +7,7 @@ import pytest
 from optuna.trial import TrialState
 from sklearn.datasets import load_iris
 
+from pipeline.model.ensemble import ModelSpec
 from pipeline.names import OVER_BUDGET
 from pipeline.search.budget import claim_budget
 from pipeline.search.objective import Objective, TrainingDiverged
@@ -21,7 +22,14 @@ def objective() -> Objective:
     X, y = load_iris(return_X_y=True)
     cfg = compose_config(["search_space.iterations.low=10", "search_space.iterations.high=30"])
     return Objective(
-        X, y, fixed_params=FIXED, search_space=cfg.search_space, folds=3, seed=0, n_jobs=2
+        X,
+        y,
+        spec=ModelSpec.numeric(4),
+        fixed_params=FIXED,
+        search_space=cfg.search_space,
+        folds=3,
+        seed=0,
+        n_jobs=2,
     )
 
 
