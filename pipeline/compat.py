@@ -56,6 +56,31 @@ def pop_waiting_trial(study) -> tuple[Any, Any] | None:
     return trial, trial._cached_frozen_trial
 
 
+class StudyTrialsView:
+    """A study as a sampler sees it, with the trials it reads chosen by ``select``.
+
+    Optuna's samplers read a study's trials through its private ``_get_trials`` (and write
+    through ``_storage``, reached here as on the study); there is no public way to give a
+    sampler fewer trials than the study holds, which is what keeps TPE's cost bounded
+    (pipeline.search.bounded_sampler). ``select(trials)`` gets them sorted by number.
+    """
+
+    def __init__(self, study, select):
+        self._view_of, self._select = study, select
+
+    def __getattr__(self, name: str):
+        return getattr(self._view_of, name)
+
+    def _get_trials(self, deepcopy: bool = True, states=None, use_cache: bool = False):
+        trials = self._view_of._get_trials(deepcopy=False, states=states, use_cache=use_cache)
+        chosen = self._select(trials)
+        if deepcopy:
+            import copy
+
+            return copy.deepcopy(chosen)
+        return chosen
+
+
 def distribution_change_refused(old, new) -> bool:
     """Whether Optuna's storage would refuse ``new`` for a parameter recorded with ``old`` (a
     changed kind, log scale or categorical choices). Optuna's own rule, which its docs say is
