@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from functools import partial
 
 import optuna
 
@@ -125,7 +126,9 @@ class SweepTrials:
         study_name = prepared.study.study_name
         run = TrialRun(client, experiment_id, parent_id, study_name, trial.number, cfg.worker)
         trial.set_user_attr(TRIAL_RUN_ATTR, run.run_id)
-        run.log_start({**params, **fixed_model_params(cfg)}, prepared.config_yaml)
+        # Its parameters and config go on the tracking thread, before the run's end (in order).
+        all_params = {**params, **fixed_model_params(cfg)}
+        prepared.background.submit(partial(run.log_start, all_params, prepared.config_yaml))
         return run
 
     def interrupted(self) -> None:
