@@ -17,6 +17,7 @@ found it over budget after, leaving a pruned trial in the study per late worker.
 from __future__ import annotations
 
 import time
+import warnings
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -131,6 +132,10 @@ class Reservations:
             if budget_used(self.study) >= self.n_trials or time.monotonic() > deadline:
                 return None
             if self.lead and time.monotonic() - mended > 1.0:
+                # A chain broken by a killed worker is mended once its trial is failed as lost.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(self.study)
                 self.reserve()
                 mended = time.monotonic()
             time.sleep(0.05)
