@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from pipeline.compat import OPTUNA_TRIAL_LOGGER, study_storage, trial_id
 from pipeline.folds.processes import process_alive
 from pipeline.names import FAIL_REASON, OWNER_HOST, OWNER_PID, RETRY_OF
-from pipeline.search.budget import replaced_numbers
+from pipeline.search.budget import replaced_numbers, slot_attrs
 
 
 def record_owner(trial: optuna.Trial) -> None:
@@ -57,7 +57,9 @@ def recover_lost_trials(study: optuna.Study) -> list[FrozenTrial]:
         reason = f"lost: its process {pid} on {host} ended while the trial ran"
         storage.set_trial_user_attr(trial_id(trial), FAIL_REASON, reason)
         if storage.set_trial_state_values(trial_id(trial), TrialState.FAIL):
-            study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+            study.enqueue_trial(
+                trial.params, user_attrs={RETRY_OF: trial.number, **slot_attrs(trial)}
+            )
             lost.append(trial)
     return lost
 
@@ -108,6 +110,8 @@ def requeue_interrupted(study: optuna.Study) -> list[int]:
             and trial.user_attrs.get(OWNER_PID) == os.getpid()
             and trial.number not in replaced
         ):
-            study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+            study.enqueue_trial(
+                trial.params, user_attrs={RETRY_OF: trial.number, **slot_attrs(trial)}
+            )
             numbers.append(trial.number)
     return numbers
