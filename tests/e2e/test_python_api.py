@@ -102,6 +102,9 @@ print(json.dumps({{"interrupted": interrupted, "restored": restored, "states": s
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["interrupted"] and found["restored"]
     states = found["states"]
-    assert states.count("COMPLETE") == 40  # the interrupted trials were run again
-    assert set(states) <= {"COMPLETE", "FAIL"} and "FAIL" in states
+    # Every trial the interruption stopped (FAIL, its parameters enqueued again) was run again.
+    # Whether one was stopped depends on timing: Ctrl-C that lands while the loop does its
+    # bookkeeping asks no new trial, and the one still in flight may already hold all its folds.
+    assert states.count("COMPLETE") == 40
+    assert set(states) <= {"COMPLETE", "FAIL"}
     assert found["version"] == "1"
