@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import optuna
 
+from pipeline.search.storage import open_storage
+
 ROOT = Path(__file__).resolve().parents[1]
 INSTANT = [
     "dataset=iris",
@@ -95,9 +97,8 @@ def run_sweep(trials: int, workers: int, storage: str, folder: Path) -> tuple[fl
     name = f"scale-{uuid.uuid4().hex[:8]}"
     args = [*INSTANT, f"study.n_trials={trials}", f"study.name={name}", f"study.storage={storage}"]
     if workers > 1:
-        args = ["-m", f"worker=range({workers})", "hydra/launcher=joblib"]
-        args += [f"hydra.launcher.n_jobs={workers}", *INSTANT[:-1]]
-        args += [f"study.n_trials={trials}", f"study.name={name}", f"study.storage={storage}"]
+        launcher = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={workers}"]
+        args = ["-m", f"worker=range({workers})", *launcher, *args]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
     result = subprocess.run(
@@ -178,17 +179,15 @@ def main() -> None:
         try:
             storage = storage_url(args.storage, folder, proxies)
             wall, name = run_sweep(args.trials, args.workers, storage, folder)
-            study = optuna.load_study(
-                study_name=name, storage=storage if "://" in storage else _journal(storage)
-            )
-            sweep = completions_of(study)
+            study = optuna.load_study(study_name=name, storage=open_storage(storage, 10))
+            sweep, held = completions_of(study), len(study.get_trials(deepcopy=False))
         finally:
             for proxy in proxies:
                 proxy.terminate()
         print(
             f"sweep: {args.trials} trials, {args.workers} worker(s), {args.storage}: {wall:.1f} s"
         )
-        print(f"study holds {len(study.trials)} trials")
+        print(f"study holds {held} trials")
         rows = [("sweep", sweep)]
         if not args.no_plain:
             plain, split = run_plain(args.trials, folder)
@@ -204,12 +203,6 @@ def main() -> None:
             print(
                 f"| {label} | " + " | ".join("-" if c is None else f"{c:.1f}" for c in cells) + " |"
             )
-
-
-def _journal(path: str):
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-    return JournalStorage(JournalFileBackend(path))
 
 
 if __name__ == "__main__":
