@@ -53,9 +53,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def proxy():
-    """``python -m pipeline.storage_proxy`` in front of the test database; its grpc:// URL."""
+    """``python -m pipeline.storage_proxy`` in front of the test database; its grpc:// URL.
+    Stopped after its test: its connections would count against PostgreSQL's limit in the
+    next one."""
     pytest.importorskip("grpc", reason="grpcio is not installed (pip install -e '.[dev]')")
     port = free_port()
     env = {**os.environ, "PGPASSWORD": postgres_password()}
