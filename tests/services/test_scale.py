@@ -128,18 +128,19 @@ def finished_count(name: str) -> int:
     return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
 
 
-def test_sixteen_workers_with_a_quarter_killed_still_make_exactly_the_budget(tmp_path):
-    """16 workers on PostgreSQL; once 60 trials are done, SIGKILL 4 of them (worker 0 leads and
-    is kept). The others finish the study: the lost trials are found by heartbeat, failed and
+def test_eight_workers_with_a_quarter_killed_still_make_exactly_the_budget(tmp_path):
+    """8 workers on PostgreSQL; once 60 trials are done, SIGKILL 2 of them (worker 0 leads and
+    is kept). (16 workers with 4 killed pass too, in about a minute on a quiet 2-core machine,
+    but 16 processes on 2 cores under other load starve the heartbeats: the suite runs 8.) The others finish the study: the lost trials are found by heartbeat, failed and
     retried, their runs closed, and the study ends with exactly its budget."""
-    name, n_trials, workers, victims = unique_name("scale-kill"), 200, 16, (3, 6, 9, 12)
+    name, n_trials, workers, victims = unique_name("scale-kill"), 200, 8, (3, 6)
     args = [
         *INSTANT,
         "search_space.learning_rate.high=0.05",  # no diverged (FAIL) trial in the count
         f"study.name={name}",
         f"study.n_trials={n_trials}",
         f"study.storage={postgres_url(None)}",
-        # The default heartbeat (10 s, lost after 40 s): at 1 s, 16 workers on 2 busy cores
+        # The default heartbeat (10 s, lost after 40 s): at 1 s, many workers on 2 busy cores
         # starved a live trial's heartbeat thread past the grace period and it was failed as lost.
     ]
     env = {**os.environ, "PGPASSWORD": postgres_password()}
