@@ -37,6 +37,50 @@ def retried_trial_number(trial) -> int | None:
     return None if number is None else int(number)
 
 
+def pop_waiting_trial(study) -> tuple[Any, Any] | None:
+    """A trial of ``study`` that was waiting (enqueued), now RUNNING and owned by the caller, with
+    its ``FrozenTrial`` as it was popped; None when no trial waits.
+
+    ``Study.ask()`` does the same but creates a new trial when none waits, which is how a
+    worker that came too late used to leave a trial over the budget in the study
+    (pipeline.search.budget). The pop itself is Optuna's: it sets WAITING to RUNNING in the
+    storage, which only one process wins, on every storage.
+    """
+    import optuna
+
+    study._thread_local.cached_all_trials = None  # as ask() does: read the storage afresh
+    trial_id = study._pop_waiting_trial_id()
+    if trial_id is None:
+        return None
+    trial = optuna.Trial(study, trial_id)
+    return trial, trial._cached_frozen_trial
+
+
+class StudyTrialsView:
+    """A study as a sampler sees it, with the trials it reads chosen by ``select``.
+
+    Optuna's samplers read a study's trials through its private ``_get_trials`` (and write
+    through ``_storage``, reached here as on the study); there is no public way to give a
+    sampler fewer trials than the study holds, which is what keeps TPE's cost bounded
+    (pipeline.search.bounded_sampler). ``select(trials)`` gets them sorted by number.
+    """
+
+    def __init__(self, study, select):
+        self._view_of, self._select = study, select
+
+    def __getattr__(self, name: str):
+        return getattr(self._view_of, name)
+
+    def _get_trials(self, deepcopy: bool = True, states=None, use_cache: bool = False):
+        trials = self._view_of._get_trials(deepcopy=False, states=states, use_cache=use_cache)
+        chosen = self._select(trials)
+        if deepcopy:
+            import copy
+
+            return copy.deepcopy(chosen)
+        return chosen
+
+
 def distribution_change_refused(old, new) -> bool:
     """Whether Optuna's storage would refuse ``new`` for a parameter recorded with ``old`` (a
     changed kind, log scale or categorical choices). Optuna's own rule, which its docs say is

@@ -20,7 +20,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import make_url
 
-from pipeline.names import FINISHED_STATES
+from pipeline.names import BUDGET_SLOT, FINISHED_STATES, OVER_BUDGET
 from pipeline.search.budget import replaced_numbers
 from pipeline.search.storage import open_storage
 
@@ -111,6 +111,13 @@ def assert_budget_exact(study: optuna.Study, n_trials: int) -> None:
     assert all(t.state in FINISHED_STATES for t in counted), states
     leftover = [t.number for t in trials if not t.state.is_finished()]
     assert leftover == [], f"trials left RUNNING or WAITING: {leftover}"
+    # No trial over the budget: the only trials besides the counted ones are lost ones, failed.
+    extra = [t for t in trials if t.number not in {c.number for c in counted}]
+    assert all(t.state.name == "FAIL" and not t.user_attrs.get(OVER_BUDGET) for t in extra), [
+        (t.number, t.state.name, t.user_attrs.get("fail_reason")) for t in extra
+    ]
+    places = [t.user_attrs.get(BUDGET_SLOT) for t in counted]
+    assert sorted(places) == list(range(n_trials)), "a budget place taken twice or never"
 
 
 def study_runs(client: MlflowClient, experiment: str, study: str):

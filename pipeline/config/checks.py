@@ -197,6 +197,8 @@ def check_study(cfg: DictConfig) -> None:
         _check_choice("study.direction", study.direction, DIRECTIONS)
     if not str(study.storage).strip():
         raise _fail("study.storage", "is empty; give a file path or a database URL")
+    if uri_scheme(str(study.storage)) == "grpc" and grpc_address(str(study.storage)) is None:
+        raise _fail(f"study.storage={study.storage}", "give grpc://HOST:PORT (a storage proxy)")
     if study.heartbeat_interval < 1:
         raise _fail("study.heartbeat_interval", f"must be >= 1, got {study.heartbeat_interval}")
     if study.trials_in_flight not in (1, 2):
@@ -247,6 +249,18 @@ def _check_range(key: str, node: DictConfig, *, positive: bool, minimum: float |
         raise _fail(f"{key}.low", f"a log-scale range needs low > 0, got {low}")
     if node.get("step", 1) < 1:
         raise _fail(f"{key}.step", f"must be >= 1, got {node.step}")
+
+
+def grpc_address(location: str) -> tuple[str, int] | None:
+    """(host, port) of a storage proxy's ``grpc://HOST:PORT``; None if it is not of that form."""
+    parsed = urlparse(location)
+    try:
+        port = parsed.port
+    except ValueError:  # not a number
+        return None
+    if not parsed.hostname or port is None or parsed.path not in ("", "/"):
+        return None
+    return parsed.hostname, port
 
 
 def uri_scheme(uri: str) -> str:

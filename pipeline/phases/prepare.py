@@ -30,7 +30,7 @@ from pipeline.errors import SQLITE_DISK_FULL, UserInputError, is_disk_full
 from pipeline.folds.pool import resolve_n_jobs, start_fold_workers
 from pipeline.model.ensemble import ModelSpec
 from pipeline.names import PARENT_RUN_ATTR, SQLITE_PREFIX
-from pipeline.search.budget import budget_used
+from pipeline.search.budget import Reservations, budget_used
 from pipeline.search.objective import TrainingDiverged
 from pipeline.search.recovery import quiet_failed_trials, recover_lost_trials
 from pipeline.search.storage import open_storage
@@ -146,6 +146,7 @@ def lead(cfg: DictConfig, storage, sampler, pruner) -> tuple[optuna.Study, Futur
     )
     record_settings(study, comparable_settings(cfg))
     recover_lost_trials(study)
+    Reservations(study, cfg.study.n_trials, lead=True).reserve()  # before any worker asks
     resuming = budget_used(study) < cfg.study.n_trials
     return study, start_tracking(cfg, lambda: lead_tracking(cfg, study, resuming))
 

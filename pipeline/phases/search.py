@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from functools import partial
 
 import optuna
 
@@ -20,7 +21,7 @@ from pipeline.folds.interruption import InterruptGuard
 from pipeline.folds.pool import limit_worker_threads, resolve_n_jobs, stop_fold_workers
 from pipeline.names import TRIAL_RUN_ATTR, WORKER_ATTR
 from pipeline.phases.prepare import PreparedSweep
-from pipeline.search.budget import budget_used, claim_budget
+from pipeline.search.budget import Reservations, budget_used
 from pipeline.search.objective import Objective, TrainingDiverged, TrialEvaluation, TrialFailed
 from pipeline.search.recovery import recover_lost_trials, requeue_interrupted
 from pipeline.search.trial_loop import run_trials
@@ -67,6 +68,7 @@ class SweepTrials:
         self.fitting = FittingTime()  # of every run_trials call
         self.failures = FailureStreak(cfg.study.max_failures_in_a_row)
         self.guard = InterruptGuard()  # Ctrl-C stops at safe points only
+        self.reservations = Reservations(prepared.study, cfg.study.n_trials, lead=cfg.worker == 0)
 
     def run(self) -> None:
         study, cfg = self.prepared.study, self.prepared.cfg
@@ -74,9 +76,11 @@ class SweepTrials:
         if remaining > 0:
             self.optimize(remaining)
         # Worker 0 waits for the others' trials; a lost one found meanwhile is re-enqueued and
-        # run here, so that the study still ends with its whole budget.
+        # run here (a chain of reservations it broke is mended), so that the study still ends
+        # with its whole budget.
         while cfg.worker == 0:
             wait_for_running_trials(study, check=self.guard.raise_if_requested)
+            self.reservations.reserve()
             remaining = cfg.study.n_trials - budget_used(study)
             if remaining <= 0:
                 return
@@ -94,19 +98,18 @@ class SweepTrials:
             in_flight=cfg.study.trials_in_flight if self.objective.workers > 1 else 1,
             progress_bar=cfg.progress_bar,
             after_trial=self.failures.count,
+            ask=self.reservations.take,
         )
         self.fitting.merge(fitting)
         self.guard.raise_if_requested()
 
     def stop(self) -> bool:
-        """Ask no more once the study's budget is taken (other workers' trials included) or
-        Ctrl-C came during bookkeeping (the loop then stops at its next wait for folds)."""
-        study, cfg = self.prepared.study, self.prepared.cfg
-        return self.guard.requested or budget_used(study) >= cfg.study.n_trials
+        """Ask no more once Ctrl-C came during bookkeeping (the loop then stops at its next wait
+        for folds); the end of the budget is when no reserved trial is left to take."""
+        return self.guard.requested
 
     def begin(self, trial: optuna.Trial) -> TrialEvaluation:
         cfg = self.prepared.cfg
-        claim_budget(trial, cfg.study.n_trials)
         trial.set_user_attr(WORKER_ATTR, cfg.worker)
         return self.objective.begin(trial)
 
@@ -123,7 +126,9 @@ class SweepTrials:
         study_name = prepared.study.study_name
         run = TrialRun(client, experiment_id, parent_id, study_name, trial.number, cfg.worker)
         trial.set_user_attr(TRIAL_RUN_ATTR, run.run_id)
-        run.log_start({**params, **fixed_model_params(cfg)}, prepared.config_yaml)
+        # Its parameters and config go on the tracking thread, before the run's end (in order).
+        all_params = {**params, **fixed_model_params(cfg)}
+        prepared.background.submit(partial(run.log_start, all_params, prepared.config_yaml))
         return run
 
     def interrupted(self) -> None:

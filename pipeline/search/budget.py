@@ -1,19 +1,43 @@
 """``study.n_trials`` as the total a study reaches, however many times the command is rerun and
-however many workers share it.
+however many workers share it, without a trial ever created over it.
+
+A worker never creates a trial: it takes one of the study's reserved (WAITING) trials, and when
+none is left the budget is used. Each reserved trial holds a place of the budget
+(:data:`~pipeline.names.BUDGET_SLOT`, ``0..n_trials-1``). Reserving them all up front would keep
+thousands of WAITING trials, which Optuna's RDB cache reads again on every call, so only
+``ahead`` of them wait at a time, in chains: whoever takes place ``p`` first reserves place
+``p + ahead``. Taking is Optuna's own WAITING-to-RUNNING change, which only one process wins on
+every storage, so each place is reserved exactly once and no lock is needed. The leading worker
+starts the chains and mends one that a process killed between taking and reserving has broken.
+
+Optuna's ``MaxTrialsCallback`` (and this project's check before it) created a trial first and
+found it over budget after, leaving a pruned trial in the study per late worker.
 """
 
 from __future__ import annotations
 
+import time
+import warnings
+
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from pipeline.compat import retried_trial_number
-from pipeline.names import FAIL_REASON, FINISHED_STATES, OVER_BUDGET, RETRY_OF
+from pipeline.compat import pop_waiting_trial, retried_trial_number
+from pipeline.names import BUDGET_SLOT, FAIL_REASON, FINISHED_STATES, OVER_BUDGET, RETRY_OF
+
+# Reserved trials waiting at a time: enough that every worker finds one while the one it took
+# reserves the next; each one costs every RDB cache refresh a row.
+RESERVED_AHEAD = 32
+
+
+def is_retry(trial: FrozenTrial) -> bool:
+    """A re-enqueued lost or interrupted trial (ours or Optuna's heartbeat callback's)."""
+    return RETRY_OF in trial.user_attrs or retried_trial_number(trial) is not None
 
 
 def replaced_numbers(trials: list[FrozenTrial]) -> set[int]:
     """Numbers of trials that do not count to the budget: lost trials that have been
-    re-enqueued, and trials that started after the budget was used up (see claim_budget)."""
+    re-enqueued, and trials found over budget (made by versions before reservations)."""
     numbers = set()
     for trial in trials:
         if trial.user_attrs.get(OVER_BUDGET):
@@ -38,37 +62,100 @@ def budget_used(study: optuna.Study) -> int:
     )
 
 
-class BudgetReached(optuna.TrialPruned):
-    """This trial started after the study's budget was used up; it ends without work.
+def places_to_reserve(trials: list[FrozenTrial], n_trials: int, ahead: int) -> list[int]:
+    """The places the leader reserves: each place below ``n_trials`` that nobody reserved and
+    nobody will, i.e. the head of a chain (its place - ``ahead`` is not one of the budget's) or
+    one whose predecessor was taken and has ended without reserving it.
 
-    A subclass of ``TrialPruned`` so that Optuna ends the trial quietly (a caught exception
-    would log a warning with a traceback); the :data:`OVER_BUDGET` mark leaves it out of the
-    budget and of the summary's pruned count.
+    A study made before reservations has trials without a place; they fill the first places.
     """
-
-
-def claim_budget(trial: optuna.Trial, n_trials: int) -> None:
-    """Let ``trial`` run only if it is among the first ``n_trials`` trials that count.
-
-    Workers check the budget before asking for a trial, but two of them can both see one trial
-    left and both ask. Trial numbers are handed out in one order by the storage, so each trial
-    counts the trials numbered before it (finished, running, or waiting to be run, like an
-    enqueued retry) and the one that comes too late is marked :data:`OVER_BUDGET` and raises
-    :class:`BudgetReached` before any work or MLflow run (pipeline.search.trial_loop then asks no
-    more). Without a lock that every storage shares, this is what makes the total exact:
-    Optuna's MaxTrialsCallback overshoots by up to workers - 1 (seen here with 2 workers on 10
-    trials).
-    """
-    trials = trial.study.get_trials(deepcopy=False)
     replaced = replaced_numbers(trials)
-    earlier = sum(
-        1
-        for t in trials
-        if t.number < trial.number
-        and t.number not in replaced
-        and (t.state in FINISHED_STATES or t.state in (TrialState.RUNNING, TrialState.WAITING))
-    )
-    if earlier >= n_trials:
-        trial.set_user_attr(OVER_BUDGET, True)
-        trial.set_user_attr(FAIL_REASON, f"over budget: {n_trials} trials were already taken")
-        raise BudgetReached(f"study budget of {n_trials} trials reached by other workers")
+    first = sum(1 for t in trials if BUDGET_SLOT not in t.user_attrs and t.number not in replaced)
+    reserved: dict[int, TrialState] = {}
+    for trial in trials:
+        if BUDGET_SLOT in trial.user_attrs and not is_retry(trial):
+            reserved.setdefault(int(trial.user_attrs[BUDGET_SLOT]), trial.state)
+    places = []
+    for place in range(first, n_trials):
+        if place in reserved:
+            continue
+        before = place - ahead
+        # A predecessor waiting, running or itself missing: its taker reserves this place.
+        if before >= first and not reserved.get(before, TrialState.WAITING).is_finished():
+            continue
+        places.append(place)
+        reserved[place] = TrialState.WAITING
+    return places
+
+
+class Reservations:
+    """The reserved trials of ``study``, taken one at a time by :meth:`take` (the trial loop's
+    ``ask``). ``lead``: this worker starts and mends the chains (worker 0)."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        n_trials: int,
+        *,
+        lead: bool,
+        ahead: int = RESERVED_AHEAD,
+        wait_seconds: float = 30.0,
+    ):
+        self.study, self.n_trials, self.lead, self.ahead = study, n_trials, lead, ahead
+        self.wait_seconds = wait_seconds
+
+    def reserve(self) -> int:
+        """Reserve the places nobody else will (see :func:`places_to_reserve`); returns how many.
+        Only the leader calls it, so that no place is reserved twice."""
+        trials = self.study.get_trials(deepcopy=False)
+        places = places_to_reserve(trials, self.n_trials, self.ahead)
+        for place in places:
+            self.study.enqueue_trial({}, user_attrs={BUDGET_SLOT: place})
+        return len(places)
+
+    def take(self) -> optuna.Trial | None:
+        """A reserved (or re-enqueued) trial, now RUNNING for this worker; None once the budget
+        is used.
+
+        When none waits but the budget is not used yet, the next ones are on their way (another
+        worker is reserving them, or the leader will): wait for them, up to ``wait_seconds``.
+        """
+        deadline = time.monotonic() + self.wait_seconds
+        mended = 0.0
+        while True:
+            popped = pop_waiting_trial(self.study)
+            if popped is not None:
+                trial = self._claim(*popped)
+                if trial is not None:
+                    return trial
+                continue
+            if budget_used(self.study) >= self.n_trials or time.monotonic() > deadline:
+                return None
+            if self.lead and time.monotonic() - mended > 1.0:
+                # A chain broken by a killed worker is mended once its trial is failed as lost.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(self.study)
+                self.reserve()
+                mended = time.monotonic()
+            time.sleep(0.05)
+
+    def _claim(self, trial: optuna.Trial, frozen: FrozenTrial) -> optuna.Trial | None:
+        """Reserve the place after ``trial``'s; None (the trial ended) if its place is beyond a
+        budget lowered since it was reserved."""
+        place = frozen.user_attrs.get(BUDGET_SLOT)
+        if place is None or is_retry(frozen):
+            return trial
+        if place >= self.n_trials:
+            trial.set_user_attr(OVER_BUDGET, True)
+            trial.set_user_attr(FAIL_REASON, f"over budget: study.n_trials={self.n_trials}")
+            self.study.tell(trial, state=TrialState.FAIL)
+            return None
+        if place + self.ahead < self.n_trials:
+            self.study.enqueue_trial({}, user_attrs={BUDGET_SLOT: place + self.ahead})
+        return trial
+
+
+def slot_attrs(trial: FrozenTrial) -> dict:
+    """The place of ``trial`` as user attributes, for its retry (which takes its place)."""
+    return {BUDGET_SLOT: trial.user_attrs[BUDGET_SLOT]} if BUDGET_SLOT in trial.user_attrs else {}

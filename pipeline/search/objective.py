@@ -25,6 +25,10 @@ from pipeline.model.ensemble import FoldEnsemble, ModelSpec
 from pipeline.names import CV_STD_ATTR, FAIL_REASON, FIT_SECONDS, FOLD_SCORES_ATTR
 from pipeline.search.recovery import INTERRUPTED, record_owner
 
+# A complete trial's model is logged for every one of the study's first trials, and past them
+# only when it beats the worker's best (Objective.keeps_model; docs/mlflow.md).
+ALL_MODELS_UP_TO = 200
+
 
 class TrainingDiverged(Exception):
     """A fold's training produced a non-finite loss; a trial that raises it is recorded as FAIL."""
@@ -190,20 +194,45 @@ class Objective:
         self.open_run = open_run
         self.log_models = log_models
         self.background = background
+        self._best_value: float | None = None  # of this worker's complete trials
 
     def begin(self, trial: optuna.Trial) -> TrialEvaluation:
         """Suggest the trial's parameters; its folds are then the caller's to schedule."""
         return TrialEvaluation(self, trial)
 
+    def keeps_model(self, trial: optuna.Trial, value: float) -> bool:
+        """Whether a complete trial's model is logged: every one of the study's first
+        :data:`ALL_MODELS_UP_TO` trials, and past them only one that beats this worker's best
+        so far, so that a study of thousands of trials logs tens of models, not thousands."""
+        maximize = trial.study.direction == optuna.study.StudyDirection.MAXIMIZE
+        best = self._best_value
+        improves = best is None or (value > best if maximize else value < best)
+        if improves:
+            self._best_value = value
+        return self.log_models and (trial.number < ALL_MODELS_UP_TO or improves)
+
     def _close_run(
-        self, run, outcome: FoldOutcome, state: str, reason: str | None, seconds: float
+        self,
+        run,
+        outcome: FoldOutcome,
+        state: str,
+        reason: str | None,
+        seconds: float,
+        with_model: bool,
     ) -> None:
-        """Fold metrics, learning curve, the model of a complete trial, state; close the run."""
-        metric = self.spec.metric
-        run.log_folds(metric, outcome.scores, outcome.fit_seconds, outcome.mean_curve(), seconds)
-        if state == "COMPLETE" and self.log_models:
+        """The model of a complete trial, then fold metrics (in ``spec.metric``), learning
+        curve and state in one call; close the run."""
+        if with_model:
             run.log_model(outcome.ensemble(), self.X[:5])
-        run.end(state, reason)
+        run.close(
+            state,
+            reason,
+            self.spec.metric,
+            outcome.scores,
+            outcome.fit_seconds,
+            outcome.mean_curve(),
+            seconds,
+        )
 
 
 class TrialEvaluation(FoldEvaluation):
@@ -253,8 +282,9 @@ class TrialEvaluation(FoldEvaluation):
         scores = self.outcome.scores
         self.trial.set_user_attr(FOLD_SCORES_ATTR, [scores[f] for f in sorted(scores)])
         self.trial.set_user_attr(CV_STD_ATTR, float(np.std(list(scores.values()))))
-        self._end("COMPLETE", None)
-        return float(np.mean(list(scores.values())))
+        value = float(np.mean(list(scores.values())))
+        self._end("COMPLETE", None, self.objective.keeps_model(self.trial, value))
+        return value
 
     def fail(self, error: BaseException) -> None:
         """Record why the trial stops (pruned, diverged, interrupted, crashed); close its run."""
@@ -280,14 +310,16 @@ class TrialEvaluation(FoldEvaluation):
             if run is not None:
                 self._runs.append(run)
 
-    def _end(self, state: str, reason: str | None) -> None:
+    def _end(self, state: str, reason: str | None, with_model: bool = False) -> None:
         self.trial.set_user_attr(FIT_SECONDS, self.outcome.fit_seconds)
         if state != "KILLED":
             self.open_run(wait=True)  # a trial shorter than the tracking store's start-up
         seconds = time.perf_counter() - self.started
         objective = self.objective
         for run in self._runs:
-            close = partial(objective._close_run, run, self.outcome, state, reason, seconds)
+            close = partial(
+                objective._close_run, run, self.outcome, state, reason, seconds, with_model
+            )
             if objective.background is None:
                 close()
             else:

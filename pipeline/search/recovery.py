@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from datetime import datetime
 
 import optuna
 from optuna.storages import RDBStorage
@@ -20,7 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from pipeline.compat import OPTUNA_TRIAL_LOGGER, study_storage, trial_id
 from pipeline.folds.processes import process_alive
 from pipeline.names import FAIL_REASON, OWNER_HOST, OWNER_PID, RETRY_OF
-from pipeline.search.budget import replaced_numbers
+from pipeline.search.budget import replaced_numbers, slot_attrs
 
 
 def record_owner(trial: optuna.Trial) -> None:
@@ -37,11 +38,28 @@ def owner_gone(trial: FrozenTrial) -> bool:
     return int(pid) != os.getpid() and not process_alive(int(pid))
 
 
+# A worker records its pid on a trial within moments of taking it (and, on RDB storages, its
+# first heartbeat): a trial RUNNING this long with neither lost its process in between.
+UNCLAIMED_SECONDS = 60.0
+
+
+def unclaimed(trial: FrozenTrial, now: datetime | None = None) -> bool:
+    """True for a RUNNING trial that no process ever recorded as its own, started more than
+    :data:`UNCLAIMED_SECONDS` ago: its worker was killed between taking it and recording its
+    pid, so neither the pid check nor the heartbeat check (no heartbeat was ever written) would
+    find it, and the study would wait for it forever."""
+    if OWNER_PID in trial.user_attrs or trial.datetime_start is None:
+        return False
+    now = now or datetime.now()
+    return (now - trial.datetime_start).total_seconds() > UNCLAIMED_SECONDS
+
+
 def recover_lost_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Fail RUNNING trials whose process is gone and enqueue their parameters again.
 
     RDB storages: Optuna's heartbeat check (``fail_stale_trials``) does it and the retry callback
-    re-enqueues. Any storage: a trial recorded as owned by a dead pid on this host is failed here.
+    re-enqueues. Any storage: a trial recorded as owned by a dead pid on this host, or one that no
+    process recorded as its own long after it was taken (:func:`unclaimed`), is failed here.
     Returns the trials that were failed.
     """
     storage = study_storage(study)
@@ -51,13 +69,21 @@ def recover_lost_trials(study: optuna.Study) -> list[FrozenTrial]:
         optuna.storages.fail_stale_trials(study)
         lost += [t for t in study.get_trials(states=(TrialState.FAIL,)) if t.number in before]
     for trial in study.get_trials(states=(TrialState.RUNNING,)):
-        if not owner_gone(trial):
+        if owner_gone(trial):
+            pid, host = trial.user_attrs[OWNER_PID], trial.user_attrs[OWNER_HOST]
+            reason = f"lost: its process {pid} on {host} ended while the trial ran"
+        elif unclaimed(trial):
+            reason = (
+                f"lost: no process recorded it as its own within {UNCLAIMED_SECONDS:.0f} s "
+                "of taking it"
+            )
+        else:
             continue
-        pid, host = trial.user_attrs[OWNER_PID], trial.user_attrs[OWNER_HOST]
-        reason = f"lost: its process {pid} on {host} ended while the trial ran"
         storage.set_trial_user_attr(trial_id(trial), FAIL_REASON, reason)
         if storage.set_trial_state_values(trial_id(trial), TrialState.FAIL):
-            study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+            study.enqueue_trial(
+                trial.params, user_attrs={RETRY_OF: trial.number, **slot_attrs(trial)}
+            )
             lost.append(trial)
     return lost
 
@@ -108,6 +134,8 @@ def requeue_interrupted(study: optuna.Study) -> list[int]:
             and trial.user_attrs.get(OWNER_PID) == os.getpid()
             and trial.number not in replaced
         ):
-            study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+            study.enqueue_trial(
+                trial.params, user_attrs={RETRY_OF: trial.number, **slot_attrs(trial)}
+            )
             numbers.append(trial.number)
     return numbers

@@ -9,14 +9,20 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+from pipeline.config.checks import grpc_address
 from pipeline.config.stores import cannot_open_database, with_installed_driver
 from pipeline.errors import UserInputError
 from pipeline.names import SQLITE_PREFIX
 from pipeline.search.journal import set_aside_torn_records
 
+GRPC_PREFIX = "grpc://"  # Optuna's gRPC storage proxy (python -m pipeline.storage_proxy)
+
 
 def open_storage(location: str, heartbeat_interval: int) -> optuna.storages.BaseStorage:
-    """A database URL gives an RDB storage with heartbeats; anything else is a journal file."""
+    """A database URL gives an RDB storage with heartbeats, ``grpc://HOST:PORT`` the client of
+    a storage proxy (no heartbeats); anything else is a journal file."""
+    if location.startswith(GRPC_PREFIX):
+        return open_grpc_proxy(location)
     if "://" in location:
         engine_kwargs = {}
         if location.startswith("sqlite"):
@@ -35,6 +41,30 @@ def open_storage(location: str, heartbeat_interval: int) -> optuna.storages.Base
         except Exception as error:  # SQLAlchemy raises many kinds; all mean "cannot use it"
             raise cannot_open_database("study.storage", location, error) from None
     return open_journal(Path(location))
+
+
+def open_grpc_proxy(location: str, timeout: float = 10.0) -> optuna.storages.BaseStorage:
+    """The client of the storage proxy at ``grpc://HOST:PORT``, once it answers."""
+    import warnings
+
+    from optuna.storages import GrpcStorageProxy
+
+    address = grpc_address(location)
+    if address is None:
+        raise UserInputError(f"study.storage={location}: give grpc://HOST:PORT")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            proxy = GrpcStorageProxy(host=address[0], port=address[1])
+            proxy.wait_server_ready(timeout=timeout)
+        except ImportError as error:
+            raise UserInputError(f"study.storage={location}: needs grpcio ({error})") from None
+        except ConnectionError:
+            raise UserInputError(
+                f"study.storage={location}: no storage proxy answers there within "
+                f"{timeout:.0f} s; start one with python -m pipeline.storage_proxy DATABASE_URL"
+            ) from None
+    return proxy
 
 
 def open_journal(path: Path) -> JournalStorage:

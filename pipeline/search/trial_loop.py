@@ -33,7 +33,6 @@ from optuna.trial import TrialState
 from pipeline.compat import study_storage
 from pipeline.folds.fitting_time import FittingTime
 from pipeline.folds.scheduler import FoldScheduler
-from pipeline.search.budget import BudgetReached
 from pipeline.search.heartbeats import Heartbeats
 from pipeline.search.objective import TrialEvaluation, drive_folds
 
@@ -51,12 +50,14 @@ def run_trials(
     in_flight: int = 2,
     progress_bar: bool = False,
     after_trial: Callable[[optuna.Trial, BaseException | None], None] | None = None,
+    ask: Callable[[], optuna.Trial | None] | None = None,
 ) -> FittingTime:
     """Run up to ``n_trials`` trials of ``study``, ``in_flight`` at a time (1 = one by one).
 
-    ``begin(trial)`` suggests a new trial's parameters and returns its
-    :class:`~pipeline.search.objective.TrialEvaluation`; raising :class:`~pipeline.search.budget.BudgetReached`
-    there ends the trial and the loop. ``stop()`` is asked before each new trial (True: ask no
+    ``ask()`` gives the next trial, or None when there is none to run (the sweep's is
+    :meth:`pipeline.search.budget.Reservations.take`; default ``study.ask``).
+    ``begin(trial)`` suggests its parameters and returns its
+    :class:`~pipeline.search.objective.TrialEvaluation`. ``stop()`` is asked before each new trial (True: ask no
     more). An exception of a trial that is not in ``catch`` ends the loop and is raised, after the
     other trial in flight has been ended too. ``after_trial(trial, error)`` is called once each
     trial is told (``error`` None for a complete one); what it raises ends the loop the same way.
@@ -66,6 +67,7 @@ def run_trials(
     """
     flight = _Flight(study, workers, catch, _progress_bar(n_trials) if progress_bar else None)
     flight.after_trial = after_trial
+    flight.ask = study.ask if ask is None else ask
     asked, exhausted = 0, False
     try:
         while True:
@@ -95,17 +97,17 @@ class _Flight:
         self.trials: deque[TrialEvaluation] = deque()
         self.heartbeats = Heartbeats(study_storage(study))
         self.after_trial = None
+        self.ask: Callable[[], optuna.Trial | None] = study.ask
 
     def start(self, begin: Callable[[optuna.Trial], TrialEvaluation]) -> bool:
-        """Ask a trial and queue its folds; False when it is over the budget (ask no more)."""
+        """Ask a trial and queue its folds; False when there is none (ask no more)."""
         self.heartbeats.fail_stale(self.study)
-        trial = self.study.ask()
+        trial = self.ask()
+        if trial is None:
+            return False
         self.heartbeats.add(trial)
         try:
             evaluation = begin(trial)
-        except BudgetReached as over:
-            self._finish(trial, None, over)
-            return False
         except BaseException as error:
             self._finish(trial, None, error)
             if isinstance(error, self.catch):

@@ -145,30 +145,42 @@ class TrialRun:
     ) -> None:
         """Each fold's score in ``metric``, mean and std over finished folds, times, the
         learning curve."""
-        now = int(time.time() * 1000)
-        metrics = fold_score_metrics(metric, scores, now)
-        metrics += [
-            Metric(FIT_SECONDS, fit_seconds, now, 0),
-            Metric("trial_seconds", trial_seconds, now, 0),
-            Metric("folds_fitted", float(len(scores)), now, 0),
-        ]
-        if loss_curve is not None:
-            metrics += [
-                Metric("train_loss", float(v), now, step)
-                for step, v in enumerate(loss_curve)
-                if np.isfinite(v)
-            ]
-        log_metrics(self.client, self.run_id, metrics)
+        log_metrics(
+            self.client,
+            self.run_id,
+            fold_metrics(metric, scores, fit_seconds, loss_curve, trial_seconds),
+        )
 
     def log_model(self, ensemble: FoldEnsemble, X_example: np.ndarray) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = save_pyfunc(ensemble, Path(tmp), X_example)
             self.client.log_artifacts(self.run_id, str(path), "model")
 
-    def end(self, state: str, reason: str | None = None) -> None:
-        """Record the Optuna state as a tag and close the run as :func:`ending` says."""
+    def close(
+        self,
+        state: str,
+        reason: str | None,
+        metric: str,
+        scores: Mapping[int, float],
+        fit_seconds: float,
+        loss_curve: np.ndarray | None,
+        trial_seconds: float,
+    ) -> None:
+        """:meth:`log_folds` and :meth:`end` in one call to the store (two if the learning
+        curve is long)."""
+        self.end(
+            state, reason, fold_metrics(metric, scores, fit_seconds, loss_curve, trial_seconds)
+        )
+
+    def end(self, state: str, reason: str | None = None, metrics: list[Metric] = ()) -> None:
+        """Record the Optuna state as a tag (with ``metrics``, in one call when they fit in
+        one) and close the run as :func:`ending` says."""
         status, tags = ending(self.name, state, reason)
-        self.client.log_batch(self.run_id, tags=tags)
+        metrics = list(metrics)
+        if len(metrics) + len(tags) > BATCH_LIMIT:
+            log_metrics(self.client, self.run_id, metrics)
+            metrics = []
+        self.client.log_batch(self.run_id, metrics=metrics, tags=tags)
         self.client.set_terminated(self.run_id, status=status)
 
 
@@ -183,6 +195,31 @@ def log_fitting_time(client: MlflowClient, parent_id: str, fitting: FittingTime,
         Metric("fitting_wall_seconds", fitting.wall_seconds(), now, worker),
     ]
     log_metrics(client, parent_id, metrics)
+
+
+def fold_metrics(
+    metric: str,
+    scores: Mapping[int, float],
+    fit_seconds: float,
+    loss_curve: np.ndarray | None,
+    trial_seconds: float,
+) -> list[Metric]:
+    """A trial's metrics: fold scores in ``metric``, their mean and std, times, the mean
+    learning curve."""
+    now = int(time.time() * 1000)
+    metrics = fold_score_metrics(metric, scores, now)
+    metrics += [
+        Metric(FIT_SECONDS, fit_seconds, now, 0),
+        Metric("trial_seconds", trial_seconds, now, 0),
+        Metric("folds_fitted", float(len(scores)), now, 0),
+    ]
+    if loss_curve is not None:
+        metrics += [
+            Metric("train_loss", float(v), now, step)
+            for step, v in enumerate(loss_curve)
+            if np.isfinite(v)
+        ]
+    return metrics
 
 
 def fold_score_metrics(metric: str, scores: Mapping[int, float], timestamp: int) -> list[Metric]:

@@ -73,6 +73,25 @@ def test_a_stale_trials_retry_is_marked_as_replacing_it(tmp_path):
     assert compat.retried_trial_number(study.get_trials()[0]) is None
 
 
+def test_pop_waiting_trial_takes_an_enqueued_trial_and_never_creates_one(tmp_path):
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal"))
+    )
+    study = optuna.create_study(storage=storage)
+    assert compat.pop_waiting_trial(study) is None
+    assert study.get_trials() == []
+    study.enqueue_trial({}, user_attrs={"place": 0})
+    # Another process's study object sees the same queue; only one of them takes the trial.
+    other = optuna.load_study(study_name=study.study_name, storage=storage)
+    trial, frozen = compat.pop_waiting_trial(study)
+    assert compat.pop_waiting_trial(other) is None
+    assert isinstance(trial, optuna.Trial) and frozen.user_attrs == {"place": 0}
+    assert [t.state for t in study.get_trials()] == [TrialState.RUNNING]
+    trial.suggest_float("x", 0, 1)  # a trial like study.ask()'s: the sampler suggests
+    study.tell(trial, 1.0)
+    assert [t.state for t in other.get_trials()] == [TrialState.COMPLETE]
+
+
 def test_hydra_args_parser_reads_a_command_line_as_hydra_does():
     args = compat.hydra_args_parser().parse_args(["-m", "--cfg", "job", "a=1", "b=[x,y]"])
     assert args.multirun and args.cfg == "job"

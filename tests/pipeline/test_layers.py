@@ -23,7 +23,13 @@ LAYERS = [
     ["pipeline.tracking"],
     ["pipeline.results"],
     ["pipeline.phases"],
-    ["pipeline.sweep", "pipeline.train", "pipeline.multirun", "pipeline.fitted_model"],
+    [
+        "pipeline.sweep",
+        "pipeline.train",
+        "pipeline.multirun",
+        "pipeline.fitted_model",
+        "pipeline.storage_proxy",
+    ],
 ]
 
 

@@ -19,7 +19,7 @@ from pipeline.folds.cancel import CANCEL_FOLDER_PREFIX, remove_stale_cancel_fold
 from pipeline.folds.scheduler import FoldScheduler, fold_tasks
 from pipeline.folds.worker import fit_fold
 from pipeline.model.ensemble import ModelSpec, standardisation
-from pipeline.search.objective import Objective, TrainingDiverged, evaluate_folds
+from pipeline.search.objective import ALL_MODELS_UP_TO, Objective, TrainingDiverged, evaluate_folds
 from pipeline.search.trial_loop import run_trials
 from pipeline.tracking.runs import TrialRun
 from pipeline.tracking.store import connect
@@ -476,3 +476,22 @@ def test_the_cancel_folders_of_killed_sweeps_are_removed(tmp_path):
     remove_stale_cancel_folders(str(tmp_path))
     assert not killed.exists()
     assert running.exists() and unrelated.exists()
+
+
+def test_models_are_kept_for_the_first_trials_and_then_for_improvements_only(iris):
+    X, y = iris
+    objective = make_objective(X, y, log_models=True)
+    study = new_study()
+    for _ in range(ALL_MODELS_UP_TO):
+        study.enqueue_trial({})  # numbers 0..199 taken
+    early = [study.ask() for _ in range(ALL_MODELS_UP_TO)]
+    assert all(objective.keeps_model(t, 0.5) for t in early[:3])  # worse or equal: still kept
+    late = [study.ask() for _ in range(4)]
+    values = [0.6, 0.55, 0.6, 0.7]
+    assert [objective.keeps_model(t, v) for t, v in zip(late, values, strict=True)] == [
+        True,
+        False,
+        False,
+        True,
+    ]
+    assert not make_objective(X, y, log_models=False).keeps_model(early[0], 0.9)

@@ -8,8 +8,8 @@ from optuna.trial import TrialState
 from sklearn.datasets import load_iris
 
 from pipeline.model.ensemble import ModelSpec
-from pipeline.names import OVER_BUDGET
-from pipeline.search.budget import claim_budget
+from pipeline.names import BUDGET_SLOT, OVER_BUDGET
+from pipeline.search.budget import Reservations, budget_used, places_to_reserve
 from pipeline.search.objective import Objective, TrainingDiverged
 from pipeline.search.trial_loop import run_trials
 from tests.helpers import compose_config
@@ -91,19 +91,55 @@ def test_no_new_trial_once_stop_says_so(objective):
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
 
 
-def test_a_trial_over_the_budget_ends_quietly_and_stops_the_asking(objective):
-    """Another worker took trials meanwhile: the trial that comes too late is marked, pruned
-    (not failed) and the loop asks no more, while the trial in flight completes."""
+def test_reserved_trials_make_exactly_the_budget_and_nothing_over_it(objective):
+    """Two workers (here two loops in turn on one study) take reserved trials: the study ends
+    with exactly the budget, each place once, and a late worker creates no trial."""
     study = new_study()
-    taken = [study.ask(), study.ask()]  # "another worker's" trials, still running
-
-    def begin(trial):
-        claim_budget(trial, 3)
-        return objective.begin(trial)
-
-    run_trials(study, begin, n_trials=5, workers=2)
+    leader = Reservations(study, 7, lead=True, ahead=3)
+    assert leader.reserve() == 3
+    other = Reservations(study, 7, lead=False, ahead=3, wait_seconds=0)
+    run_trials(study, objective.begin, n_trials=2, workers=2, ask=other.take)
+    run_trials(study, objective.begin, n_trials=100, workers=2, ask=leader.take)
+    assert other.take() is None
     trials = study.trials
-    assert [t.state for t in trials[2:]] == [TrialState.COMPLETE, TrialState.PRUNED]
-    assert trials[3].user_attrs[OVER_BUDGET] is True
-    for trial in taken:
-        study.tell(trial, state=TrialState.FAIL)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 7
+    assert sorted(t.user_attrs[BUDGET_SLOT] for t in trials) == list(range(7))
+
+
+def test_places_are_reserved_by_the_leader_only_where_no_taker_will():
+    study = new_study()
+    reservations = Reservations(study, 6, lead=True, ahead=2)
+    reservations.reserve()
+    assert reservations.reserve() == 0  # the chain heads wait already
+    taken = reservations.take()  # place 0, which reserves place 2
+    places = {t.user_attrs[BUDGET_SLOT]: t.state for t in study.trials}
+    assert places == {0: TrialState.RUNNING, 1: TrialState.WAITING, 2: TrialState.WAITING}
+    # A process killed between taking place 0 and reserving place 2 breaks the chain: once
+    # place 0 has ended (failed as lost), the leader mends it.
+    study.tell(taken, state=TrialState.FAIL)
+    trials = study.get_trials()
+    without_2 = [t for t in trials if t.user_attrs[BUDGET_SLOT] != 2]
+    assert places_to_reserve(without_2, 6, 2) == [2]
+    assert places_to_reserve(trials, 6, 2) == []
+    # A budget raised on resume: the places past the old budget whose predecessors ended.
+    assert places_to_reserve(trials, 8, 2) == []
+    done = [t for t in trials if t.user_attrs[BUDGET_SLOT] == 0]
+    assert places_to_reserve(done, 8, 2) == [1, 2]
+
+
+def test_a_study_made_before_reservations_keeps_its_trials_in_the_budget():
+    study = new_study()
+    for _ in range(3):
+        study.tell(study.ask(), 0.5)
+    assert places_to_reserve(study.trials, 5, 32) == [3, 4]
+
+
+def test_a_reserved_place_beyond_a_lowered_budget_is_not_run(objective):
+    study = new_study()
+    Reservations(study, 4, lead=True).reserve()
+    lowered = Reservations(study, 2, lead=True, wait_seconds=0)
+    run_trials(study, objective.begin, n_trials=10, workers=2, ask=lowered.take)
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.COMPLETE] * 2 + [TrialState.FAIL] * 2
+    assert all(t.user_attrs.get(OVER_BUDGET) for t in study.trials[2:])
+    assert budget_used(study) == 2

@@ -1,0 +1,74 @@
+"""TPE whose cost per trial stays bounded as the study grows.
+
+Optuna's TPESampler reads every finished trial of the study at every suggestion, so its cost
+grows with the study (linearly here: docs/benchmarks.md#scale), and at thousands of trials it
+outweighs everything else a trial costs. :class:`BoundedTPESampler` gives TPE the last
+``history`` finished trials, the ``keep_best`` best of all of them and the running ones: a
+fixed amount of work per suggestion. TPE splits the trials it sees into the good ones (the
+best ``min(ceil(0.1 n), 25)``) and the rest; with ``keep_best >= 25`` and ``history >= 250``
+its good group is exactly plain TPE's, and only the density of the rest is drawn from the recent
+trials instead of all of them. With ``history=None`` it is TPESampler.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from pipeline.compat import StudyTrialsView
+
+
+class BoundedTPESampler(optuna.samplers.TPESampler):
+    """``optuna.samplers.TPESampler(**kwargs)`` that sees at most ``history`` + ``keep_best``
+    finished trials (and the trials running)."""
+
+    def __init__(self, *, history: int | None = 500, keep_best: int = 25, **kwargs: Any):
+        super().__init__(**kwargs)
+        if history is not None and history < 1:
+            raise ValueError(f"history must be at least 1 or None, not {history}")
+        self.history, self.keep_best = history, keep_best
+        self._best: list[tuple[float, int, FrozenTrial]] = []  # a heap: the worst kept first
+        self._ranked: set[int] = set()  # numbers of the complete trials already ranked
+
+    def sample_relative(self, study, trial, search_space) -> dict[str, Any]:
+        return super().sample_relative(self._view(study), trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution) -> Any:
+        return super().sample_independent(self._view(study), trial, param_name, param_distribution)
+
+    def _view(self, study: optuna.Study):
+        if self.history is None:
+            return study
+        sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
+        return StudyTrialsView(study, lambda trials: self._select(trials, sign))
+
+    def _select(self, trials: list[FrozenTrial], sign: float) -> list[FrozenTrial]:
+        """The trials TPE sees, in number order: the last ``history`` finished ones, the best
+        ``keep_best`` of the complete ones, the running ones."""
+        finished = [t for t in trials if t.state != TrialState.RUNNING]
+        if len(finished) <= self.history:
+            return trials
+        self._rank(finished, sign)
+        recent = finished[-self.history :]
+        chosen = {t.number: t for t in recent}
+        for _, number, best in self._best:
+            chosen.setdefault(number, best)
+        for running in trials:
+            if running.state == TrialState.RUNNING:
+                chosen[running.number] = running
+        return [chosen[number] for number in sorted(chosen)]
+
+    def _rank(self, finished: list[FrozenTrial], sign: float) -> None:
+        """Keep the ``keep_best`` best complete trials, adding those not ranked yet."""
+        for trial in finished:
+            if trial.state != TrialState.COMPLETE or trial.number in self._ranked:
+                continue
+            self._ranked.add(trial.number)
+            entry = (sign * trial.value, trial.number, trial)
+            if len(self._best) < self.keep_best:
+                heapq.heappush(self._best, entry)
+            elif entry[:2] > self._best[0][:2]:
+                heapq.heapreplace(self._best, entry)
