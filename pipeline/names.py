@@ -49,6 +49,7 @@ CHAMPION_ALIAS = "champion"  # the registered model's alias of the study's lates
 # UI's columns say what they hold. Studies and runs made before cv.metric existed were scored
 # by accuracy.
 LEGACY_METRIC = "accuracy"
+LEGACY_TASK = "classification"  # and they classified
 
 
 def fold_metric(fold: int, metric: str) -> str:

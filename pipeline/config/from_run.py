@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from pipeline.errors import UserInputError
-from pipeline.names import LEGACY_METRIC, fold_of_metric
+from pipeline.names import LEGACY_METRIC, LEGACY_TASK, fold_of_metric
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def settings_from_run(client: MlflowClient, run_id: str) -> tuple[dict, dict[int
             f"hyperparameters: {str(error).splitlines()[0]})"
         ) from None
     dataset = OmegaConf.to_container(recorded.dataset, resolve=True)
-    dataset["task"] = dataset.get("task") or "classification"
+    dataset["task"] = dataset.get("task") or LEGACY_TASK
     cv = OmegaConf.to_container(recorded.cv, resolve=True)
     cv["metric"] = cv.get("metric") or LEGACY_METRIC
     settings = {

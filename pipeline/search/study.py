@@ -13,12 +13,12 @@ from optuna.distributions import CategoricalDistribution
 from pipeline.compat import distribution_change_refused
 from pipeline.config.search_space import config_key
 from pipeline.errors import UserInputError
-from pipeline.names import LEGACY_METRIC, SETTINGS_ATTR, cv_mean
+from pipeline.names import LEGACY_METRIC, LEGACY_TASK, SETTINGS_ATTR, cv_mean
 
 # What the settings added since a study first recorded its own were then: a study made before
 # them is resumed with these (it classified, scored accuracy, and kept every column).
 LEGACY_SETTINGS = {
-    "dataset.task": "classification",
+    "dataset.task": LEGACY_TASK,
     "cv.metric": LEGACY_METRIC,
     "dataset.drop": [],
     "dataset.categorical": [],
