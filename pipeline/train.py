@@ -110,16 +110,13 @@ def run_train(cfg: DictConfig, refused=lambda: None) -> TrainResult:
         # Ctrl-C ends the run as interrupted (KILLED); any other error as failed.
         run.end("KILLED" if isinstance(error, KeyboardInterrupt) else "FAIL", repr(error))
         raise
-    run.log_folds(
-        spec.metric,
-        outcome.scores,
-        outcome.fit_seconds,
-        outcome.mean_curve(),
-        time.perf_counter() - started,
-    )
+    seconds = time.perf_counter() - started
     if cfg.tracking.log_trial_models:
         run.log_model(outcome.ensemble(), split.X_train[:5])
-    run.end("COMPLETE")
+    run.close(
+        "COMPLETE", None, spec.metric, outcome.scores, outcome.fit_seconds,
+        outcome.mean_curve(), seconds,
+    )  # fmt: skip
     return TrainResult(run.run_id, outcome.scores, recorded, spec.metric)
 
 

@@ -135,22 +135,6 @@ class TrialRun:
         self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
         self.client.log_text(self.run_id, redact(config_yaml), "config.yaml")
 
-    def log_folds(
-        self,
-        metric: str,
-        scores: Mapping[int, float],
-        fit_seconds: float,
-        loss_curve: np.ndarray | None,
-        trial_seconds: float,
-    ) -> None:
-        """Each fold's score in ``metric``, mean and std over finished folds, times, the
-        learning curve."""
-        log_metrics(
-            self.client,
-            self.run_id,
-            fold_metrics(metric, scores, fit_seconds, loss_curve, trial_seconds),
-        )
-
     def log_model(self, ensemble: FoldEnsemble, X_example: np.ndarray) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = save_pyfunc(ensemble, Path(tmp), X_example)
@@ -166,8 +150,8 @@ class TrialRun:
         loss_curve: np.ndarray | None,
         trial_seconds: float,
     ) -> None:
-        """:meth:`log_folds` and :meth:`end` in one call to the store (two if the learning
-        curve is long)."""
+        """The fold scores in ``metric``, their mean and std, the times and the learning curve,
+        with :meth:`end`, in one call to the store (two if the learning curve is long)."""
         self.end(
             state, reason, fold_metrics(metric, scores, fit_seconds, loss_curve, trial_seconds)
         )
