@@ -103,9 +103,10 @@ def test_best_config_file_composes_back_to_its_settings(tmp_path):
                     "task": "regression", "drop": ["id"], "categorical": ["zip"],
                     "max_categories": 30, "n_samples": 1000, "noise": 0.25},
         "study": {"seed": 7},
-        "cv": {"folds": 4, "n_jobs": 1, "test_size": 0.3, "metric": "mae"},
-        "model": {"solver": "sgd", "batch_size": 32, "alpha": 0.001, "init": "he",
-                  "dtype": "float64"},
+        "cv": {"folds": 4, "n_jobs": 1, "test_size": 0.3, "metric": "mae",
+               "checkpoints": [5, 50]},
+        "model": {"solver": "sgd", "batch_size": 32, "n_iter_no_change": None, "tol": 0.001,
+                  "alpha": 0.001, "init": "he", "dtype": "float64"},
         "params": {"learning_rate": 0.03, "hidden_units": [12, 6], "hidden_layers": 2,
                    "iterations": 40, "activation": "leaky_relu"},
     }  # fmt: skip
