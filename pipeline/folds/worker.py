@@ -19,7 +19,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import core
-from pipeline.folds.checkpoints import Checkpoints, scores_at_checkpoints
+from pipeline.folds.checkpoints import Checkpoints
 from pipeline.model.ensemble import FittedNetwork, ModelSpec
 from pipeline.model.metrics import METRICS
 
@@ -39,8 +39,7 @@ class FoldResult:
     loss_curve : ndarray of shape (n_iterations_run,)
     fit_started : the fit's start, ``time.time()`` in the fold's process (the sweep adds up the
         wall time during which some fold was fitting, pipeline.folds.fitting_time.FittingTime)
-    checkpoint_scores : {epoch: validation score} at the checkpoints reached; for a fold that
-        trained to the end, at every checkpoint (its final score past its last epoch)
+    checkpoint_scores : {epoch: validation score} at the checkpoints its training reached
     """
 
     fold: int
@@ -183,11 +182,10 @@ def fit_fold(
     if not np.isfinite(score):
         reason = f"the validation {spec.metric} is {score} (predictions overflow)"
         return FoldResult(fold, None, seconds, curve, None, reason, fit_started, True)
-    epochs = monitor.checkpoints.epochs
-    reached = dict(zip(epochs, scores_at_checkpoints(epochs, monitor.scores, score), strict=True))
     return FoldResult(
-        fold, score, seconds, curve, model, fit_started=fit_started, checkpoint_scores=reached
-    )
+        fold, score, seconds, curve, model, fit_started=fit_started,
+        checkpoint_scores=monitor.scores,
+    )  # fmt: skip
 
 
 def one_line_reason(error: BaseException) -> str:

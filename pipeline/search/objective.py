@@ -17,7 +17,7 @@ import numpy as np
 import optuna
 
 from pipeline.config.search_space import network_params, suggest_params
-from pipeline.folds.checkpoints import Checkpoints
+from pipeline.folds.checkpoints import Checkpoints, scores_at_checkpoints
 from pipeline.folds.interruption import interruptible
 from pipeline.folds.pool import resolve_n_jobs
 from pipeline.folds.scheduler import FoldScheduler, fold_tasks
@@ -66,17 +66,21 @@ class FoldOutcome:
             self.models[result.fold] = result.model
 
     def validation_curve(self) -> dict[int, float]:
-        """The folds' mean validation score at each checkpoint epoch all of them reached."""
+        """The folds' mean validation score at each checkpoint epoch all of them trained to."""
         by_fold = [scores for scores in self.checkpoint_scores.values() if scores]
         if not by_fold:
             return {}
         epochs = sorted(set.intersection(*(set(scores) for scores in by_fold)))
         return {epoch: float(np.mean([s[epoch] for s in by_fold])) for epoch in epochs}
 
-    def checkpoint_table(self, epochs) -> dict[str, list[float]]:
-        """``{"<epoch>": [score of each fold]}`` (CHECKPOINT_SCORES_ATTR) of a complete trial."""
-        folds = sorted(self.checkpoint_scores)
-        return {str(e): [self.checkpoint_scores[f][e] for f in folds] for e in epochs}
+    def checkpoint_table(self, epochs: Sequence[int]) -> dict[str, list[float]]:
+        """``{"<epoch>": [score of each fold]}`` (CHECKPOINT_SCORES_ATTR) of a complete trial:
+        past the epoch where a fold stopped, its final score."""
+        folds = sorted(self.scores)
+        columns = [
+            scores_at_checkpoints(epochs, self.checkpoint_scores[f], self.scores[f]) for f in folds
+        ]
+        return {str(e): [column[i] for column in columns] for i, e in enumerate(epochs)}
 
     def mean_curve(self) -> np.ndarray | None:
         """The folds' mean training loss per iteration (the shortest curve's length)."""

@@ -17,6 +17,7 @@ from pipeline.folds.worker import fit_fold
 from pipeline.model.ensemble import ModelSpec
 from pipeline.names import CHECKPOINT_SCORES_ATTR
 from pipeline.search.checkpoint_bars import CheckpointRule, bars_from, checkpoint_rule
+from pipeline.search.objective import FoldOutcome
 from pipeline.tracking.runs import TrialRun
 from pipeline.tracking.store import connect
 from tests.helpers import compose_config
@@ -90,9 +91,17 @@ def test_a_fold_that_ends_first_holds_its_final_score_at_later_checkpoints(iris)
     kwargs = {**FULL_BATCH, "iterations": 30}
     result = fit_fold(*fold_args(iris, kwargs, Checkpoints((10, 20, 1000))))
     assert result.pruned is None and result.score is not None
-    assert sorted(result.checkpoint_scores) == [10, 20, 1000]
-    assert result.checkpoint_scores[1000] == result.score
+    assert sorted(result.checkpoint_scores) == [10, 20]  # measured where it trained
     assert len(result.loss_curve) == 30
+    outcome = FoldOutcome()
+    outcome.add(result)
+    table = outcome.checkpoint_table((10, 20, 1000))  # what bars are drawn from
+    assert table == {
+        "10": [result.checkpoint_scores[10]],
+        "20": [result.checkpoint_scores[20]],
+        "1000": [result.score],
+    }
+    assert outcome.validation_curve() == result.checkpoint_scores  # what MLflow shows
 
 
 @pytest.mark.parametrize("workers", [1, 2])
