@@ -382,6 +382,8 @@ def fmt(value, digits=3) -> str:
 def part_equal_budget(args, space: Space) -> tuple[list[str], dict, list[PipelineRun]]:
     common = [
         "model.solver=gd",
+        "model.batch_size=null",  # full batches for every iteration, as the sklearn side
+        "model.n_iter_no_change=null",
         "model.alpha=0.0",
         f"study.seed={args.seed}",
         f"study.n_trials={args.trials}",

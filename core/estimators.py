@@ -27,6 +27,8 @@ PARAMETER_NAMES = (
     "dtype",
     "callback",
     "callback_every",
+    "n_iter_no_change",
+    "tol",
 )
 
 # The output activation (scikit-learn's ``out_activation_`` names) and the loss that goes with it.
@@ -35,6 +37,18 @@ LOSS_OF_OUTPUT = {
     "logistic": "binary_cross_entropy",
     "identity": "squared_error",
 }
+
+
+# Set before training so that a callback may predict with the live weights (_fit_network).
+FITTED_DURING_TRAINING = (
+    "classes_",
+    "coefs_",
+    "intercepts_",
+    "n_features_in_",
+    "n_outputs_",
+    "n_layers_",
+    "out_activation_",
+)
 
 
 class _BaseMLP:
@@ -55,6 +69,8 @@ class _BaseMLP:
         dtype="float32",
         callback=None,
         callback_every=1,
+        n_iter_no_change=None,
+        tol=1e-4,
     ):
         # Stored untouched (scikit-learn convention): checked in fit, so set_params + fit works.
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -70,6 +86,8 @@ class _BaseMLP:
         self.dtype = dtype
         self.callback = callback
         self.callback_every = callback_every
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
 
     def get_params(self, deep=True):
         """The constructor parameters, as a dict (``deep`` is accepted for scikit-learn)."""
@@ -108,27 +126,37 @@ class _BaseMLP:
         initialise = INITIALISERS[settings["init"]]
         for W in network.coefs:  # biases stay zero
             W[...] = initialise(*W.shape, rng, X.dtype, settings["init_scale"])
-        loss_curve = train(
-            network,
-            X,
-            targets,
-            y_class,
-            solver=settings["solver"],
-            learning_rate=settings["learning_rate"],
-            iterations=settings["iterations"],
-            batch_size=settings["batch_size"],
-            alpha=settings["alpha"],
-            rng=rng,
-            callback=settings["callback"],
-            callback_every=settings["callback_every"],
-        )
-        # Copies, so that the fitted model does not pin the training buffers.
-        self.coefs_ = [W.copy() for W in network.coefs]
-        self.intercepts_ = [b.copy() for b in network.intercepts]
+        # While training runs, the fitted attributes are the live weights, so that a callback
+        # can score the model as it stands (predict, predict_proba); copies replace them after.
+        self.coefs_, self.intercepts_ = network.coefs, network.intercepts
         self.n_features_in_ = X.shape[1]
         self.n_outputs_ = n_outputs
         self.n_layers_ = len(layer_sizes)
         self.out_activation_ = output
+        try:
+            loss_curve = train(
+                network,
+                X,
+                targets,
+                y_class,
+                solver=settings["solver"],
+                learning_rate=settings["learning_rate"],
+                iterations=settings["iterations"],
+                batch_size=settings["batch_size"],
+                alpha=settings["alpha"],
+                rng=rng,
+                callback=settings["callback"],
+                callback_every=settings["callback_every"],
+                n_iter_no_change=settings["n_iter_no_change"],
+                tol=settings["tol"],
+            )
+        except BaseException:
+            for name in FITTED_DURING_TRAINING:  # a failed fit leaves no half-fitted model
+                self.__dict__.pop(name, None)
+            raise
+        # Copies, so that the fitted model does not pin the training buffers.
+        self.coefs_ = [W.copy() for W in network.coefs]
+        self.intercepts_ = [b.copy() for b in network.intercepts]
         self.loss_curve_ = loss_curve
         self.loss_ = loss_curve[-1]
         self.n_iter_ = len(loss_curve)
@@ -158,7 +186,8 @@ class MLPClassifier(_BaseMLP):
     activation : {"identity", "leaky_relu", "relu", "sigmoid", "tanh"}, default "relu"
     learning_rate : float > 0, default 0.01
     iterations : int >= 1, default 200
-        Epochs: full-batch steps, or passes over all mini-batches.
+        Epochs: full-batch steps, or passes over all mini-batches; the cap when
+        ``n_iter_no_change`` is set.
     solver : {"gd", "sgd", "momentum", "adam", "normalized"}, default "adam"
     batch_size : int or None, default None (full batch; must be None for ``gd``)
     alpha : float >= 0, default 0.0, L2 penalty on the weights
@@ -166,8 +195,13 @@ class MLPClassifier(_BaseMLP):
     init_scale : float > 0, default 0.01, the standard deviation used by ``init="small"``
     random_state : None, int or numpy Generator; the same int gives the same model
     dtype : {"float32", "float64"}, default "float32"
-    callback : callable(iteration, loss) or None; an exception raised by it stops training
+    callback : callable(iteration, loss) or None; an exception raised by it stops training.
+        While it runs, the fitted attributes hold the current weights: it may call ``predict``.
     callback_every : int >= 1, default 1
+    n_iter_no_change : int >= 1 or None, default None
+        Stop when the training loss has not fallen by ``tol`` below its best for more than this
+        many epochs in a row (scikit-learn's rule); None: train all ``iterations``.
+    tol : float >= 0, default 1e-4
 
     Attributes
     ----------
@@ -183,12 +217,12 @@ class MLPClassifier(_BaseMLP):
         """Train on X of shape (n_samples, n_features) and labels y of shape (n_samples,)."""
         settings, X = self._check_fit_input(X)
         classes, y_class = validation.class_labels(y, X.shape[0])
+        self.classes_ = classes  # set first: a callback may predict while training runs
         if classes.size == 2:
             targets = y_class.astype(X.dtype).reshape(-1, 1)
             fitted = self._fit_network(settings, X, targets, None, 1, "logistic")
         else:
             fitted = self._fit_network(settings, X, None, y_class, classes.size, "softmax")
-        self.classes_ = classes
         return fitted
 
     def predict_proba(self, X):
@@ -225,9 +259,8 @@ class MLPRegressor(_BaseMLP):
         """Train on X of shape (n_samples, n_features) and y of shape (n_samples[, n_outputs])."""
         settings, X = self._check_fit_input(X)
         targets, y_ndim = validation.regression_targets(y, X.shape[0], X.dtype)
-        self._fit_network(settings, X, targets, None, targets.shape[1], "identity")
-        self._y_ndim = y_ndim
-        return self
+        self._y_ndim = y_ndim  # set first: a callback may predict while training runs
+        return self._fit_network(settings, X, targets, None, targets.shape[1], "identity")
 
     def predict(self, X):
         """Predictions, shape (n_samples,) or (n_samples, n_outputs) like the training y."""

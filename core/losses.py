@@ -25,6 +25,13 @@ import numpy as np
 # Logits within ±SAFE_LOGIT need no shift before exp, even in float32 (overflow at ~88.7).
 SAFE_LOGIT = 60.0
 
+# Output deltas smaller than this many times the dtype's smallest normal number are set to zero.
+# A confident softmax gives probabilities of e^-90 and less; left as they are, they and the
+# deltas of every layer below become subnormal numbers, on which the CPU's matrix products run
+# an order of magnitude slower. Their share of any gradient is far below the dtype's precision.
+# The margin keeps the deltas of the layers below (products with small weights) normal too.
+FLUSH_MARGIN = 2.0**32
+
 
 def softmax_cross_entropy(Z, Y, y_index):
     """Softmax output + multi-class cross-entropy: loss = mean_i(log Σ_k e^z_ki - z_yi,i).
@@ -47,6 +54,7 @@ def softmax_cross_entropy(Z, Y, y_index):
     sums *= n
     np.reciprocal(sums, out=sums)
     Z *= sums
+    np.multiply(Z, Z >= np.finfo(Z.dtype).tiny * FLUSH_MARGIN, out=Z)  # see FLUSH_MARGIN
     Z.reshape(-1)[y_index] -= 1.0 / n
     return loss
 

@@ -26,6 +26,9 @@ FORMAT_VERSION = 1
 ESTIMATORS = {"MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor}
 # Constructor parameters that cannot be written as JSON; reset to None when loading.
 UNSAVED_PARAMETERS = ("callback", "random_state")
+# Parameters added after format 1 was fixed, with the value that reproduces a model saved
+# without them (which trained every iteration).
+LATER_PARAMETERS = {"n_iter_no_change": None, "tol": 1e-4}
 
 
 def save_model(estimator, path):
@@ -107,6 +110,8 @@ def _build(arrays):
         raise ValueError(f"unsupported format_version, expected {FORMAT_VERSION}")
     estimator = ESTIMATORS[metadata["estimator"]]()
     params = metadata["params"]
+    if isinstance(params, dict):
+        params = {**LATER_PARAMETERS, **params}
     if not isinstance(params, dict) or set(params) != set(PARAMETER_NAMES):
         raise ValueError("params do not match the estimator's constructor")
     estimator.set_params(**params)

@@ -1,7 +1,9 @@
 """The notes' training loop: forward + loss, backward, update, repeated.
 
 One iteration is one epoch: a single full-batch step for ``gd`` (or ``batch_size=None``), or one
-pass over all shuffled mini-batches otherwise. Inputs are validated by the caller, once; nothing
+pass over all shuffled mini-batches otherwise. ``iterations`` is a cap: with ``n_iter_no_change``
+set, training stops once the loss has stalled for that many epochs (scikit-learn's rule, so that
+its MLP defaults and these mean the same). Inputs are validated by the caller, once; nothing
 here checks arguments, so the loop does only arithmetic.
 """
 
@@ -33,6 +35,8 @@ def train(
     rng=None,
     callback=None,
     callback_every=1,
+    n_iter_no_change=None,
+    tol=1e-4,
 ):
     """Fit ``network.params`` in place; return the loss curve.
 
@@ -54,10 +58,14 @@ def train(
         Called after iterations callback_every, 2·callback_every, ... (1-based). Whatever it
         raises propagates and stops training.
     callback_every : int
+    n_iter_no_change : int or None
+        Stop once the loss has failed to fall by ``tol`` below its best for more than this many
+        consecutive epochs (scikit-learn's ``n_iter_no_change``); None trains all ``iterations``.
+    tol : float
 
     Returns
     -------
-    list of float, of length ``iterations``: the mean training loss of each iteration.
+    list of float, of length ``iterations`` at most: the mean training loss of each iteration.
 
     Raises
     ------
@@ -89,6 +97,7 @@ def train(
 
     loss_curve = []
     loss_limit = math.inf  # set from the first iteration's loss
+    stalled = StalledLoss(n_iter_no_change, tol)
     for iteration in range(1, iterations + 1):
         # Overflow in exp/matmul is how divergence shows; it is reported below, not warned about.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
@@ -131,4 +140,24 @@ def train(
         loss_curve.append(loss)
         if callback is not None and iteration % callback_every == 0:
             callback(iteration, loss)
+        if stalled.update(loss):
+            break
     return loss_curve
+
+
+class StalledLoss:
+    """scikit-learn's convergence test on the training loss (``MLPClassifier`` with
+    ``early_stopping=False``): an epoch whose loss is not ``tol`` below the best so far counts
+    as stalled; more than ``patience`` stalled epochs in a row end training."""
+
+    def __init__(self, patience, tol):
+        self.patience, self.tol = patience, tol
+        self.best, self.count = math.inf, 0
+
+    def update(self, loss):
+        """Record one epoch's loss; True when training should stop."""
+        if self.patience is None:
+            return False
+        self.count = self.count + 1 if loss > self.best - self.tol else 0
+        self.best = min(self.best, loss)
+        return self.count > self.patience

@@ -101,6 +101,9 @@ def training_settings(params):
     callback = params["callback"]
     if callback is not None and not callable(callback):
         raise ValueError(f"callback={callback!r} must be None or a callable(iteration, loss)")
+    n_iter_no_change = params["n_iter_no_change"]
+    if n_iter_no_change is not None:
+        n_iter_no_change = _integer("n_iter_no_change", n_iter_no_change, 1)
     return {
         "hidden_layer_sizes": hidden_layer_sizes(params["hidden_layer_sizes"]),
         "activation": _choice("activation", params["activation"], ACTIVATIONS),
@@ -115,6 +118,8 @@ def training_settings(params):
         "dtype": np.dtype(_choice("dtype", dtype, DTYPES)),
         "callback": callback,
         "callback_every": _integer("callback_every", params["callback_every"], 1),
+        "n_iter_no_change": n_iter_no_change,
+        "tol": _real("tol", params["tol"], positive=False),
     }
 
 

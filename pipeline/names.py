@@ -19,6 +19,8 @@ BUDGET_SLOT = "budget_slot"  # a reserved trial's place in study.n_trials (pipel
 WORKER_ATTR = "worker"  # the multirun worker index that ran the trial
 FOLD_SCORES_ATTR = "fold_scores"  # the complete trial's fold scores, in fold order
 CV_STD_ATTR = "cv_std"  # their standard deviation (the mean is the trial's value)
+# The complete trial's validation scores at the epochs of cv.checkpoints: {"<epoch>": [by fold]}
+CHECKPOINT_SCORES_ATTR = "checkpoint_scores"
 FIT_SECONDS = "fit_seconds"  # CPU seconds of fitting, summed over folds (also an MLflow metric)
 TRIAL_RUN_ATTR = "mlflow_run_id"  # the trial's MLflow run
 
@@ -50,6 +52,14 @@ CHAMPION_ALIAS = "champion"  # the registered model's alias of the study's lates
 # by accuracy.
 LEGACY_METRIC = "accuracy"
 LEGACY_TASK = "classification"  # and they classified
+# Before the convergence stop, every fit trained all its iterations.
+LEGACY_MODEL = {"n_iter_no_change": None, "tol": 1e-4}
+
+
+def validation_curve_metric(metric: str) -> str:
+    """``valid_<metric>``: the mean over folds of the validation score at each checkpoint epoch
+    (the MLflow step), beside ``train_loss``."""
+    return f"valid_{metric}"
 
 
 def fold_metric(fold: int, metric: str) -> str:

@@ -105,6 +105,7 @@ def run_train(cfg: DictConfig, refused=lambda: None) -> TrainResult:
             folds=cfg.cv.folds,
             seed=cfg.study.seed,
             n_jobs=resolve_n_jobs(cfg.cv.n_jobs, cfg.cv.folds),
+            checkpoint_epochs=cfg.cv.checkpoints,
         )
     except BaseException as error:
         # Ctrl-C ends the run as interrupted (KILLED); any other error as failed.
@@ -115,7 +116,7 @@ def run_train(cfg: DictConfig, refused=lambda: None) -> TrainResult:
         run.log_model(outcome.ensemble(), split.X_train[:5])
     run.close(
         "COMPLETE", None, spec.metric, outcome.scores, outcome.fit_seconds,
-        outcome.mean_curve(), seconds,
+        outcome.mean_curve(), seconds, outcome.validation_curve(),
     )  # fmt: skip
     return TrainResult(run.run_id, outcome.scores, recorded, spec.metric)
 

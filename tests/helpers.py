@@ -39,6 +39,7 @@ SEEDED_SWEEP = [
     "study.n_trials=8",
     "study.seed=7",
     "sampler.n_startup_trials=3",
+    "pruner=percentile",  # harsher than the default: it prunes, at checkpoints too, on iris
     "pruner.n_startup_trials=2",
 ]
 

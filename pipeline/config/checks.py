@@ -145,6 +145,9 @@ def check_cv(cv: DictConfig) -> None:
         raise _fail("cv.test_size", f"must be between 0 and 1 (exclusive), got {cv.test_size}")
     if cv.get("metric") is not None:
         _check_choice("cv.metric", cv.metric, tuple(METRICS))
+    epochs = list(cv.get("checkpoints", []))
+    if any(epoch < 1 for epoch in epochs) or epochs != sorted(set(epochs)):
+        raise _fail("cv.checkpoints", f"must be increasing epochs >= 1, or [], got {epochs}")
 
 
 def check_model(model: DictConfig) -> None:
@@ -164,6 +167,13 @@ def check_model(model: DictConfig) -> None:
         )
     if model.alpha < 0:
         raise _fail("model.alpha", f"must be >= 0, got {model.alpha}")
+    if model.n_iter_no_change is not None and model.n_iter_no_change < 1:
+        raise _fail(
+            "model.n_iter_no_change",
+            f"must be >= 1 or null (train every iteration), got {model.n_iter_no_change}",
+        )
+    if model.tol < 0:
+        raise _fail("model.tol", f"must be >= 0, got {model.tol}")
 
 
 def check_params(params: DictConfig) -> None:

@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from pipeline.errors import UserInputError
-from pipeline.names import LEGACY_METRIC, LEGACY_TASK, fold_of_metric
+from pipeline.names import LEGACY_METRIC, LEGACY_MODEL, LEGACY_TASK, fold_of_metric
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def settings_from_run(client: MlflowClient, run_id: str) -> tuple[dict, dict[int
         "dataset": dataset,
         "study": {"seed": int(recorded.study.seed)},
         "cv": cv,
-        "model": OmegaConf.to_container(recorded.model, resolve=True),
+        "model": {**LEGACY_MODEL, **OmegaConf.to_container(recorded.model, resolve=True)},
         "params": params,
     }
     scores = {}

@@ -85,6 +85,8 @@ class CVConfig:
     n_jobs: int = -1
     test_size: float = 0.2
     metric: str | None = None  # None: accuracy for a classification, rmse for a regression
+    # Epochs at which each fold scores its validation rows; the pruner compares trials there.
+    checkpoints: list[int] = field(default_factory=lambda: [10, 20, 40, 80, 160, 320])
 
 
 @dataclass
@@ -92,7 +94,9 @@ class ModelConfig:
     """Training settings held fixed during the search (the searched ones are in search_space)."""
 
     solver: str = "adam"
-    batch_size: int | None = None
+    batch_size: int | None = 200
+    n_iter_no_change: int | None = 10
+    tol: float = 1e-4
     alpha: float = 0.0
     init: str = "xavier"
     dtype: str = "float32"

@@ -25,6 +25,7 @@ import numpy as np
 
 from pipeline.config.task import cv_splitter
 from pipeline.folds.cancel import new_cancel_flag
+from pipeline.folds.checkpoints import Checkpoints
 from pipeline.folds.fitting_time import FittingTime
 from pipeline.folds.pool import blas_threads, pool
 from pipeline.folds.worker import FoldResult, fit_fold
@@ -41,14 +42,18 @@ def fold_tasks(
     *,
     folds: int,
     seed: int,
+    checkpoints: Checkpoints | None = None,
 ) -> list[tuple]:
     """The arguments of :func:`~pipeline.folds.worker.fit_fold` for each shuffled, seeded fold
     (stratified for a classification), in fold order."""
     splitter = cv_splitter(spec.task, folds, seed)
     return [
-        (spec, network_kwargs, X, y, train, valid, fold, seed)
+        (spec, network_kwargs, X, y, train, valid, fold, seed, checkpoints)
         for fold, (train, valid) in enumerate(splitter.split(X, y))
     ]
+
+
+FOLD_OF_TASK = 6  # the fold's index in a task of fold_tasks
 
 
 class FoldScheduler:
@@ -133,7 +138,11 @@ class FoldScheduler:
         """The folds that finished next, as (owner, result); [] when nothing is queued or running."""
         if self._executor is None:
             owner = next((o for o, queue in self._queues.items() if queue), None)
-            finished = [] if owner is None else [(owner, fit_fold(*self._queues[owner].pop(0)))]
+            finished = []
+            if owner is not None:
+                result = fit_fold(*self._queues[owner].pop(0))
+                self._drop_folds_after(owner, result)
+                finished.append((owner, result))
         else:
             with self._lock:
                 self._fill()
@@ -146,6 +155,12 @@ class FoldScheduler:
         for _, result in finished:
             self._fitting.add(result)
         return finished
+
+    def _drop_folds_after(self, owner, result: FoldResult) -> None:
+        """Queue none of ``owner``'s folds after ``result``'s if that fold stopped its trial."""
+        if result.score is None and result.error != "cancelled" and owner in self._queues:
+            queue = self._queues[owner]
+            queue[:] = [task for task in queue if task[FOLD_OF_TASK] < result.fold]
 
     def _fill(self) -> None:
         """Start folds on the free processes (the caller holds the lock). A finished fold frees
@@ -162,9 +177,17 @@ class FoldScheduler:
             future.add_done_callback(self._on_fold_done)
 
     def _on_fold_done(self, future: Future) -> None:
-        """In the pool's result thread: give the freed process its next fold."""
+        """In the pool's result thread: give the freed process its next fold.
+
+        A fold that stopped its trial (pruned at a checkpoint, diverged, failed) ends that
+        trial whatever the folds after it would give, so those are not started; the folds
+        before it still are, as the trial is judged in fold order (pipeline.search.objective).
+        """
         try:
             with self._lock:
+                owner = self._running.get(future)
+                if owner is not None and not future.cancelled() and future.exception() is None:
+                    self._drop_folds_after(owner, future.result())
                 self._fill()
         except Exception:  # a pool shut down or broken: the driver learns it from the futures
             log.debug("no next fold started after a fold ended", exc_info=True)

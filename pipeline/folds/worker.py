@@ -12,13 +12,14 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 import core
+from pipeline.folds.checkpoints import Checkpoints
 from pipeline.model.ensemble import FittedNetwork, ModelSpec
 from pipeline.model.metrics import METRICS
 
@@ -31,11 +32,14 @@ SWEEP_PID_ENV = "MLP_SWEEP_PID"
 @dataclass
 class FoldResult:
     """One fold's outcome. ``error`` is set (and ``score`` is None) when training diverged
-    (``diverged``) or failed in another way (the exception's type and message).
+    (``diverged``) or failed in another way (the exception's type and message). ``pruned``
+    (and ``score`` None) when its validation score missed a checkpoint's bar:
+    ``(epoch, score, bar)``.
 
     loss_curve : ndarray of shape (n_iterations_run,)
     fit_started : the fit's start, ``time.time()`` in the fold's process (the sweep adds up the
         wall time during which some fold was fitting, pipeline.folds.fitting_time.FittingTime)
+    checkpoint_scores : {epoch: validation score} at the checkpoints its training reached
     """
 
     fold: int
@@ -46,6 +50,8 @@ class FoldResult:
     error: str | None = None
     fit_started: float = 0.0
     diverged: bool = False
+    checkpoint_scores: dict[int, float] = field(default_factory=dict)
+    pruned: tuple[int, float, float] | None = None
 
 
 # Iterations between two looks at the cancel flag: a stat() call is far cheaper than an epoch,
@@ -57,14 +63,59 @@ class FoldCancelled(Exception):
     """Raised inside a fold's training when its trial no longer needs it (pruned, failed)."""
 
 
-def stop_when_flagged(cancel_flag: str):
-    """A training callback that stops the fit once the file ``cancel_flag`` exists."""
+class FoldPruned(Exception):
+    """Raised inside a fold's training when its validation score misses a checkpoint's bar."""
 
-    def check(iteration: int, loss: float) -> None:
-        if os.path.exists(cancel_flag):
-            raise FoldCancelled(cancel_flag)
+    def __init__(self, epoch: int, score: float, bar: float):
+        super().__init__(epoch, score, bar)
+        self.epoch, self.score, self.bar = epoch, score, bar
 
-    return check
+
+class FoldMonitor:
+    """Called after every epoch of a fold's training (``FittedNetwork.fit``'s monitor): stops
+    it once the file ``cancel_flag`` exists, and at the epochs of ``checkpoints`` scores the
+    model as it stands on the fold's validation rows, stopping it below the bar there.
+
+    X_valid : ndarray of shape (n_valid, n_columns), encoded; y_valid : (n_valid,)
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        X_valid: np.ndarray,
+        y_valid: np.ndarray,
+        fold: int,
+        checkpoints: Checkpoints | None,
+        cancel_flag: str | None,
+    ):
+        self.spec, self.X_valid, self.y_valid, self.fold = spec, X_valid, y_valid, fold
+        self.checkpoints = checkpoints or Checkpoints()
+        self.epochs = frozenset(self.checkpoints.epochs)
+        self.cancel_flag = cancel_flag
+        self.scores: dict[int, float] = {}
+        self.losses: list[float] = []  # of each epoch, for a fold stopped before its end
+
+    def __call__(self, model: FittedNetwork, epoch: int, loss: float) -> None:
+        self.losses.append(loss)
+        flag = self.cancel_flag
+        if flag is not None and epoch % CANCEL_CHECK_EVERY == 0 and os.path.exists(flag):
+            raise FoldCancelled(flag)
+        if epoch not in self.epochs:
+            return
+        score = validation_score(self.spec, model, self.X_valid, self.y_valid)
+        if not np.isfinite(score):
+            return  # judged at the end, where a score that is not finite counts as diverged
+        self.scores[epoch] = score
+        bar = self.checkpoints.bar_missed(self.fold, epoch, score)
+        if bar is not None:
+            raise FoldPruned(epoch, score, bar)
+
+
+def validation_score(spec: ModelSpec, model: FittedNetwork, X: np.ndarray, y: np.ndarray) -> float:
+    """``spec.metric`` of ``model`` on X (n_samples, n_columns, encoded) and y (n_samples,)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        output = model.predict_output(X)
+        return float(METRICS[spec.metric].score(y, output, model.classes_))
 
 
 def fold_seed(seed: int, fold: int) -> int:
@@ -82,6 +133,7 @@ def fit_fold(
     valid_index: np.ndarray,
     fold: int,
     seed: int,
+    checkpoints: Checkpoints | None = None,
     blas_threads: int | None = None,
     cancel_flag: str | None = None,
 ) -> FoldResult:
@@ -90,28 +142,33 @@ def fit_fold(
 
     X : ndarray of shape (n_samples, n_columns), encoded (pipeline.data.Dataset.X);
     y : ndarray of shape (n_samples,); train_index, valid_index : int arrays of row numbers.
-    ``blas_threads`` caps this process's BLAS threads (in a pool process, so that processes ×
-    threads fit the cores). Training stops early, with ``error`` "cancelled", once the file
-    ``cancel_flag`` exists. A score that is not finite (a regression whose predictions
-    overflow) counts as diverged.
+    ``checkpoints`` says at which epochs to score the validation rows while training, and
+    the bars below which the fold stops (``pruned``). ``blas_threads`` caps this process's BLAS
+    threads (in a pool process, so that processes × threads fit the cores). Training stops
+    early, with ``error`` "cancelled", once the file ``cancel_flag`` exists. A score that is
+    not finite (a regression whose predictions overflow) counts as diverged.
     """
     ignore_interrupts_in_fold_worker()
     if blas_threads is not None:
         _limit_blas_threads(blas_threads)
-    if cancel_flag is not None:
-        stop = stop_when_flagged(cancel_flag)
-        network_kwargs = {**network_kwargs, "callback": stop, "callback_every": CANCEL_CHECK_EVERY}
+    X_valid, y_valid = X[valid_index], y[valid_index]
+    monitor = FoldMonitor(spec, X_valid, y_valid, fold, checkpoints, cancel_flag)
     fit_started, started = time.time(), time.perf_counter()
     try:
         model = FittedNetwork.fit(
-            spec, network_kwargs, X[train_index], y[train_index], fold_seed(seed, fold)
+            spec, network_kwargs, X[train_index], y[train_index], fold_seed(seed, fold), monitor
         )
-        with np.errstate(over="ignore", invalid="ignore"):
-            output = model.predict_output(X[valid_index])
-            score = float(METRICS[spec.metric].score(y[valid_index], output, model.classes_))
+        score = validation_score(spec, model, X_valid, y_valid)
     except FoldCancelled:
         seconds = time.perf_counter() - started
         return FoldResult(fold, None, seconds, np.empty(0), None, "cancelled", fit_started)
+    except FoldPruned as stop:
+        seconds = time.perf_counter() - started
+        curve = np.asarray(monitor.losses, dtype=np.float64)
+        return FoldResult(
+            fold, None, seconds, curve, None, None, fit_started,
+            checkpoint_scores=monitor.scores, pruned=(stop.epoch, stop.score, stop.bar),
+        )  # fmt: skip
     except core.TrainingDivergedError as error:
         seconds = time.perf_counter() - started
         curve = np.asarray(error.loss_curve, dtype=np.float64)
@@ -125,7 +182,10 @@ def fit_fold(
     if not np.isfinite(score):
         reason = f"the validation {spec.metric} is {score} (predictions overflow)"
         return FoldResult(fold, None, seconds, curve, None, reason, fit_started, True)
-    return FoldResult(fold, score, seconds, curve, model, fit_started=fit_started)
+    return FoldResult(
+        fold, score, seconds, curve, model, fit_started=fit_started,
+        checkpoint_scores=monitor.scores,
+    )  # fmt: skip
 
 
 def one_line_reason(error: BaseException) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,19 +61,38 @@ class FittedNetwork:
     target_scale: float = 1.0
 
     @classmethod
-    def fit(cls, spec: ModelSpec, network_kwargs: dict, X: np.ndarray, y: np.ndarray, seed: int):
+    def fit(
+        cls,
+        spec: ModelSpec,
+        network_kwargs: dict,
+        X: np.ndarray,
+        y: np.ndarray,
+        seed: int,
+        monitor: Callable[[FittedNetwork, int, float], None] | None = None,
+    ):
         """Fit the preprocessing on ``X`` (n_samples, n_columns, encoded), then a network of
-        ``network_kwargs`` seeded with ``seed`` on the transformed rows and ``y`` (n_samples,)."""
+        ``network_kwargs`` seeded with ``seed`` on the transformed rows and ``y`` (n_samples,).
+
+        ``monitor(model, epoch, loss)``, if given, is called after every epoch with the model as
+        it stands (it may predict); whatever it raises stops the fit.
+        """
         preprocessor = TablePreprocessor.fit(spec.columns, X)
         inputs = preprocessor.transform(X)
         if spec.task == REGRESSION:
             network = core.MLPRegressor(**network_kwargs, random_state=seed)
             mean, scale = standardisation(y.reshape(-1, 1))
-            network.fit(inputs, (y - mean[0]) / scale[0])
-            return cls(preprocessor, network, float(mean[0]), float(scale[0]))
-        network = core.MLPClassifier(**network_kwargs, random_state=seed)
-        network.fit(inputs, y)
-        return cls(preprocessor, network)
+            model = cls(preprocessor, network, float(mean[0]), float(scale[0]))
+            targets = (y - mean[0]) / scale[0]
+        else:
+            network = core.MLPClassifier(**network_kwargs, random_state=seed)
+            model, targets = cls(preprocessor, network), y
+        if monitor is not None:
+            network.set_params(
+                callback=lambda epoch, loss: monitor(model, epoch, loss), callback_every=1
+            )
+        network.fit(inputs, targets)
+        network.set_params(callback=None)  # a fitted model holds no closure (it is pickled)
+        return model
 
     @property
     def task(self) -> str:

@@ -22,6 +22,7 @@ from pipeline.folds.pool import limit_worker_threads, resolve_n_jobs, stop_fold_
 from pipeline.names import TRIAL_RUN_ATTR, WORKER_ATTR
 from pipeline.phases.prepare import PreparedSweep
 from pipeline.search.budget import Reservations, budget_used
+from pipeline.search.checkpoint_bars import checkpoint_rule
 from pipeline.search.objective import Objective, TrainingDiverged, TrialEvaluation, TrialFailed
 from pipeline.search.recovery import recover_lost_trials, requeue_interrupted
 from pipeline.search.trial_loop import run_trials
@@ -63,6 +64,8 @@ class SweepTrials:
             open_run=self.open_run,
             log_models=cfg.tracking.log_trial_models,
             background=prepared.background,
+            checkpoint_epochs=cfg.cv.checkpoints,
+            checkpoint_rule=checkpoint_rule(cfg.pruner),
         )
         limit_worker_threads(self.n_jobs)
         self.fitting = FittingTime()  # of every run_trials call

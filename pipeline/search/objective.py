@@ -17,12 +17,20 @@ import numpy as np
 import optuna
 
 from pipeline.config.search_space import network_params, suggest_params
+from pipeline.folds.checkpoints import Checkpoints, scores_at_checkpoints
 from pipeline.folds.interruption import interruptible
 from pipeline.folds.pool import resolve_n_jobs
 from pipeline.folds.scheduler import FoldScheduler, fold_tasks
 from pipeline.folds.worker import FoldResult
 from pipeline.model.ensemble import FoldEnsemble, ModelSpec
-from pipeline.names import CV_STD_ATTR, FAIL_REASON, FIT_SECONDS, FOLD_SCORES_ATTR
+from pipeline.names import (
+    CHECKPOINT_SCORES_ATTR,
+    CV_STD_ATTR,
+    FAIL_REASON,
+    FIT_SECONDS,
+    FOLD_SCORES_ATTR,
+)
+from pipeline.search.checkpoint_bars import CheckpointRule, bars_from
 from pipeline.search.recovery import INTERRUPTED, record_owner
 
 # A complete trial's model is logged for every one of the study's first trials, and past them
@@ -47,13 +55,32 @@ class FoldOutcome:
     fit_seconds: float = 0.0
     curves: list[np.ndarray] = field(default_factory=list)
     models: dict[int, Any] = field(default_factory=dict)
+    checkpoint_scores: dict[int, dict[int, float]] = field(default_factory=dict)  # fold -> ...
 
     def add(self, result: FoldResult) -> None:
         self.fit_seconds += result.fit_seconds
         self.curves.append(result.loss_curve)
+        self.checkpoint_scores[result.fold] = result.checkpoint_scores
         if result.score is not None:
             self.scores[result.fold] = result.score
             self.models[result.fold] = result.model
+
+    def validation_curve(self) -> dict[int, float]:
+        """The folds' mean validation score at each checkpoint epoch all of them trained to."""
+        by_fold = [scores for scores in self.checkpoint_scores.values() if scores]
+        if not by_fold:
+            return {}
+        epochs = sorted(set.intersection(*(set(scores) for scores in by_fold)))
+        return {epoch: float(np.mean([s[epoch] for s in by_fold])) for epoch in epochs}
+
+    def checkpoint_table(self, epochs: Sequence[int]) -> dict[str, list[float]]:
+        """``{"<epoch>": [score of each fold]}`` (CHECKPOINT_SCORES_ATTR) of a complete trial:
+        past the epoch where a fold stopped, its final score."""
+        folds = sorted(self.scores)
+        columns = [
+            scores_at_checkpoints(epochs, self.checkpoint_scores[f], self.scores[f]) for f in folds
+        ]
+        return {str(e): [column[i] for column in columns] for i, e in enumerate(epochs)}
 
     def mean_curve(self) -> np.ndarray | None:
         """The folds' mean training loss per iteration (the shortest curve's length)."""
@@ -79,8 +106,9 @@ class FoldEvaluation:
 
     label = "the configuration"  # what the driver's errors name
 
-    def __init__(self, tasks: list[tuple]):
+    def __init__(self, tasks: list[tuple], metric: str = "", rule: str = ""):
         self.tasks, self.folds = tasks, len(tasks)
+        self.metric, self.rule = metric, rule  # what a fold pruned at a checkpoint is told
         self.outcome = FoldOutcome()
         self._arrived: dict[int, FoldResult] = {}
 
@@ -100,6 +128,12 @@ class FoldEvaluation:
             if result.error is not None:
                 failure = TrainingDiverged if result.diverged else TrialFailed
                 raise failure(f"fold {result.fold}: {result.error}")
+            if result.pruned is not None:
+                epoch, score, bar = result.pruned
+                raise optuna.TrialPruned(
+                    f"pruned in fold {result.fold} at epoch {epoch}: validation "
+                    f"{self.metric} {score:.4f} missed {bar:.4f}, the bar of {self.rule}"
+                )
             self._handled(result)
         return len(outcome.curves) == self.folds
 
@@ -132,15 +166,26 @@ def drive_folds(scheduler: FoldScheduler, flight: Sequence[FoldEvaluation]) -> N
 
 
 def evaluate_folds(
-    spec: ModelSpec, network_kwargs: dict[str, Any], X, y, *, folds: int, seed: int, n_jobs: int
+    spec: ModelSpec,
+    network_kwargs: dict[str, Any],
+    X,
+    y,
+    *,
+    folds: int,
+    seed: int,
+    n_jobs: int,
+    checkpoint_epochs: Sequence[int] = (),
 ) -> FoldOutcome:
     """Cross-validate one configuration: its folds run as a sweep's trial runs them (by
-    :func:`drive_folds`), with no trial to report to, so nothing is pruned.
+    :func:`drive_folds`), with no trial to report to, so nothing is pruned (the folds score
+    their validation rows at ``checkpoint_epochs`` all the same, for the validation curve).
 
     Raises :class:`TrainingDiverged`; then, as on Ctrl-C, the folds not yet started are never
     started and those running are cancelled at once.
     """
-    evaluation = FoldEvaluation(fold_tasks(spec, network_kwargs, X, y, folds=folds, seed=seed))
+    checkpoints = Checkpoints(tuple(checkpoint_epochs))
+    tasks = fold_tasks(spec, network_kwargs, X, y, folds=folds, seed=seed, checkpoints=checkpoints)
+    evaluation = FoldEvaluation(tasks)
     scheduler = FoldScheduler(resolve_n_jobs(n_jobs, folds))
     scheduler.add(evaluation, evaluation.tasks)
     try:
@@ -184,6 +229,8 @@ class Objective:
         open_run: Callable | None = None,
         log_models: bool = True,
         background: Any = None,  # anything with .submit(function): runs it later, in order
+        checkpoint_epochs: Sequence[int] = (),
+        checkpoint_rule: CheckpointRule | None = None,
     ):
         self.X, self.y = X, y
         self.spec = spec
@@ -194,7 +241,20 @@ class Objective:
         self.open_run = open_run
         self.log_models = log_models
         self.background = background
+        self.checkpoint_epochs = tuple(checkpoint_epochs)
+        self.checkpoint_rule = checkpoint_rule
         self._best_value: float | None = None  # of this worker's complete trials
+
+    def checkpoints(self, study: optuna.Study) -> Checkpoints:
+        """The checkpoints of a trial that begins now, with the bars of the study's complete
+        trials so far (pipeline.search.checkpoint_bars)."""
+        if self.checkpoint_rule is None or not self.checkpoint_epochs:
+            return Checkpoints(self.checkpoint_epochs)
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        return bars_from(
+            complete, self.checkpoint_rule, self.checkpoint_epochs, self.folds, maximize
+        )
 
     def begin(self, trial: optuna.Trial) -> TrialEvaluation:
         """Suggest the trial's parameters; its folds are then the caller's to schedule."""
@@ -232,6 +292,7 @@ class Objective:
             outcome.fit_seconds,
             outcome.mean_curve(),
             seconds,
+            outcome.validation_curve(),
         )
 
 
@@ -250,11 +311,12 @@ class TrialEvaluation(FoldEvaluation):
         self.params = suggest_params(trial, objective.search_space)
         network_kwargs = {**objective.fixed_params, **network_params(self.params)}
         X, y = objective.X, objective.y
-        super().__init__(
-            fold_tasks(
-                objective.spec, network_kwargs, X, y, folds=objective.folds, seed=objective.seed
-            )
-        )
+        checkpoints = objective.checkpoints(trial.study)
+        tasks = fold_tasks(
+            objective.spec, network_kwargs, X, y,
+            folds=objective.folds, seed=objective.seed, checkpoints=checkpoints,
+        )  # fmt: skip
+        super().__init__(tasks, objective.spec.metric, checkpoints.rule)
         self.label = f"trial {trial.number}"
         self._runs: list = []  # the trial's run, opened while its folds run
 
@@ -282,6 +344,9 @@ class TrialEvaluation(FoldEvaluation):
         scores = self.outcome.scores
         self.trial.set_user_attr(FOLD_SCORES_ATTR, [scores[f] for f in sorted(scores)])
         self.trial.set_user_attr(CV_STD_ATTR, float(np.std(list(scores.values()))))
+        if self.objective.checkpoint_epochs:
+            table = self.outcome.checkpoint_table(self.objective.checkpoint_epochs)
+            self.trial.set_user_attr(CHECKPOINT_SCORES_ATTR, table)
         value = float(np.mean(list(scores.values())))
         self._end("COMPLETE", None, self.objective.keeps_model(self.trial, value))
         return value

@@ -13,7 +13,7 @@ from optuna.distributions import CategoricalDistribution
 from pipeline.compat import distribution_change_refused
 from pipeline.config.search_space import config_key
 from pipeline.errors import UserInputError
-from pipeline.names import LEGACY_METRIC, LEGACY_TASK, SETTINGS_ATTR, cv_mean
+from pipeline.names import LEGACY_METRIC, LEGACY_MODEL, LEGACY_TASK, SETTINGS_ATTR, cv_mean
 
 # What the settings added since a study first recorded its own were then: a study made before
 # them is resumed with these (it classified, scored accuracy, and kept every column).
@@ -23,6 +23,7 @@ LEGACY_SETTINGS = {
     "dataset.drop": [],
     "dataset.categorical": [],
     "dataset.max_categories": 100,
+    **{f"model.{key}": value for key, value in LEGACY_MODEL.items()},
 }
 
 

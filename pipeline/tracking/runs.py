@@ -32,6 +32,7 @@ from pipeline.names import (
     cv_mean,
     cv_std,
     fold_metric,
+    validation_curve_metric,
 )
 from pipeline.redaction import redact
 from pipeline.tracking.models import save_pyfunc
@@ -149,12 +150,16 @@ class TrialRun:
         fit_seconds: float,
         loss_curve: np.ndarray | None,
         trial_seconds: float,
+        validation_curve: Mapping[int, float] | None = None,
     ) -> None:
-        """The fold scores in ``metric``, their mean and std, the times and the learning curve,
-        with :meth:`end`, in one call to the store (two if the learning curve is long)."""
-        self.end(
-            state, reason, fold_metrics(metric, scores, fit_seconds, loss_curve, trial_seconds)
-        )
+        """The fold scores in ``metric``, their mean and std, the times, the learning curve and
+        the validation curve ({epoch: mean validation score}), with :meth:`end`, in one call
+        to the store (two if the learning curve is long)."""
+        metrics = fold_metrics(metric, scores, fit_seconds, loss_curve, trial_seconds)
+        now = int(time.time() * 1000)
+        name = validation_curve_metric(metric)
+        metrics += [Metric(name, v, now, epoch) for epoch, v in (validation_curve or {}).items()]
+        self.end(state, reason, metrics)
 
     def end(self, state: str, reason: str | None = None, metrics: list[Metric] = ()) -> None:
         """Record the Optuna state as a tag (with ``metrics``, in one call when they fit in

@@ -51,6 +51,8 @@ def test_public_api():
         "dtype": "float32",
         "callback": None,
         "callback_every": 1,
+        "n_iter_no_change": None,
+        "tol": 1e-4,
     }
 
 

@@ -12,7 +12,7 @@ from sklearn.preprocessing import StandardScaler
 
 import core
 from core.network import Network
-from core.training import train
+from core.training import StalledLoss, train
 
 
 @pytest.fixture(scope="module")
@@ -239,3 +239,71 @@ def test_divergence_in_a_mini_batch_is_caught_too():
     with pytest.raises(core.TrainingDivergedError) as caught:
         model.fit(X * 1e5, y)
     assert caught.value.iteration == 1
+
+
+def test_a_stalled_loss_stops_training_by_scikit_learns_rule():
+    """n_iter_no_change=k: stop once the loss has not fallen by tol below its best for more than
+    k epochs in a row (MLPClassifier's rule with early_stopping=False)."""
+    stalled = StalledLoss(patience=2, tol=0.1)
+    # best 1.0; 0.95 is not 0.1 below it (1), 0.5 is (reset), 0.45, 0.44, 0.43: 1, 2, 3 > 2.
+    stops = [stalled.update(loss) for loss in (1.0, 0.95, 0.5, 0.45, 0.44, 0.43)]
+    assert stops == [False, False, False, False, False, True]
+    assert not any(StalledLoss(None, 0.1).update(1.0) for _ in range(50))
+
+
+def test_iterations_cap_a_fit_that_stops_when_its_loss_stalls(digits_split):
+    X_train, X_test, y_train, y_test = digits_split
+    settings = dict(hidden_layer_sizes=(32,), learning_rate=0.01, batch_size=200, random_state=0)
+    capped = core.MLPClassifier(**settings, iterations=400).fit(X_train, y_train)
+    stopping = core.MLPClassifier(**settings, iterations=400, n_iter_no_change=10)
+    stopping.fit(X_train, y_train)
+    assert capped.n_iter_ == 400
+    assert 10 < stopping.n_iter_ < 400 == capped.n_iter_
+    np.testing.assert_array_equal(stopping.loss_curve_, capped.loss_curve_[: stopping.n_iter_])
+    assert stopping.score(X_test, y_test) > 0.95
+    short = core.MLPClassifier(**settings, iterations=5, n_iter_no_change=10).fit(X_train, y_train)
+    assert short.n_iter_ == 5
+
+
+def test_a_callback_can_predict_with_the_weights_as_they_stand(digits_split):
+    X_train, X_test, y_train, _ = digits_split
+    seen = {}
+
+    def look(iteration, loss):
+        seen[iteration] = model.predict_proba(X_test[:20])
+
+    model = core.MLPClassifier((16,), iterations=6, callback=look, callback_every=3)
+    model.fit(X_train, y_train)
+    assert set(seen) == {3, 6}
+    assert not np.allclose(seen[3], seen[6])  # live weights, not a snapshot
+    np.testing.assert_array_equal(seen[6], model.predict_proba(X_test[:20]))
+
+
+def test_a_failed_fit_leaves_no_half_fitted_model():
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    model = core.MLPClassifier((8,), learning_rate=1e30, solver="sgd", batch_size=10)
+    with pytest.raises(core.TrainingDivergedError):
+        model.fit(X, np.arange(30) % 3)
+    with pytest.raises(core.NotFittedError):
+        model.predict(X)
+    assert not hasattr(model, "coefs_") and not hasattr(model, "classes_")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_confident_softmax_leaves_no_subnormal_deltas(dtype):
+    """Probabilities of e^-90 and less, left as they are, make every layer's deltas subnormal
+    numbers, on which matrix products run an order of magnitude slower (core.losses)."""
+    from core.losses import softmax_cross_entropy
+
+    rng = np.random.default_rng(0)
+    n_classes, n = 10, 64
+    Z = (rng.normal(size=(n_classes, n)) * 200).astype(dtype)
+    y = rng.integers(0, n_classes, size=n)
+    reference = Z.astype(np.float64)
+    reference -= reference.max(axis=0)
+    probabilities = np.exp(reference) / np.exp(reference).sum(axis=0)
+    probabilities[y, np.arange(n)] -= 1.0
+    softmax_cross_entropy(Z, None, y * n + np.arange(n))
+    tiny = np.finfo(dtype).tiny
+    assert not np.any((Z != 0) & (np.abs(Z) < tiny))
+    np.testing.assert_allclose(Z, probabilities / n, atol=1e-6 / n)

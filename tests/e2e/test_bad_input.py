@@ -111,6 +111,11 @@ CASES = [
     Case("three-in-flight", ["study.trials_in_flight=3"], ["study.trials_in_flight", "1 or 2"]),
     Case("unknown-solver", ["model.solver=rmsprop"], ["model.solver", "adam"]),
     Case("batch-with-gd", ["model.solver=gd", "model.batch_size=16"], ["model.batch_size", "sgd"]),
+    Case("gd-with-default-batch", ["model.solver=gd"], ["model.batch_size=null", "full-batch"]),
+    Case("no-change-zero", ["model.n_iter_no_change=0"], ["model.n_iter_no_change", ">= 1"]),
+    Case("negative-tol", ["model.tol=-0.1"], ["model.tol: must be >= 0"]),
+    Case("checkpoints-unordered", ["cv.checkpoints=[20,10]"], ["cv.checkpoints", "increasing"]),
+    Case("checkpoints-zero", ["cv.checkpoints=[0,10]"], ["cv.checkpoints", ">= 1"]),
     Case("empty-activations", ["search_space.activation.choices=[]"], ["activation.choices"]),
     Case("csv-without-path", ["dataset=csv"], ["dataset.path", "required"]),
     # data

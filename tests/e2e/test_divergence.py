@@ -19,6 +19,7 @@ ARGS = [
     "cv.folds=3",
     "cv.n_jobs=1",
     "model.solver=gd",
+    "model.batch_size=null",  # full-batch gradient descent
     "search_space.learning_rate.low=0.01",
     "search_space.learning_rate.high=1000",
     "search_space.activation.choices=[relu]",

@@ -162,6 +162,10 @@ def test_seeded_sweeps_give_the_same_trials_and_scores(tmp_path):
     assert [t.value for t in a] == [t.value for t in b]
     assert [t.state for t in a] == [t.state for t in b]
     assert [t.intermediate_values for t in a] == [t.intermediate_values for t in b]
+    # Pruned inside a fold at a checkpoint epoch, by bars the same in both runs.
+    reasons = [t.user_attrs.get("fail_reason") for t in a]
+    assert any(" at epoch " in (reason or "") for reason in reasons)
+    assert reasons == [t.user_attrs.get("fail_reason") for t in b]
 
 
 def test_the_next_trial_is_asked_before_the_current_one_ends(tmp_path):

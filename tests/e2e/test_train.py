@@ -103,9 +103,10 @@ def test_best_config_file_composes_back_to_its_settings(tmp_path):
                     "task": "regression", "drop": ["id"], "categorical": ["zip"],
                     "max_categories": 30, "n_samples": 1000, "noise": 0.25},
         "study": {"seed": 7},
-        "cv": {"folds": 4, "n_jobs": 1, "test_size": 0.3, "metric": "mae"},
-        "model": {"solver": "sgd", "batch_size": 32, "alpha": 0.001, "init": "he",
-                  "dtype": "float64"},
+        "cv": {"folds": 4, "n_jobs": 1, "test_size": 0.3, "metric": "mae",
+               "checkpoints": [5, 50]},
+        "model": {"solver": "sgd", "batch_size": 32, "n_iter_no_change": None, "tol": 0.001,
+                  "alpha": 0.001, "init": "he", "dtype": "float64"},
         "params": {"learning_rate": 0.03, "hidden_units": [12, 6], "hidden_layers": 2,
                    "iterations": 40, "activation": "leaky_relu"},
     }  # fmt: skip
@@ -206,14 +207,21 @@ def test_train_one_configuration_logs_a_run_like_a_trial(tmp_path):
         "iterations": "30",
         "activation": "tanh",
         "solver": "adam",
-        "batch_size": "None",
+        "batch_size": "200",
+        "n_iter_no_change": "10",
+        "tol": "0.0001",
         "alpha": "0.0",
         "init": "xavier",
         "dtype": "float32",
     }
     assert set(fold_scores(run)) == {"fold_0_accuracy", "fold_1_accuracy", "fold_2_accuracy"}
     assert 0.6 < run.data.metrics["cv_accuracy_mean"] <= 1.0
-    assert len(client.get_metric_history(run.info.run_id, "train_loss")) == 30
+    # One step per epoch trained: the 30 of params.iterations at most (the loss may stall first).
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
+    assert steps == list(range(len(steps))) and 10 < len(steps) <= 30
+    # The folds' mean validation score at the checkpoint epochs they reached (cv.checkpoints).
+    curve = client.get_metric_history(run.info.run_id, "valid_accuracy")
+    assert [m.step for m in curve] == [10, 20] and all(0 < m.value <= 1 for m in curve)
     assert {"config.yaml", "model"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
 
 

@@ -80,3 +80,22 @@ def test_a_study_recorded_before_the_task_and_metric_settings_resumes_with_their
         UserInputError, match=r"^cv.metric=balanced_accuracy: .* cv.metric=accuracy"
     ):
         check_settings(storage, "s", {**other, "dataset.task": "classification"})
+
+
+def test_a_study_made_with_full_batches_and_no_convergence_stop_is_refused_with_the_new_defaults():
+    """model.batch_size=200 and model.n_iter_no_change=10 became the defaults: a study made
+    before (full batches, every iteration trained, no n_iter_no_change recorded) resumes only
+    with its own settings, and says which differ in one line."""
+    storage = optuna.storages.InMemoryStorage()
+    old_cfg = compose_config(
+        ["dataset=iris", "model.batch_size=null", "model.n_iter_no_change=null"]
+    )
+    old = comparable_settings(old_cfg)
+    del old["model.n_iter_no_change"], old["model.tol"]  # not recorded then
+    record_settings(new_study(storage), old)
+    check_settings(storage, "s", comparable_settings(old_cfg))
+    with pytest.raises(
+        UserInputError,
+        match=r"^model.batch_size=200: .* model.batch_size=None \(also model.n_iter_no_change\)",
+    ):
+        check_settings(storage, "s", comparable_settings(compose_config(["dataset=iris"])))
