@@ -24,7 +24,7 @@ from pipeline.results.study_plots import (
     plotted_trials,
     slice_figure,
 )
-from pipeline.results.trials_csv import log_trials_csv, trial_rows, trials_table
+from pipeline.results.trials_csv import log_trials_csv, mean_and_std, trial_rows, trials_table
 from pipeline.tracking.store import connect
 
 N_TRIALS = 2500
@@ -117,3 +117,12 @@ def test_past_the_limit_the_plots_draw_the_best_trials_and_a_named_random_sample
 def test_a_small_study_is_drawn_whole(large_study):
     few = complete_trials(large_study)[:50]
     assert plotted_trials(few, maximize=True) == (few, "complete trials")
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 10])
+def test_the_rows_mean_and_std_are_numpys(size):
+    values = list(np.random.default_rng(size).uniform(0, 1, size))
+    mean, std = mean_and_std(values)
+    assert mean == pytest.approx(np.mean(values), abs=1e-15)
+    assert std == pytest.approx(np.std(values), abs=1e-15)
+    assert mean_and_std([]) == (None, None)
