@@ -4,6 +4,7 @@ summary and ``python -m pipeline.train run_id=`` at 100, 1,000 and 10,000 trials
     python benchmarks/bench_results.py --trials 100 1000 10000 --folder /tmp/bench-results \\
         --tracking http://127.0.0.1:5077          # a running `mlflow server` (PostgreSQL behind)
     python benchmarks/bench_results.py --trials 100 2000 --tracking sqlite
+    python benchmarks/bench_results.py ... --study-storage "$MLP_SWEEP_TEST_POSTGRES_URL"
 
 No trial is fitted: each study is written directly, once, through Optuna's storage API
 (``optuna.trial.create_trial`` + ``add_trials``) and MLflow's client (``create_run``,
@@ -25,7 +26,8 @@ Then times, median of ``--repeat`` calls, on each study:
   study's plots: what the sweep draws while the champion is refitted), split into its parts;
 - ``train run_id=``: pipeline.train.prepare_train for a child run (the lookup of its run, its
   config.yaml and the data set; no fitting).
-Loading the study from its journal is timed apart: the sweep has it loaded already. Prints a
+Loading the study is timed apart: the sweep has it loaded already. With ``--study-storage`` the
+studies are read from a database (copied there from their journals the first time). Prints a
 Markdown table; asserts nothing.
 """
 
@@ -70,6 +72,7 @@ from pipeline.names import (
     TRIAL_RUN_ATTR,
     WORKER_ATTR,
 )
+from pipeline.redaction import redact
 from pipeline.search.study import record_settings
 from pipeline.tracking.runs import create_parent_run, ending, fold_metrics, trial_run_name
 from pipeline.tracking.store import connect
@@ -244,8 +247,31 @@ def median_seconds(call, repeat: int) -> float:
     return statistics.median(times)
 
 
-def measure(n: int, folder: Path, uri: str, repeat: int) -> dict[str, float]:
-    """Seconds per step on study ``bench-n``, medians of ``repeat`` calls."""
+def study_storage(n: int, folder: Path, database: str | None):
+    """Study ``bench-n``'s storage: its journal file, or ``database`` (an Optuna RDB URL) opened
+    as a sweep opens it (pipeline.search.storage)."""
+    if database is None:
+        return open_journal(folder / f"optuna-{n}.journal")
+    from pipeline.search.storage import open_storage
+
+    return open_storage(database, heartbeat_interval=60)
+
+
+def copy_to_database(n: int, folder: Path, database: str) -> None:
+    """Copy study ``bench-n`` from its journal into ``database``, unless it is there already."""
+    storage = study_storage(n, folder, database)
+    if f"bench-{n}" not in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
+        started = time.perf_counter()
+        journal = study_storage(n, folder, None)
+        optuna.copy_study(from_study_name=f"bench-{n}", from_storage=journal, to_storage=storage)
+        print(f"copied bench-{n}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+def measure(
+    n: int, folder: Path, uri: str, repeat: int, database: str | None = None
+) -> dict[str, float]:
+    """Seconds per step on study ``bench-n`` (in ``database`` if given), medians of ``repeat``
+    calls."""
     from pipeline.results import report
     from pipeline.results.summary import SweepSummary, format_summary, state_counts
     from pipeline.tracking.lost_runs import close_lost_runs
@@ -253,10 +279,10 @@ def measure(n: int, folder: Path, uri: str, repeat: int) -> dict[str, float]:
 
     cfg = sweep_config(n, folder, uri)
     client, experiment_id = connect(uri, str(folder / "artifacts"), cfg.tracking.experiment)
+    storage = study_storage(n, folder, database)
     started = time.perf_counter()
-    study = optuna.load_study(
-        study_name=cfg.study.name, storage=open_journal(folder / f"optuna-{n}.journal")
-    )
+    study = optuna.load_study(study_name=cfg.study.name, storage=storage)
+    study.get_trials(deepcopy=False)  # a database's trials are read at the first call
     loaded = time.perf_counter() - started
     parent_id = study.user_attrs[PARENT_RUN_ATTR]
     child_id = study.trials[-1].user_attrs[TRIAL_RUN_ATTR]
@@ -277,7 +303,7 @@ def measure(n: int, folder: Path, uri: str, repeat: int) -> dict[str, float]:
         check=False,
     )
     parts = {
-        "load study (journal)": loaded,
+        "load study": loaded,
         "close lost runs": median_seconds(
             lambda: close_lost_runs(study, client, experiment_id), repeat
         ),
@@ -362,6 +388,12 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=4, help="writers of the child runs")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--study-storage",
+        default=None,
+        help="an Optuna database URL (e.g. $MLP_SWEEP_TEST_POSTGRES_URL): the studies are copied "
+        "there once and read from there instead of their journal files",
+    )
     args = parser.parse_args()
     args.folder = args.folder.resolve()
     args.folder.mkdir(parents=True, exist_ok=True)
@@ -370,10 +402,14 @@ def main() -> None:
     threads = 1 if uri.startswith("sqlite") else args.threads
     for n in args.trials:
         write_study(n, args.folder, uri, threads)
-    measure(min(args.trials), args.folder, uri, 1)  # imports and first calls, not counted
-    results = {n: measure(n, args.folder, uri, args.repeat) for n in args.trials}
+    database = args.study_storage
+    for n in args.trials if database else ():
+        copy_to_database(n, args.folder, database)
+    measure(min(args.trials), args.folder, uri, 1, database)  # imports, first calls: not counted
+    results = {n: measure(n, args.folder, uri, args.repeat, database) for n in args.trials}
     where = "SQLite" if uri.startswith("sqlite") else f"mlflow server {uri}"
-    print(f"tracking: {where}; Optuna: a journal file per study; median of {args.repeat}")
+    stored = "a journal file per study" if database is None else redact(database)
+    print(f"tracking: {where}; Optuna: {stored}; median of {args.repeat}")
     print("| seconds | " + " | ".join(f"{n:,} trials" for n in args.trials) + " |")
     print("|---|" + "---:|" * len(args.trials))
     for part in results[args.trials[0]]:
