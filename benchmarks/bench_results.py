@@ -279,10 +279,10 @@ def measure(
 
     cfg = sweep_config(n, folder, uri)
     client, experiment_id = connect(uri, str(folder / "artifacts"), cfg.tracking.experiment)
+    started = time.perf_counter()  # a journal is read when opened, a database at the first call
     storage = study_storage(n, folder, database)
-    started = time.perf_counter()
     study = optuna.load_study(study_name=cfg.study.name, storage=storage)
-    study.get_trials(deepcopy=False)  # a database's trials are read at the first call
+    study.get_trials(deepcopy=False)
     loaded = time.perf_counter() - started
     parent_id = study.user_attrs[PARENT_RUN_ATTR]
     child_id = study.trials[-1].user_attrs[TRIAL_RUN_ATTR]
