@@ -14,9 +14,9 @@ pipeline.tracking.runs), so that the code under test sees what a sweep leaves: a
 parent run and one finished child run per trial with its params, fold scores, mean, std, times,
 state tags and a 20-step learning curve. Only every 100th child run, the last and the best carry
 the trial's ``config.yaml``: ``pipeline.train run_id=`` and the champion's ``best_params.yaml``
-read it, nothing else does. The stores stay
-in ``--folder`` (a journal file per study; ``mlflow.db`` with ``--tracking sqlite``) and are
-reused by later invocations with the same folder and tracking store.
+read it, nothing else does. The stores stay in ``--folder`` (a journal file per study;
+``mlflow.db`` with ``--tracking sqlite``) and are reused by later invocations with the same
+folder and tracking store.
 
 Then times, median of ``--repeat`` calls, on each study:
 - ``close lost runs``: pipeline.tracking.lost_runs.close_lost_runs, which a sweep's lead worker
@@ -25,7 +25,9 @@ Then times, median of ``--repeat`` calls, on each study:
 - ``report``: pipeline.results.report.log_study_report on the parent run (trials.csv and the
   study's plots: what the sweep draws while the champion is refitted), split into its parts;
 - ``train run_id=``: pipeline.train.prepare_train for a child run (the lookup of its run, its
-  config.yaml and the data set; no fitting).
+  config.yaml and the data set; no fitting);
+- ``finalise``: pipeline.results.champion.finalize, the first time with the champion's refit,
+  test and registration, then again when that champion is kept (counts, lookup, report).
 Loading the study is timed apart: the sweep has it loaded already. With ``--study-storage`` the
 studies are read from a database (copied there from their journals the first time). Prints a
 Markdown table; asserts nothing.
@@ -285,7 +287,7 @@ def measure(
     study.get_trials(deepcopy=False)
     loaded = time.perf_counter() - started
     parent_id = study.user_attrs[PARENT_RUN_ATTR]
-    child_id = study.trials[-1].user_attrs[TRIAL_RUN_ATTR]
+    child_id = study.get_trials(deepcopy=False)[-1].user_attrs[TRIAL_RUN_ATTR]
     best_id = study.best_trial.user_attrs[TRIAL_RUN_ATTR]
     if "config.yaml" not in {a.path for a in client.list_artifacts(best_id)}:  # best_params.yaml
         client.log_text(best_id, config_yaml(cfg), "config.yaml")
