@@ -3,39 +3,32 @@
 The study's plots (history, importances, parallel coordinates, slices), the spread of fold
 scores of the best trials, the champion's learning curve and, on the test split, its confusion
 matrix (a classification) or its predictions and residuals (a regression) go under ``plots/``
-as PNG files (the MLflow UI shows them); every trial is a row of ``trials.csv``.
+as PNG files (the MLflow UI shows them); every trial is a row of ``trials.csv``
+(pipeline.results.trials_csv, written row by row).
 A plot that cannot be drawn (too few trials) is skipped and named in ``plots/skipped.txt``.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import optuna
-import pandas as pd
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from pipeline.model.metrics import METRICS, REGRESSION
-from pipeline.names import (
-    FAIL_REASON,
-    FIT_SECONDS,
-    TRIAL_RUN_ATTR,
-    cv_mean,
-    cv_std,
-    fold_metric,
-    fold_of_metric,
-)
 from pipeline.results import study_plots
 from pipeline.results.study_plots import MAX_WIDTH
+from pipeline.results.trials_csv import log_trials_csv
 from pipeline.search.study import study_metric
 
 # Files only: no display on a cluster node or in CI (switching works until a figure exists).
@@ -46,38 +39,6 @@ log = logging.getLogger(__name__)
 
 
 TOP_TRIALS = 10  # trials shown in the fold-spread plot
-
-
-def trials_table(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial: number, state, hyperparameters, fold scores, mean, std, times, run id.
-
-    Fold scores are the values reported to the pruner (step = fold), so a pruned trial shows
-    the folds it finished; mean and std are over those folds.
-    """
-    trials = study.get_trials(deepcopy=False)
-    metric = study_metric(study)
-    param_names = sorted({name for t in trials for name in t.params})
-    folds = max((max(t.intermediate_values, default=-1) + 1 for t in trials), default=0)
-    rows = []
-    for trial in trials:
-        scores = [trial.intermediate_values.get(fold) for fold in range(folds)]
-        finished = [s for s in scores if s is not None]
-        duration = trial.duration.total_seconds() if trial.duration is not None else None
-        rows.append(
-            {
-                "number": trial.number,
-                "state": trial.state.name,
-                **{name: trial.params.get(name) for name in param_names},
-                **{fold_metric(fold, metric): s for fold, s in enumerate(scores)},
-                cv_mean(metric): float(np.mean(finished)) if finished else None,
-                cv_std(metric): float(np.std(finished)) if finished else None,
-                FIT_SECONDS: trial.user_attrs.get(FIT_SECONDS),
-                "trial_seconds": duration,
-                TRIAL_RUN_ATTR: trial.user_attrs.get(TRIAL_RUN_ATTR),
-                FAIL_REASON: trial.user_attrs.get(FAIL_REASON),
-            }
-        )
-    return pd.DataFrame(rows)
 
 
 def study_figures(study: optuna.Study) -> tuple[dict[str, Figure], list[str]]:
@@ -108,16 +69,19 @@ def study_figures(study: optuna.Study) -> tuple[dict[str, Figure], list[str]]:
     return figures, notes
 
 
-def fold_spread_figure(table: pd.DataFrame, metric: str, top: int = TOP_TRIALS) -> Figure | None:
+def fold_spread_figure(
+    trials: Sequence[FrozenTrial], metric: str, top: int = TOP_TRIALS
+) -> Figure | None:
     """Box plot (with the folds as dots) of the fold scores, in ``metric``, of the ``top`` best
-    complete trials of :func:`trials_table`."""
-    complete = table[table["state"] == "COMPLETE"]
-    if complete.empty:
+    of the complete ``trials`` (by their value, the mean over folds)."""
+    if not trials:
         return None
-    minimize = METRICS[metric].direction == "minimize"
-    best = complete.sort_values(cv_mean(metric), ascending=minimize).head(top)
-    fold_columns = [c for c in table.columns if fold_of_metric(c, metric) is not None]
-    scores = [row[fold_columns].dropna().to_numpy(dtype=float) for _, row in best.iterrows()]
+    pick = heapq.nsmallest if METRICS[metric].direction == "minimize" else heapq.nlargest
+    best = pick(top, trials, key=lambda t: t.value)
+    scores = [
+        np.array([t.intermediate_values[f] for f in sorted(t.intermediate_values)], dtype=float)
+        for t in best
+    ]
     figure, ax = plt.subplots(figsize=(min(MAX_WIDTH, max(6.0, 0.7 * len(scores) + 2)), 4.5))
     positions = np.arange(1, len(scores) + 1)
     ax.boxplot(scores, positions=positions, widths=0.5)
@@ -125,7 +89,7 @@ def fold_spread_figure(table: pd.DataFrame, metric: str, top: int = TOP_TRIALS) 
     for position, values in zip(positions, scores, strict=True):
         jitter = rng.uniform(-0.12, 0.12, size=len(values))
         ax.scatter(position + jitter, values, s=14, alpha=0.7, color="tab:blue", zorder=3)
-    ax.set_xticks(positions, [f"#{n}" for n in best["number"]])
+    ax.set_xticks(positions, [f"#{t.number}" for t in best])
     ax.set_xlabel("trial (best first)")
     ax.set_ylabel(f"fold {METRICS[metric].label}")
     ax.set_title(f"Fold scores of the {len(scores)} best trials")
@@ -211,11 +175,11 @@ def log_report(
 
 def log_study_report(client: MlflowClient, run_id: str, study: optuna.Study) -> list[str]:
     """``trials.csv``, Optuna's plots and the fold spread; returns the artifact paths."""
-    table = trials_table(study)
-    client.log_text(run_id, table.to_csv(index=False), "trials.csv")
+    written = [log_trials_csv(client, run_id, study)]
     figures, notes = study_figures(study)
-    figures["fold_spread"] = fold_spread_figure(table, study_metric(study))
-    written = ["trials.csv", *_log_figures(client, run_id, figures)]
+    complete = study_plots.complete_trials(study)
+    figures["fold_spread"] = fold_spread_figure(complete, study_metric(study))
+    written += _log_figures(client, run_id, figures)
     if notes:
         for note in notes:
             log.info("plot skipped: %s", note)

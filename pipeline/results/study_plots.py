@@ -7,7 +7,8 @@ Value", leaves pruned trials out of the history, and its slice and parallel-coor
 let tick labels and the colour bar run into each other. Here every axis is named after the
 metric, pruned trials have their own marker, and each figure is sized for its panels with
 matplotlib's constrained layout, which keeps texts and the colour bar apart (a test checks
-their bounding boxes).
+their bounding boxes). The history shows every trial; the parallel coordinates and slices of a
+study of thousands draw its best trials and a random sample of the others, and say so.
 """
 
 from __future__ import annotations
@@ -42,10 +43,32 @@ TICK_SIZE = 8
 MAX_WIDTH = 8.4
 SLICE_COLUMNS = 3
 COLOURS = "viridis"  # the best trials in yellow, drawn last
+# Beyond this many complete trials, the parallel-coordinate and slice figures draw a sample:
+# thousands of lines or dots on top of each other show no more than a thousand do.
+MOST_PLOTTED = 1000
+BEST_PLOTTED = 100  # the best trials, always in the sample
 
 
 def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def plotted_trials(
+    trials: Sequence[FrozenTrial], maximize: bool, most: int = MOST_PLOTTED
+) -> tuple[list[FrozenTrial], str]:
+    """The complete ``trials`` a figure draws, in number order, and what they are, for its
+    title: all of them (``"complete trials"``), or, when there are more than ``most``, the
+    :data:`BEST_PLOTTED` best and a seeded random sample of the others, ``most`` in all."""
+    if len(trials) <= most:
+        return list(trials), "complete trials"
+    ranked = sorted(trials, key=lambda t: t.value, reverse=maximize)
+    best, others = ranked[:BEST_PLOTTED], ranked[BEST_PLOTTED:]
+    drawn = np.random.default_rng(0).choice(len(others), most - len(best), replace=False)
+    chosen = sorted(best + [others[i] for i in drawn], key=lambda t: t.number)
+    return chosen, (
+        f"{most:,} of {len(trials):,} complete trials: "
+        f"the {len(best)} best, {most - len(best):,} at random"
+    )
 
 
 def param_names(trials: Sequence[FrozenTrial]) -> list[str]:
@@ -104,8 +127,10 @@ def importances_figure(study: optuna.Study) -> Figure:
 
 def slice_figure(study: optuna.Study) -> Figure:
     """The score against each hyperparameter, one panel each (rows of three, so that the figure
-    fits the UI's width), coloured by trial number."""
-    trials = complete_trials(study)
+    fits the UI's width), coloured by trial number; past :data:`MOST_PLOTTED` complete trials,
+    a sample of them (:func:`plotted_trials`, named in the title)."""
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    trials, shown = plotted_trials(complete_trials(study), maximize)
     names = param_names(trials) or sorted(trials[0].params)
     columns = min(SLICE_COLUMNS, len(names))
     rows = -(-len(names) // columns)
@@ -138,14 +163,17 @@ def slice_figure(study: optuna.Study) -> Figure:
     for row in axes:
         row[0].set_ylabel(metric_label(study))
     figure.colorbar(points, ax=panels[: len(names)].tolist(), label="trial", pad=0.02)
-    figure.suptitle("Score against each hyperparameter (complete trials)")
+    figure.suptitle(f"Score against each hyperparameter ({shown})")
     return figure
 
 
 def parallel_coordinate_figure(study: optuna.Study) -> Figure:
     """One line per complete trial through the score and each hyperparameter, each on its own
-    vertical axis (its values and labels beside it), coloured by the score."""
-    trials = complete_trials(study)
+    vertical axis (its values and labels beside it), coloured by the score; past
+    :data:`MOST_PLOTTED` complete trials, a sample of them (:func:`plotted_trials`, named in
+    the title)."""
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    trials, shown = plotted_trials(complete_trials(study), maximize)
     names = param_names(trials) or sorted(trials[0].params)
     trials = [t for t in trials if all(n in t.params for n in names)]
     trials.sort(key=lambda t: t.value, reverse=study.direction.name == "MINIMIZE")
@@ -168,7 +196,7 @@ def parallel_coordinate_figure(study: optuna.Study) -> Figure:
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
     figure.colorbar(lines, ax=ax, label=metric_label(study), pad=0.02)
-    ax.set_title("Parallel coordinates (complete trials)")
+    ax.set_title(f"Parallel coordinates ({shown})")
     return figure
 
 

@@ -12,7 +12,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from pipeline.results.report import fold_spread_figure, log_report, study_figures, trials_table
+from pipeline.results.report import fold_spread_figure, log_report, study_figures
+from pipeline.results.study_plots import complete_trials
+from pipeline.results.trials_csv import trials_table
 from pipeline.tracking.store import connect
 from tests.helpers import REPORT_PLOTS
 
@@ -81,7 +83,7 @@ def test_importances_are_skipped_with_a_note_below_two_complete_trials():
 
 def test_fold_spread_shows_the_best_complete_trials_first():
     study = make_study(8)
-    figure = fold_spread_figure(trials_table(study), "accuracy", top=3)
+    figure = fold_spread_figure(complete_trials(study), "accuracy", top=3)
     labels = [t.get_text() for t in figure.axes[0].get_xticklabels()]
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     best = sorted(complete, key=lambda t: -t.value)[:3]

@@ -19,9 +19,14 @@ from pipeline.results.report import (
     fold_spread_figure,
     learning_curve_figure,
     study_figures,
-    trials_table,
 )
-from pipeline.results.study_plots import MAX_WIDTH, PRUNED_LABEL, log_ticks, metric_label
+from pipeline.results.study_plots import (
+    MAX_WIDTH,
+    PRUNED_LABEL,
+    complete_trials,
+    log_ticks,
+    metric_label,
+)
 from tests.helpers import FAST, REPORT_PLOTS, compose_config
 
 FOLDS = 5
@@ -56,7 +61,7 @@ def sweep_like_study(n_trials: int, seed: int = 0, overrides=()) -> optuna.Study
 def report_figures(study: optuna.Study) -> dict[str, matplotlib.figure.Figure]:
     figures, notes = study_figures(study)
     assert not notes
-    figures["fold_spread"] = fold_spread_figure(trials_table(study), "accuracy")
+    figures["fold_spread"] = fold_spread_figure(complete_trials(study), "accuracy")
     figures["champion_learning_curve"] = learning_curve_figure(np.geomspace(2.3, 0.01, 300))
     labels = np.arange(10)  # digits: the data set with the most classes
     y_pred = np.where(np.arange(360) % 7 == 0, (np.arange(360) + 1) % 10, np.arange(360) % 10)
