@@ -247,7 +247,7 @@ def plot(runs: list[dict], path: Path) -> None:
             axes.step(seconds, best, where="post", label=label, **style)
     axes.set_xlabel("wall time since the command started (s)")
     axes.set_ylabel("best CV accuracy so far")
-    axes.set_ylim(0.9, 1.0)
+    axes.set_ylim(0.94, 0.99)
     axes.set_title(f"digits, 5 folds, {len(runs)} seeds (| = the command's end)")
     axes.legend(loc="lower right")
     axes.grid(alpha=0.3)
