@@ -344,7 +344,8 @@ class TrialEvaluation(FoldEvaluation):
         scores = self.outcome.scores
         self.trial.set_user_attr(FOLD_SCORES_ATTR, [scores[f] for f in sorted(scores)])
         self.trial.set_user_attr(CV_STD_ATTR, float(np.std(list(scores.values()))))
-        if self.objective.checkpoint_epochs:
+        if self.objective.checkpoint_rule is not None and self.objective.checkpoint_epochs:
+            # Only a pruner that judges checkpoints reads them (one storage write per trial).
             table = self.outcome.checkpoint_table(self.objective.checkpoint_epochs)
             self.trial.set_user_attr(CHECKPOINT_SCORES_ATTR, table)
         value = float(np.mean(list(scores.values())))
