@@ -28,7 +28,7 @@ from pipeline.folds.cancel import new_cancel_flag
 from pipeline.folds.checkpoints import Checkpoints
 from pipeline.folds.fitting_time import FittingTime
 from pipeline.folds.pool import blas_threads, pool
-from pipeline.folds.worker import FoldResult, fit_fold
+from pipeline.folds.worker import CANCELLED, FoldResult, fit_fold
 from pipeline.model.ensemble import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ class FoldScheduler:
 
     def _drop_folds_after(self, owner, result: FoldResult) -> None:
         """Queue none of ``owner``'s folds after ``result``'s if that fold stopped its trial."""
-        if result.score is None and result.error != "cancelled" and owner in self._queues:
+        if result.score is None and result.error != CANCELLED and owner in self._queues:
             queue = self._queues[owner]
             queue[:] = [task for task in queue if task[FOLD_OF_TASK] < result.fold]
 

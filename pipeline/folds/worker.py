@@ -54,6 +54,8 @@ class FoldResult:
     pruned: tuple[int, float, float] | None = None
 
 
+CANCELLED = "cancelled"  # the error of a fold stopped by its cancel flag
+
 # Iterations between two looks at the cancel flag: a stat() call is far cheaper than an epoch,
 # and a cancelled fold still stops within a few epochs.
 CANCEL_CHECK_EVERY = 5
@@ -161,7 +163,7 @@ def fit_fold(
         score = validation_score(spec, model, X_valid, y_valid)
     except FoldCancelled:
         seconds = time.perf_counter() - started
-        return FoldResult(fold, None, seconds, np.empty(0), None, "cancelled", fit_started)
+        return FoldResult(fold, None, seconds, np.empty(0), None, CANCELLED, fit_started)
     except FoldPruned as stop:
         seconds = time.perf_counter() - started
         curve = np.asarray(monitor.losses, dtype=np.float64)
