@@ -72,7 +72,11 @@ def pool(workers: int):
     with children_ignore_sigint():
         executor = get_reusable_executor(max_workers=workers)
         executor.submit(ready)
+    _started.add(workers)
     return executor
+
+
+_started: set[int] = set()  # the pool sizes pool() has started in this process
 
 
 @contextmanager
@@ -100,7 +104,14 @@ def run_in_pool(processes: int, function, *args) -> Future:
     """``function(*args, blas_threads)`` in one of the pool's ``processes`` (started by the folds),
     or in this process, already done, when there is no pool (``processes`` == 1)."""
     if processes > 1:
-        return pool(processes).submit(function, *args, blas_threads(processes))
+        # The folds started the pool: take it as it is. pool() ignores Ctrl-C for the moment it
+        # takes, so that new processes start ignoring it, and a Ctrl-C in that moment (the
+        # champion's refit starts right after the last trial) was lost.
+        if processes in _started:
+            executor = get_reusable_executor(max_workers=processes)
+        else:
+            executor = pool(processes)
+        return executor.submit(function, *args, blas_threads(processes))
     future: Future = Future()
     try:
         future.set_result(function(*args, None))
@@ -113,6 +124,7 @@ def stop_fold_workers() -> None:
     """Kill the reusable loky workers at once: an interrupted sweep then exits in seconds
     instead of waiting for the folds they are still fitting."""
     get_reusable_executor().shutdown(wait=False, kill_workers=True)
+    _started.clear()
 
 
 def resolve_n_jobs(n_jobs: int, folds: int) -> int:

@@ -33,7 +33,7 @@ from pipeline.names import PARENT_RUN_ATTR, SQLITE_PREFIX
 from pipeline.search.budget import Reservations, budget_used
 from pipeline.search.objective import TrainingDiverged
 from pipeline.search.recovery import quiet_failed_trials, recover_lost_trials
-from pipeline.search.storage import open_storage
+from pipeline.search.storage import local_file, open_storage
 from pipeline.search.strategy import build_pruner, build_sampler
 from pipeline.search.study import (
     check_direction,
@@ -146,7 +146,10 @@ def lead(cfg: DictConfig, storage, sampler, pruner) -> tuple[optuna.Study, Futur
     )
     record_settings(study, comparable_settings(cfg))
     recover_lost_trials(study)
-    Reservations(study, cfg.study.n_trials, lead=True).reserve()  # before any worker asks
+    # Before any worker asks.
+    Reservations(
+        study, cfg.study.n_trials, lead=True, storage_file=local_file(cfg.study.storage)
+    ).reserve()
     resuming = budget_used(study) < cfg.study.n_trials
     return study, start_tracking(cfg, lambda: lead_tracking(cfg, study, resuming))
 

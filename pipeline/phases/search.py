@@ -25,6 +25,7 @@ from pipeline.search.budget import Reservations, budget_used
 from pipeline.search.checkpoint_bars import checkpoint_rule
 from pipeline.search.objective import Objective, TrainingDiverged, TrialEvaluation, TrialFailed
 from pipeline.search.recovery import recover_lost_trials, requeue_interrupted
+from pipeline.search.storage import local_file
 from pipeline.search.trial_loop import run_trials
 
 
@@ -71,7 +72,12 @@ class SweepTrials:
         self.fitting = FittingTime()  # of every run_trials call
         self.failures = FailureStreak(cfg.study.max_failures_in_a_row)
         self.guard = InterruptGuard()  # Ctrl-C stops at safe points only
-        self.reservations = Reservations(prepared.study, cfg.study.n_trials, lead=cfg.worker == 0)
+        self.reservations = Reservations(
+            prepared.study,
+            cfg.study.n_trials,
+            lead=cfg.worker == 0,
+            storage_file=local_file(cfg.study.storage),
+        )
 
     def run(self) -> None:
         study, cfg = self.prepared.study, self.prepared.cfg

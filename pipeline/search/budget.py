@@ -16,8 +16,12 @@ found it over budget after, leaving a pruned trial in the study per late worker.
 
 from __future__ import annotations
 
+import fcntl
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -100,17 +104,21 @@ class Reservations:
         lead: bool,
         ahead: int = RESERVED_AHEAD,
         wait_seconds: float = 30.0,
+        storage_file: Path | None = None,
     ):
         self.study, self.n_trials, self.lead, self.ahead = study, n_trials, lead, ahead
         self.wait_seconds = wait_seconds
+        self.storage_file = storage_file
 
     def reserve(self) -> int:
         """Reserve the places nobody else will (see :func:`places_to_reserve`); returns how many.
-        Only the leader calls it, so that no place is reserved twice."""
-        trials = self.study.get_trials(deepcopy=False)
-        places = places_to_reserve(trials, self.n_trials, self.ahead)
-        for place in places:
-            self.study.enqueue_trial({}, user_attrs={BUDGET_SLOT: place})
+        Only a leader calls it, so that no place is reserved twice; two leaders of one study on
+        one machine (the same command started twice) take turns (:func:`one_leader_at_a_time`)."""
+        with one_leader_at_a_time(self.storage_file):
+            trials = self.study.get_trials(deepcopy=False)
+            places = places_to_reserve(trials, self.n_trials, self.ahead)
+            for place in places:
+                self.study.enqueue_trial({}, user_attrs={BUDGET_SLOT: place})
         return len(places)
 
     def take(self) -> optuna.Trial | None:
@@ -154,6 +162,23 @@ class Reservations:
         if place + self.ahead < self.n_trials:
             self.study.enqueue_trial({}, user_attrs={BUDGET_SLOT: place + self.ahead})
         return trial
+
+
+@contextmanager
+def one_leader_at_a_time(storage_file: Path | None) -> Iterator[None]:
+    """Hold a lock beside a storage file while reserving: two leaders that read the trials at
+    the same instant would both reserve every place (the study then held twice its budget, the
+    extra trials left WAITING). A storage on a server (``storage_file`` None) has one leader,
+    worker 0 of its multirun."""
+    if storage_file is None:
+        yield
+        return
+    with open(f"{storage_file}.reserving.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def slot_attrs(trial: FrozenTrial) -> dict:

@@ -43,6 +43,16 @@ def open_storage(location: str, heartbeat_interval: int) -> optuna.storages.Base
     return open_journal(Path(location))
 
 
+def local_file(location: str) -> Path | None:
+    """The file of a storage on this machine's file system (a journal, a SQLite database), or
+    None for a server (PostgreSQL, MySQL, a storage proxy)."""
+    if location.startswith(SQLITE_PREFIX):
+        return Path(location.removeprefix(SQLITE_PREFIX))
+    if "://" in location:
+        return None
+    return Path(location)
+
+
 def open_grpc_proxy(location: str, timeout: float = 10.0) -> optuna.storages.BaseStorage:
     """The client of the storage proxy at ``grpc://HOST:PORT``, once it answers."""
     import warnings
