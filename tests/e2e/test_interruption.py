@@ -52,7 +52,9 @@ ARGS = [
 
 
 def start(folder, args: list[str]) -> subprocess.Popen:
-    """The sweep in its own session, so that a signal can go to its whole process group."""
+    """The sweep in its own session, so that a signal can go to its whole process group, with
+    Ctrl-C as a terminal gives it: a suite started in the background of a shell without job
+    control inherits SIGINT ignored, which the sweep would keep after its trials."""
     return subprocess.Popen(
         [sys.executable, "-m", "pipeline.sweep", *args],
         cwd=folder,
@@ -60,6 +62,7 @@ def start(folder, args: list[str]) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
