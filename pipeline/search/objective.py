@@ -245,10 +245,16 @@ class Objective:
         self.checkpoint_rule = checkpoint_rule
         self._best_value: float | None = None  # of this worker's complete trials
 
+    @property
+    def judges_checkpoints(self) -> bool:
+        """Whether the pruner stops folds at checkpoint epochs (then complete trials keep their
+        scores there, from which the bars are drawn)."""
+        return self.checkpoint_rule is not None and bool(self.checkpoint_epochs)
+
     def checkpoints(self, study: optuna.Study) -> Checkpoints:
         """The checkpoints of a trial that begins now, with the bars of the study's complete
         trials so far (pipeline.search.checkpoint_bars)."""
-        if self.checkpoint_rule is None or not self.checkpoint_epochs:
+        if not self.judges_checkpoints:
             return Checkpoints(self.checkpoint_epochs)
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
@@ -344,8 +350,7 @@ class TrialEvaluation(FoldEvaluation):
         scores = self.outcome.scores
         self.trial.set_user_attr(FOLD_SCORES_ATTR, [scores[f] for f in sorted(scores)])
         self.trial.set_user_attr(CV_STD_ATTR, float(np.std(list(scores.values()))))
-        if self.objective.checkpoint_rule is not None and self.objective.checkpoint_epochs:
-            # Only a pruner that judges checkpoints reads them (one storage write per trial).
+        if self.objective.judges_checkpoints:  # else nobody reads them: one write less
             table = self.outcome.checkpoint_table(self.objective.checkpoint_epochs)
             self.trial.set_user_attr(CHECKPOINT_SCORES_ATTR, table)
         value = float(np.mean(list(scores.values())))
