@@ -15,20 +15,19 @@ from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
-from pipeline.names import (
-    CLOSED_BY_TAG,
-    FAIL_REASON,
-    FINISHED_STATES,
-    ROLE_TAG,
-    STUDY_TAG,
-    TRIAL_RUN_ATTR,
-)
+from pipeline.names import CLOSED_BY_TAG, FAIL_REASON, FINISHED_STATES
 from pipeline.search.recovery import owner_gone
 from pipeline.search.study import study_metric
-from pipeline.tracking.runs import ending, fold_score_metrics, trial_run_name
+from pipeline.tracking.runs import (
+    ending,
+    fold_score_metrics,
+    params_of,
+    trial_run_ids,
+    trial_run_name,
+)
 
 
-def close_lost_runs(study: optuna.Study, client: MlflowClient, experiment_id: str) -> None:
+def close_lost_runs(study: optuna.Study, client: MlflowClient, experiment_id: str, parent_id: str):
     """Close the MLflow runs of finished trials whose process can no longer close them.
 
     A trial's process closes its run just after the trial ends in Optuna (the logging runs in
@@ -38,10 +37,12 @@ def close_lost_runs(study: optuna.Study, client: MlflowClient, experiment_id: st
     noticed; or by pid), or any finished trial whose recorded process on this host is gone.
     Such a run gets the trial's state and the fold scores the study holds, and is closed.
     """
-    running = running_trial_runs(client, experiment_id, study.study_name)
+    running = trial_run_ids(client, experiment_id, parent_id, running=True)
+    if not running:
+        return
     for trial in study.get_trials(deepcopy=False, states=FINISHED_STATES):
-        run_id = trial.user_attrs.get(TRIAL_RUN_ATTR)
-        if run_id not in running:
+        run_id = running.get(trial.number)
+        if run_id is None:
             continue
         reason = trial.user_attrs.get(FAIL_REASON)
         lost_failure = trial.state == TrialState.FAIL and (reason or "lost").startswith("lost")
@@ -50,29 +51,9 @@ def close_lost_runs(study: optuna.Study, client: MlflowClient, experiment_id: st
         close_from_study(client, run_id, trial, study_metric(study))
 
 
-def running_trial_runs(client: MlflowClient, experiment_id: str, study_name: str) -> set[str]:
-    """Ids of the study's trial runs whose status is RUNNING (one query per 1000 runs)."""
-    found, token = set(), None
-    while True:
-        page = client.search_runs(
-            [experiment_id],
-            filter_string="attributes.status = 'RUNNING'",
-            max_results=1000,
-            page_token=token,
-        )
-        found |= {
-            run.info.run_id
-            for run in page
-            if run.data.tags.get(STUDY_TAG) == study_name and run.data.tags.get(ROLE_TAG) == "trial"
-        }
-        token = page.token
-        if not token:
-            return found
-
-
 def close_from_study(client: MlflowClient, run_id: str, trial: FrozenTrial, metric: str) -> None:
-    """Log what the study knows of ``trial`` (state, reason, fold scores in ``metric``) and
-    close its run."""
+    """Log what the study knows of ``trial`` (state, reason, parameters, fold scores in
+    ``metric``) and close its run."""
     now = int(time.time() * 1000)
     metrics = fold_score_metrics(metric, trial.intermediate_values, now)
     state = trial.state.name
@@ -81,5 +62,5 @@ def close_from_study(client: MlflowClient, run_id: str, trial: FrozenTrial, metr
         reason = "lost: its process ended mid-trial"
     status, tags = ending(trial_run_name(trial.number), state, reason)
     tags.append(RunTag(CLOSED_BY_TAG, "a later start: the trial's process ended before its run"))
-    client.log_batch(run_id, metrics=metrics, tags=tags)
+    client.log_batch(run_id, metrics=metrics, params=params_of(trial.params), tags=tags)
     client.set_terminated(run_id, status=status)
