@@ -1,9 +1,9 @@
-"""MLflow runs that their trial's process can no longer close, found and closed from the study.
+"""MLflow runs that their trial's process can no longer write, closed (or made) from the study.
 
-A trial's process closes its run just after the trial ends in Optuna (the logging runs in the
-background, see pipeline.tracking.background); a process killed in between, or a trial failed
-as lost, leaves its run RUNNING. The lead worker closes such runs when it starts and before it
-finalises the study.
+A trial's process writes its run on its tracking thread: it creates it as the trial starts and
+closes it just after the trial ends in Optuna (pipeline.tracking.run_writer); a process killed
+in between, or a trial failed as lost, leaves its run RUNNING, or never created. The lead worker
+closes or creates such runs when it starts and before it finalises the study.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
-from pipeline.names import CLOSED_BY_TAG, FAIL_REASON, FINISHED_STATES
+from pipeline.names import CLOSED_BY_TAG, FAIL_REASON, FINISHED_STATES, OWNER_ATTR
 from pipeline.search.recovery import owner_gone
 from pipeline.search.study import study_metric
 from pipeline.tracking.runs import (
+    TrialRun,
     ending,
     fold_score_metrics,
     params_of,
@@ -28,27 +29,55 @@ from pipeline.tracking.runs import (
 
 
 def close_lost_runs(study: optuna.Study, client: MlflowClient, experiment_id: str, parent_id: str):
-    """Close the MLflow runs of finished trials whose process can no longer close them.
+    """Close the MLflow runs of finished trials whose process can no longer close them, and
+    write the runs it never created.
 
-    A trial's process closes its run just after the trial ends in Optuna (the logging runs in
-    the background, see pipeline.tracking.background). A finished trial whose run is still
-    RUNNING therefore either belongs to a live process still logging it (left alone) or lost
+    A trial's process writes its run on its tracking thread (created as the trial starts, closed
+    as it ends; pipeline.tracking.run_writer). A finished trial whose run is still RUNNING, or
+    has none, therefore either belongs to a live process still writing it (left alone) or lost
     its process: a FAIL trial failed as lost (by heartbeat on RDB storages, by whichever worker
     noticed; or by pid), or any finished trial whose recorded process on this host is gone.
-    Such a run gets the trial's state and the fold scores the study holds, and is closed.
+    Such a run gets the trial's state, parameters and the fold scores the study holds, and is
+    closed; so every finished trial keeps a run.
     """
-    running = trial_run_ids(client, experiment_id, parent_id, running=True)
-    if not running:
+    lost = [
+        trial
+        for trial in study.get_trials(deepcopy=False, states=FINISHED_STATES)
+        if lost_process(trial)
+    ]
+    if not lost:
         return
-    for trial in study.get_trials(deepcopy=False, states=FINISHED_STATES):
+    running = trial_run_ids(client, experiment_id, parent_id, running=True)
+    metric = study_metric(study)
+    for trial in lost:
         run_id = running.get(trial.number)
         if run_id is None:
-            continue
-        reason = trial.user_attrs.get(FAIL_REASON)
-        lost_failure = trial.state == TrialState.FAIL and (reason or "lost").startswith("lost")
-        if not (lost_failure or owner_gone(trial)):
-            continue
-        close_from_study(client, run_id, trial, study_metric(study))
+            if trial_run_ids(client, experiment_id, parent_id, number=trial.number):
+                continue  # closed by its own process
+            run_id = recreated_run(client, experiment_id, parent_id, study.study_name, trial)
+        close_from_study(client, run_id, trial, metric)
+
+
+def lost_process(trial: FrozenTrial) -> bool:
+    """Whether the finished ``trial``'s process can no longer write its run."""
+    reason = trial.user_attrs.get(FAIL_REASON)
+    lost_failure = trial.state == TrialState.FAIL and (reason or "lost").startswith("lost")
+    return lost_failure or owner_gone(trial)
+
+
+def recreated_run(
+    client: MlflowClient, experiment_id: str, parent_id: str, study_name: str, trial: FrozenTrial
+) -> str:
+    """The run of ``trial``, whose process died before its tracking thread created it, with the
+    tags it would have had (its owner's host and pid)."""
+    owner = trial.user_attrs.get(OWNER_ATTR) or {}
+    tags = {"mlp_sweep.host": str(owner.get("host")), "mlp_sweep.pid": str(owner.get("pid"))}
+    run = TrialRun(
+        client, experiment_id, parent_id, study_name, trial.number, owner.get("worker", 0),
+        tags=tags if owner else None,
+    )  # fmt: skip
+    run.open()
+    return run.run_id
 
 
 def close_from_study(client: MlflowClient, run_id: str, trial: FrozenTrial, metric: str) -> None:

@@ -145,7 +145,7 @@ def merged(base: list[str], changes: list[str]) -> list[str]:
 
 
 def wait_for_running_trial(storage: str, name: str, worker: int, timeout: float = 240):
-    """The newest RUNNING trial of ``worker`` that it recorded as its own, once ``worker`` has
+    """The newest RUNNING trial of ``worker`` with all its parameters, once ``worker`` has
     finished a trial: it is inside its folds now, for most of a trial's length.
 
     A worker's first trials open their runs only when its MLflow store is up, which for a trial
@@ -164,9 +164,11 @@ def wait_for_running_trial(storage: str, name: str, worker: int, timeout: float 
             for t in study.get_trials()
             if t.user_attrs.get(OWNER_ATTR, {}).get("worker") == worker
         ]
-        if any(t.state.is_finished() for t in trials):
-            for trial in reversed(trials):
-                if trial.state == optuna.trial.TrialState.RUNNING:
+        finished = [t for t in trials if t.state.is_finished()]
+        if finished:
+            for trial in reversed(trials):  # with all its parameters: inside its folds
+                running = trial.state == optuna.trial.TrialState.RUNNING
+                if running and set(trial.params) == set(finished[0].params):
                     return trial
         time.sleep(0.05)
     raise AssertionError(f"worker {worker} never ran a trial after its first")

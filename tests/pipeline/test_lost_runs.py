@@ -91,3 +91,31 @@ def test_only_runs_whose_trial_process_is_gone_are_closed(tmp_path):
     # A live process (this one; or another host's that failed a trial itself) logs its own run.
     assert client.get_run(live_complete).info.status == "RUNNING"
     assert client.get_run(live_diverged).info.status == "RUNNING"
+
+
+def test_a_finished_trial_whose_process_died_before_its_run_was_created_gets_one(tmp_path):
+    """Runs are created on the tracking thread: a process killed with its queue unwritten leaves
+    a told trial without any run. The next start writes it, closed, from the study."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client, experiment_id = connect(uri, str(tmp_path / "artifacts"), "lost")
+    study = optuna.create_study(study_name=STUDY, direction="maximize")
+    parent = client.create_run(experiment_id).info.run_id
+    trial = study.ask()
+    trial.suggest_float("learning_rate", 0.01, 0.1)
+    trial.report(0.75, step=0)
+    trial.set_user_attr(OWNER_ATTR, {"host": socket.gethostname(), "pid": dead_pid(), "worker": 3})
+    study.tell(trial, 0.75)
+    live = study.ask()  # this process's own trial, told, its run not written yet: left alone
+    live.set_user_attr(OWNER_ATTR, {"host": socket.gethostname(), "pid": os.getpid(), "worker": 0})
+    study.tell(live, 0.5)
+
+    close_lost_runs(study, client, experiment_id, parent)
+    close_lost_runs(study, client, experiment_id, parent)  # once only
+
+    (run,) = client.search_runs([experiment_id], "tags.`mlp_sweep.role` = 'trial'")
+    assert run.data.tags["optuna.trial_number"] == str(trial.number)
+    assert run.data.tags["mlflow.parentRunId"] == parent
+    assert run.data.tags["mlp_sweep.worker"] == "3"
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["cv_accuracy_mean"] == 0.75
+    assert "learning_rate" in run.data.params
