@@ -12,9 +12,8 @@ No trial is fitted: each study is written directly, once, through Optuna's stora
 pipeline.tracking.runs), so that the code under test sees what a sweep leaves: a study
 ``bench-N`` (60 % complete with 5 fold scores, 35 % pruned after 1-4 folds, 5 % failed), its
 parent run and one finished child run per trial with its params, fold scores, mean, std, times,
-state tags and a 20-step learning curve. Only every 100th child run, the last and the best carry
-the trial's ``config.yaml``: ``pipeline.train run_id=`` and the champion's ``best_params.yaml``
-read it, nothing else does. The stores stay in ``--folder`` (a journal file per study;
+state tags and a 20-step learning curve; the study's ``config.yaml`` is the parent run's, where
+``pipeline.train run_id=`` and the champion's ``best_params.yaml`` read it. The stores stay in ``--folder`` (a journal file per study;
 ``mlflow.db`` with ``--tracking sqlite``) and are reused by later invocations with the same
 folder and tracking store.
 
@@ -24,8 +23,8 @@ Then times, median of ``--repeat`` calls, on each study:
 - ``summary``: state counts, best trial and the printed summary (pipeline.results.summary);
 - ``report``: pipeline.results.report.log_study_report on the parent run (trials.csv and the
   study's plots: what the sweep draws while the champion is refitted), split into its parts;
-- ``train run_id=``: pipeline.train.prepare_train for a child run (the lookup of its run, its
-  config.yaml and the data set; no fitting);
+- ``train run_id=``: pipeline.train.prepare_train for a child run (the lookup of its run, the
+  parent's config.yaml and the data set; no fitting);
 - ``finalise``: pipeline.results.champion.finalize, the first time with the champion's refit,
   test and registration, then again when that champion is kept (counts, lookup, report).
 Loading the study is timed apart: the sweep has it loaded already. With ``--study-storage`` the
@@ -63,25 +62,27 @@ from pipeline.config.settings import (
     sweep_params,
 )
 from pipeline.names import (
-    CV_STD_ATTR,
     FAIL_REASON,
     FIT_SECONDS,
-    FOLD_SCORES_ATTR,
+    OWNER_ATTR,
     PARENT_RUN_ATTR,
     ROLE_TAG,
     STUDY_TAG,
     TRIAL_NUMBER_TAG,
-    TRIAL_RUN_ATTR,
-    WORKER_ATTR,
 )
 from pipeline.redaction import redact
 from pipeline.search.study import record_settings
-from pipeline.tracking.runs import create_parent_run, ending, fold_metrics, trial_run_name
+from pipeline.tracking.runs import (
+    create_parent_run,
+    ending,
+    fold_metrics,
+    trial_run_ids,
+    trial_run_name,
+)
 from pipeline.tracking.store import connect
 
 FOLDS = 5
 CURVE_STEPS = 20
-CONFIG_EVERY = 100  # every 100th child run carries config.yaml (what train run_id= reads)
 DONE_TAG = "bench_results.trials"  # on the experiment once its study is written in full
 DISTRIBUTIONS = {
     "learning_rate": FloatDistribution(0.001, 0.1, log=True),
@@ -152,7 +153,7 @@ def synthetic_trial(number: int, rng: np.random.Generator) -> dict:
     }
 
 
-def log_child_run(client, experiment_id, parent_id, study_name, fixed, config, trial) -> str:
+def log_child_run(client, experiment_id, parent_id, study_name, fixed, trial) -> str:
     """The trial's finished child run, as pipeline.tracking.runs.TrialRun leaves it."""
     number = trial["number"]
     tags = {
@@ -170,21 +171,17 @@ def log_child_run(client, experiment_id, parent_id, study_name, fixed, config, t
         "accuracy", trial["scores"], trial["fit_seconds"], trial["curve"], trial["fit_seconds"]
     )
     client.log_batch(run_id, metrics=metrics, params=params, tags=end_tags)
-    if config is not None:
-        client.log_text(run_id, config, "config.yaml")
     client.set_terminated(run_id, status=status)
     return run_id
 
 
-def frozen_trial(trial: dict, run_id: str) -> optuna.trial.FrozenTrial:
+def frozen_trial(trial: dict) -> optuna.trial.FrozenTrial:
     scores = trial["scores"]
-    attrs = {WORKER_ATTR: 0, TRIAL_RUN_ATTR: run_id, FIT_SECONDS: trial["fit_seconds"]}
+    owner = {"host": "bench", "pid": 1, "worker": 0}
+    attrs = {OWNER_ATTR: owner, FIT_SECONDS: trial["fit_seconds"]}
     value = None
     if trial["state"] == "COMPLETE":
-        ordered = [scores[f] for f in sorted(scores)]
-        attrs[FOLD_SCORES_ATTR] = ordered
-        attrs[CV_STD_ATTR] = float(np.std(ordered))
-        value = float(np.mean(ordered))
+        value = float(np.mean([scores[f] for f in sorted(scores)]))
     elif trial["state"] == "PRUNED":
         value = scores[max(scores)]  # what the sweep's pruned trials hold: their last fold
     if trial["reason"]:
@@ -221,20 +218,16 @@ def write_study(n: int, folder: Path, uri: str, threads: int) -> None:
         client, experiment_id, study.study_name, sweep_params(cfg), config_yaml(cfg)
     )
     study.set_user_attr(PARENT_RUN_ATTR, parent_id)
-    fixed, config = fixed_model_params(cfg), config_yaml(cfg)
+    fixed = fixed_model_params(cfg)
     rng = np.random.default_rng(n)
     trials = [synthetic_trial(number, rng) for number in range(n)]
 
     def child(trial):
-        with_config = trial["number"] % CONFIG_EVERY == 0 or trial["number"] == n - 1
-        return log_child_run(
-            client, experiment_id, parent_id, study.study_name, fixed,
-            config if with_config else None, trial,
-        )  # fmt: skip
+        return log_child_run(client, experiment_id, parent_id, study.study_name, fixed, trial)
 
     with ThreadPoolExecutor(threads) as pool:
-        run_ids = list(pool.map(child, trials))
-    study.add_trials([frozen_trial(t, r) for t, r in zip(trials, run_ids, strict=True)])
+        list(pool.map(child, trials))
+    study.add_trials([frozen_trial(t) for t in trials])
     client.set_terminated(parent_id, status="FINISHED")
     client.set_experiment_tag(experiment_id, DONE_TAG, str(n))
     print(f"wrote study bench-{n}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
@@ -287,10 +280,8 @@ def measure(
     study.get_trials(deepcopy=False)
     loaded = time.perf_counter() - started
     parent_id = study.user_attrs[PARENT_RUN_ATTR]
-    child_id = study.get_trials(deepcopy=False)[-1].user_attrs[TRIAL_RUN_ATTR]
-    best_id = study.best_trial.user_attrs[TRIAL_RUN_ATTR]
-    if "config.yaml" not in {a.path for a in client.list_artifacts(best_id)}:  # best_params.yaml
-        client.log_text(best_id, config_yaml(cfg), "config.yaml")
+    last = study.get_trials(deepcopy=False)[-1].number
+    child_id = trial_run_ids(client, experiment_id, parent_id, number=last)[last]
 
     def summary():
         counts = state_counts(study)

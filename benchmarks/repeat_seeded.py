@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
-from pipeline.names import TRIAL_RUN_ATTR  # noqa: E402
+from pipeline.names import PARENT_RUN_ATTR  # noqa: E402
+from pipeline.tracking.runs import trial_run_ids  # noqa: E402
 from tests.helpers import SEEDED_SWEEP  # noqa: E402  (the test's own command line)
 
 
@@ -39,6 +40,8 @@ def trials_of(folder: Path) -> list[dict]:
     storage = JournalStorage(JournalFileBackend(str(folder / "mlruns" / "optuna.journal")))
     study = optuna.load_study(study_name="iris-mlp", storage=storage)
     client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
+    parent = client.get_run(study.user_attrs[PARENT_RUN_ATTR])
+    runs = trial_run_ids(client, parent.info.experiment_id, parent.info.run_id)
     return [
         {
             "number": t.number,
@@ -47,10 +50,9 @@ def trials_of(folder: Path) -> list[dict]:
             # repr keeps every bit of a float: 0.9666666666666667 vs 0.9666666666666666
             "value": repr(t.value),
             "reported": {step: repr(v) for step, v in sorted(t.intermediate_values.items())},
-            "fold_scores": [repr(s) for s in t.user_attrs.get("fold_scores", [])],
             # Accuracies move in steps of 1/n_valid and hide small numeric differences; the
             # training loss (the folds' mean, per iteration) shows any changed bit.
-            "loss_curve": loss_digest(client, t.user_attrs.get(TRIAL_RUN_ATTR)),
+            "loss_curve": loss_digest(client, runs.get(t.number)),
         }
         for t in study.trials
     ]

@@ -10,19 +10,21 @@ from __future__ import annotations
 from optuna.trial import TrialState
 
 # --- Optuna trial user attributes -----------------------------------------------------------
-OWNER_HOST = "host"  # the host and pid of the process running the trial (lost-trial checks)
+# The process running the trial, {"host", "pid", "worker"} (the multirun worker index): the
+# lost-trial checks read it. One attribute, since each is a write (an fsync on a journal file).
+OWNER_ATTR = "owner"
+OWNER_HOST = "host"  # studies made before OWNER_ATTR kept the owner's host and pid apart
 OWNER_PID = "pid"
 FAIL_REASON = "fail_reason"  # one line: why a trial was pruned or failed
 RETRY_OF = "retry_of"  # a re-enqueued lost or interrupted trial: the number it replaces
 OVER_BUDGET = "over_budget"  # a trial over the budget (made by versions before reservations)
 BUDGET_SLOT = "budget_slot"  # a reserved trial's place in study.n_trials (pipeline.search.budget)
-WORKER_ATTR = "worker"  # the multirun worker index that ran the trial
-FOLD_SCORES_ATTR = "fold_scores"  # the complete trial's fold scores, in fold order
-CV_STD_ATTR = "cv_std"  # their standard deviation (the mean is the trial's value)
+# A trial's fold scores are its intermediate values (step = fold), reported to the pruner.
 # The complete trial's validation scores at the epochs of cv.checkpoints: {"<epoch>": [by fold]}
 CHECKPOINT_SCORES_ATTR = "checkpoint_scores"
 FIT_SECONDS = "fit_seconds"  # CPU seconds of fitting, summed over folds (also an MLflow metric)
-TRIAL_RUN_ATTR = "mlflow_run_id"  # the trial's MLflow run
+# A trial's MLflow run is created on the tracking thread, after the trial may have ended: the
+# run names its trial (STUDY_TAG, TRIAL_NUMBER_TAG and its parent run), not the other way round.
 
 # --- Optuna study user attributes -----------------------------------------------------------
 SETTINGS_ATTR = "settings"  # what the study's scores depend on ({"cv.folds": 5, ...})
@@ -40,6 +42,7 @@ CLOSED_BY_TAG = "mlp_sweep.closed_by"  # a run closed by a later start, not by i
 SOURCE_RUN_TAG = "mlp_sweep.source_run"  # a train run that reproduces this run
 CHAMPION_TRIAL_TAG = "mlp_sweep.best_trial"  # on a registered version: the trial it refits
 RUN_NAME_TAG = "mlflow.runName"  # MLflow's own: setting it renames the run
+PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own: nests a trial's run under the study's
 # MLflow's own experiment tag: this kind puts "Training runs" in the menu of the UI's GenAI mode.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"

@@ -1,8 +1,9 @@
 """A trial's exact configuration, rebuilt from its MLflow run, and written as a Hydra config file.
 
-Everything that decides a trial's fold scores is recorded on its run: the hyperparameters as
-params, and the data set, folds, hold-out size, seed and fixed model settings in the run's
-``config.yaml``. :func:`settings_from_run` reads them back in the shape of ``conf/train.yaml``, so
+Everything that decides a trial's fold scores is recorded: the hyperparameters as params of its
+run, and the data set, folds, hold-out size, seed and fixed model settings in ``config.yaml``,
+the study's on its parent run (a study's trials all share these settings; runs logged before
+this kept a copy each) or a ``pipeline.train`` run's own. :func:`settings_from_run` reads them back in the shape of ``conf/train.yaml``, so
 ``python -m pipeline.train run_id=...`` and the ``best_params.yaml`` file a sweep leaves behind
 both train the very same network.
 """
@@ -21,7 +22,13 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from pipeline.errors import UserInputError
-from pipeline.names import LEGACY_METRIC, LEGACY_MODEL, LEGACY_TASK, fold_of_metric
+from pipeline.names import (
+    LEGACY_METRIC,
+    LEGACY_MODEL,
+    LEGACY_TASK,
+    PARENT_RUN_TAG,
+    fold_of_metric,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +71,16 @@ def flat_params(node: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def recorded_config(client: MlflowClient, run: mlflow.entities.Run):
+    """The ``config.yaml`` of ``run``, or of its parent run when it has none of its own."""
+    own = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
+    parent = run.data.tags.get(PARENT_RUN_TAG)
+    source = run.info.run_id if "config.yaml" in own or parent is None else parent
+    with tempfile.TemporaryDirectory() as tmp:
+        path = client.download_artifacts(source, "config.yaml", tmp)
+        return OmegaConf.create(Path(path).read_text())
+
+
 def settings_from_run(client: MlflowClient, run_id: str) -> tuple[dict, dict[int, float]]:
     """The train-config settings of a logged trial (or train run) and its recorded fold scores.
 
@@ -78,9 +95,7 @@ def settings_from_run(client: MlflowClient, run_id: str) -> tuple[dict, dict[int
             f"run_id={run_id}: no such run in this tracking store (check tracking.uri)"
         ) from None
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = client.download_artifacts(run_id, "config.yaml", tmp)
-            recorded = OmegaConf.create(Path(path).read_text())
+        recorded = recorded_config(client, run)
         params = params_node(run.data.params)
     except (OSError, KeyError, ValueError, mlflow.exceptions.MlflowException) as error:
         raise UserInputError(

@@ -47,7 +47,7 @@ def finalise(prepared: PreparedSweep, fitting: FittingTime):
     log_fitting_time(client, parent_id, fitting, cfg.worker)
     if cfg.worker != 0:
         return None
-    close_lost_runs(study, client, experiment_id)
+    close_lost_runs(study, client, experiment_id, parent_id)
     with finishing_bar(cfg.progress_bar, FINISHING_STEPS) as announce:
         summary = finalize(
             study,

@@ -44,6 +44,7 @@ from pipeline.search.study import (
     record_settings,
 )
 from pipeline.tracking.background import BackgroundLog, run_in_thread
+from pipeline.tracking.run_writer import RunWriter
 
 # How long a new parent run waits for a second sweep of the same study, started together, to
 # record its own (pipeline.phases.prepare.claim_parent_run).
@@ -70,8 +71,8 @@ class PreparedSweep:
     spec: ModelSpec  # what each fold learns and how it is scored
     study: optuna.Study
     tracking: Future  # of Tracking: ready while the first trial already runs
-    background: BackgroundLog  # each trial's logging, overlapping the next trial's folds
-    config_yaml: str
+    background: BackgroundLog  # work overlapping the trials (imports for the end)
+    runs: RunWriter  # writes each trial's run, overlapping the next trials
 
 
 def prepare(cfg: DictConfig) -> PreparedSweep:
@@ -112,7 +113,8 @@ def prepare(cfg: DictConfig) -> PreparedSweep:
         # The end's modules (plots: matplotlib, pandas) are imported during the trials.
         tracking.add_done_callback(lambda _: background.submit(import_finalisation))
     spec = model_spec(cfg, data)
-    return PreparedSweep(cfg, data, split, spec, study, tracking, background, config_yaml(cfg))
+    runs = RunWriter(background)
+    return PreparedSweep(cfg, data, split, spec, study, tracking, background, runs)
 
 
 class DiskFullReported(logging.Filter):
@@ -205,7 +207,7 @@ def lead_tracking(cfg: DictConfig, study: optuna.Study, resuming: bool) -> Track
         parent_id = claim_parent_run(client, experiment_id, cfg, study)
     elif resuming:
         client.update_run(parent_id, status="RUNNING")
-    close_lost_runs(study, client, experiment_id)
+    close_lost_runs(study, client, experiment_id, parent_id)
     return Tracking(client, experiment_id, parent_id)
 
 

@@ -1,7 +1,7 @@
 """Phase 2 of a sweep: the trials, until the study's budget is used (or Ctrl-C).
 
-Each trial's MLflow run is opened once the tracking store is ready and closed on the background
-logging thread. Ctrl-C stops the sweep at safe points only (pipeline.folds.interruption): the
+Each trial's MLflow run is opened once the tracking store is ready, and written by the sweep's
+run writer (pipeline.tracking.run_writer) while the next trials run. Ctrl-C stops the sweep at safe points only (pipeline.folds.interruption): the
 trials in flight end as interrupted, their parameters are enqueued again, and the parent run is
 closed as KILLED, so that the same command resumes.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from functools import partial
 
 import optuna
 
@@ -19,11 +18,10 @@ from pipeline.errors import UserInputError
 from pipeline.folds.fitting_time import FittingTime
 from pipeline.folds.interruption import InterruptGuard
 from pipeline.folds.pool import limit_worker_threads, resolve_n_jobs, stop_fold_workers
-from pipeline.names import TRIAL_RUN_ATTR, WORKER_ATTR
 from pipeline.phases.prepare import PreparedSweep
 from pipeline.search.budget import Reservations, budget_used
 from pipeline.search.checkpoint_bars import checkpoint_rule
-from pipeline.search.objective import Objective, TrainingDiverged, TrialEvaluation, TrialFailed
+from pipeline.search.objective import Objective, TrainingDiverged, TrialFailed
 from pipeline.search.recovery import recover_lost_trials, requeue_interrupted
 from pipeline.search.storage import local_file
 from pipeline.search.trial_loop import run_trials
@@ -36,13 +34,13 @@ def search(prepared: PreparedSweep) -> FittingTime:
     try:
         with trials.guard:
             trials.run()
+        prepared.runs.flush()
     except KeyboardInterrupt:
         trials.interrupted()
         raise
     except BaseException:
-        prepared.background.flush(raise_error=False)
+        prepared.runs.flush(raise_error=False)
         raise
-    prepared.background.flush()
     return trials.fitting
 
 
@@ -64,9 +62,10 @@ class SweepTrials:
             n_jobs=self.n_jobs,
             open_run=self.open_run,
             log_models=cfg.tracking.log_trial_models,
-            background=prepared.background,
+            writer=prepared.runs,
             checkpoint_epochs=cfg.cv.checkpoints,
             checkpoint_rule=checkpoint_rule(cfg.pruner),
+            worker=cfg.worker,
         )
         limit_worker_threads(self.n_jobs)
         self.fitting = FittingTime()  # of every run_trials call
@@ -99,7 +98,7 @@ class SweepTrials:
         cfg = self.prepared.cfg
         fitting = run_trials(
             self.prepared.study,
-            self.begin,
+            self.objective.begin,
             n_trials=n_trials,
             workers=self.objective.workers,
             catch=(TrainingDiverged, TrialFailed),
@@ -117,27 +116,20 @@ class SweepTrials:
         for folds); the end of the budget is when no reserved trial is left to take."""
         return self.guard.requested
 
-    def begin(self, trial: optuna.Trial) -> TrialEvaluation:
-        cfg = self.prepared.cfg
-        trial.set_user_attr(WORKER_ATTR, cfg.worker)
-        return self.objective.begin(trial)
-
     def open_run(self, trial: optuna.Trial, params: dict, wait: bool):
         """The trial's MLflow run, or None while the store is not ready and ``wait`` is False
-        (asked again as the trial's folds arrive)."""
+        (asked again as the trial's folds arrive). The run is created on the tracking thread,
+        before anything else is logged to it (in order); its parameters go in when it closes."""
         prepared = self.prepared
         if not (wait or prepared.tracking.done()):
             return None
         from pipeline.tracking.runs import TrialRun  # loaded by now, on the tracking thread
 
         client, experiment_id, parent_id = prepared.tracking.result()
-        cfg = prepared.cfg
         study_name = prepared.study.study_name
-        run = TrialRun(client, experiment_id, parent_id, study_name, trial.number, cfg.worker)
-        trial.set_user_attr(TRIAL_RUN_ATTR, run.run_id)
-        # Its parameters and config go on the tracking thread, before the run's end (in order).
-        all_params = {**params, **fixed_model_params(cfg)}
-        prepared.background.submit(partial(run.log_start, all_params, prepared.config_yaml))
+        worker = prepared.cfg.worker
+        run = TrialRun(client, experiment_id, parent_id, study_name, trial.number, worker)
+        prepared.runs.open(run)
         return run
 
     def interrupted(self) -> None:
@@ -145,7 +137,7 @@ class SweepTrials:
         trials (the parent run is closed by pipeline.phases.finalise.end_parent_run)."""
         prepared = self.prepared
         stop_fold_workers()
-        prepared.background.flush(raise_error=False)  # every trial's run closed, KILLED included
+        prepared.runs.flush(raise_error=False)  # every trial's run closed, KILLED included
         requeue_interrupted(prepared.study)
 
 

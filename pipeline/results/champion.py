@@ -19,7 +19,7 @@ from pipeline.folds.pool import run_in_pool
 from pipeline.folds.worker import refit
 from pipeline.model.ensemble import FoldEnsemble, ModelSpec
 from pipeline.model.metrics import METRICS, task_metrics
-from pipeline.names import CV_STD_ATTR, TRIAL_RUN_ATTR, cv_mean, cv_std, test_score
+from pipeline.names import cv_mean, cv_std, test_score
 from pipeline.results.report import log_champion_report, log_report, log_study_report
 from pipeline.results.summary import SweepSummary, state_counts
 from pipeline.tracking.models import (
@@ -28,7 +28,7 @@ from pipeline.tracking.models import (
     point_champion_alias,
     registered_champion,
 )
-from pipeline.tracking.runs import log_metrics
+from pipeline.tracking.runs import log_metrics, trial_run_ids
 
 # The steps after the last trial, in order, as the terminal names them while they run (seconds
 # in which the trials' progress bar would sit at 100% without a word).
@@ -89,7 +89,7 @@ def finalize(
     best = study.best_trial
     summary.best_params = dict(best.params)
     summary.cv_mean = float(best.value)
-    summary.cv_std = float(best.user_attrs.get(CV_STD_ATTR, np.nan))
+    summary.cv_std = float(np.std(list(best.intermediate_values.values())))
     if keeps_registered_champion(
         client, summary, registered_model, champion_key(study.study_name, best)
     ):
@@ -213,9 +213,11 @@ def register_champion(
         champion_key(study.study_name, best),
         scores,
     )
-    if TRIAL_RUN_ATTR in best.user_attrs:
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    best_run = trial_run_ids(client, experiment_id, parent_run_id, number=best.number)
+    if best.number in best_run:
         note = (
             f"Best trial {best.number} of study {study.study_name}: "
             f"CV {METRICS[metric].label} {best.value:.4f}"
         )
-        log_best_config(client, parent_run_id, best.user_attrs[TRIAL_RUN_ATTR], note)
+        log_best_config(client, parent_run_id, best_run[best.number], note)

@@ -17,7 +17,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial
 
-from pipeline.names import FAIL_REASON, FIT_SECONDS, TRIAL_RUN_ATTR, cv_mean, cv_std, fold_metric
+from pipeline.names import FAIL_REASON, FIT_SECONDS, cv_mean, cv_std, fold_metric
 from pipeline.search.study import study_metric
 
 FILE_NAME = "trials.csv"
@@ -37,7 +37,6 @@ def columns(trials: Sequence[FrozenTrial], metric: str) -> tuple[list[str], list
         cv_std(metric),
         FIT_SECONDS,
         "trial_seconds",
-        TRIAL_RUN_ATTR,
         FAIL_REASON,
     ]
     return header, param_names, folds
@@ -46,7 +45,8 @@ def columns(trials: Sequence[FrozenTrial], metric: str) -> tuple[list[str], list
 def trial_row(trial: FrozenTrial, param_names: list[str], folds: int) -> list:
     """One trial's row in the order of :func:`columns`: number, state, hyperparameters, fold
     scores (the values reported to the pruner, step = fold, so a pruned trial shows the folds
-    it finished), their mean and std, the fitting and trial seconds, run id and fail reason."""
+    it finished), their mean and std, the fitting and trial seconds and fail reason (the trial's run
+    is the child run named after its number)."""
     scores = [trial.intermediate_values.get(fold) for fold in range(folds)]
     mean, std = mean_and_std([s for s in scores if s is not None])
     duration = trial.duration.total_seconds() if trial.duration is not None else None
@@ -59,7 +59,6 @@ def trial_row(trial: FrozenTrial, param_names: list[str], folds: int) -> list:
         std,
         trial.user_attrs.get(FIT_SECONDS),
         duration,
-        trial.user_attrs.get(TRIAL_RUN_ATTR),
         trial.user_attrs.get(FAIL_REASON),
     ]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -25,17 +24,15 @@ from pipeline.folds.worker import FoldResult
 from pipeline.model.ensemble import FoldEnsemble, ModelSpec
 from pipeline.names import (
     CHECKPOINT_SCORES_ATTR,
-    CV_STD_ATTR,
     FAIL_REASON,
     FIT_SECONDS,
-    FOLD_SCORES_ATTR,
 )
 from pipeline.search.checkpoint_bars import CheckpointRule, bars_from
 from pipeline.search.recovery import INTERRUPTED, record_owner
 
 # A complete trial's model is logged for every one of the study's first trials, and past them
 # only when it beats the worker's best (Objective.keeps_model; docs/mlflow.md).
-ALL_MODELS_UP_TO = 200
+ALL_MODELS_UP_TO = 100
 
 
 class TrainingDiverged(Exception):
@@ -207,9 +204,9 @@ class Objective:
     ``open_run(trial, params, wait)`` returns the trial's tracking handle, or None while the
     tracking store is not ready yet and ``wait`` is False: it is asked again as folds arrive,
     and with ``wait=True`` when the folds are done, so that the sweep's first folds need not
-    wait for MLflow's start-up. With ``background`` (the sweep gives its
-    :class:`~pipeline.tracking.background.BackgroundLog`), the logging at the end of a trial runs
-    there, while the next trial's folds run.
+    wait for MLflow's start-up. With ``writer`` (the sweep gives its
+    :class:`~pipeline.tracking.run_writer.RunWriter`), the logging at the end of a trial runs
+    there, while the next trial's folds run; without, at once.
 
     :meth:`begin` hands out each trial as a :class:`TrialEvaluation`, for the driver that keeps
     several in flight (pipeline.search.trial_loop).
@@ -228,9 +225,10 @@ class Objective:
         n_jobs: int,
         open_run: Callable | None = None,
         log_models: bool = True,
-        background: Any = None,  # anything with .submit(function): runs it later, in order
+        writer: Any = None,  # a RunWriter: closes runs later, in order
         checkpoint_epochs: Sequence[int] = (),
         checkpoint_rule: CheckpointRule | None = None,
+        worker: int = 0,
     ):
         self.X, self.y = X, y
         self.spec = spec
@@ -240,9 +238,10 @@ class Objective:
         self.workers = resolve_n_jobs(n_jobs, folds)
         self.open_run = open_run
         self.log_models = log_models
-        self.background = background
+        self.writer = writer
         self.checkpoint_epochs = tuple(checkpoint_epochs)
         self.checkpoint_rule = checkpoint_rule
+        self.worker = worker  # the multirun worker index, recorded with each trial's owner
         self._best_value: float | None = None  # of this worker's complete trials
 
     @property
@@ -277,30 +276,6 @@ class Objective:
             self._best_value = value
         return self.log_models and (trial.number < ALL_MODELS_UP_TO or improves)
 
-    def _close_run(
-        self,
-        run,
-        outcome: FoldOutcome,
-        state: str,
-        reason: str | None,
-        seconds: float,
-        with_model: bool,
-    ) -> None:
-        """The model of a complete trial, then fold metrics (in ``spec.metric``), learning
-        curve and state in one call; close the run."""
-        if with_model:
-            run.log_model(outcome.ensemble(), self.X[:5])
-        run.close(
-            state,
-            reason,
-            self.spec.metric,
-            outcome.scores,
-            outcome.fit_seconds,
-            outcome.mean_curve(),
-            seconds,
-            outcome.validation_curve(),
-        )
-
 
 class TrialEvaluation(FoldEvaluation):
     """One trial in flight: its parameters, its folds (see :class:`FoldEvaluation`), its run.
@@ -313,7 +288,7 @@ class TrialEvaluation(FoldEvaluation):
     def __init__(self, objective: Objective, trial: optuna.Trial):
         self.objective, self.trial = objective, trial
         self.started = time.perf_counter()
-        record_owner(trial)
+        record_owner(trial, objective.worker)
         self.params = suggest_params(trial, objective.search_space)
         network_kwargs = {**objective.fixed_params, **network_params(self.params)}
         X, y = objective.X, objective.y
@@ -346,10 +321,9 @@ class TrialEvaluation(FoldEvaluation):
         self.open_run()
 
     def complete(self) -> float:
-        """The mean of the fold scores; records them and closes the trial's run."""
+        """The mean of the fold scores (each one already recorded: the trial's intermediate
+        values); closes the trial's run."""
         scores = self.outcome.scores
-        self.trial.set_user_attr(FOLD_SCORES_ATTR, [scores[f] for f in sorted(scores)])
-        self.trial.set_user_attr(CV_STD_ATTR, float(np.std(list(scores.values()))))
         if self.objective.judges_checkpoints:  # else nobody reads them: one write less
             table = self.outcome.checkpoint_table(self.objective.checkpoint_epochs)
             self.trial.set_user_attr(CHECKPOINT_SCORES_ATTR, table)
@@ -382,16 +356,29 @@ class TrialEvaluation(FoldEvaluation):
                 self._runs.append(run)
 
     def _end(self, state: str, reason: str | None, with_model: bool = False) -> None:
+        """Close the trial's run: the model of a complete trial, then its parameters (with the
+        fixed model settings), fold metrics (in ``spec.metric``), learning and validation
+        curves and state."""
         self.trial.set_user_attr(FIT_SECONDS, self.outcome.fit_seconds)
         if state != "KILLED":
             self.open_run(wait=True)  # a trial shorter than the tracking store's start-up
-        seconds = time.perf_counter() - self.started
-        objective = self.objective
+        if not self._runs:
+            return
+        objective, outcome = self.objective, self.outcome
+        model = (outcome.ensemble(), objective.X[:5]) if with_model else None
+        closing = {
+            "state": state,
+            "reason": reason,
+            "metric": objective.spec.metric,
+            "scores": outcome.scores,
+            "fit_seconds": outcome.fit_seconds,
+            "loss_curve": outcome.mean_curve(),
+            "trial_seconds": time.perf_counter() - self.started,
+            "validation_curve": outcome.validation_curve(),
+            "params": {**self.params, **objective.fixed_params},
+        }
         for run in self._runs:
-            close = partial(
-                objective._close_run, run, self.outcome, state, reason, seconds, with_model
-            )
-            if objective.background is None:
-                close()
+            if objective.writer is None:
+                run.finish(model, closing)
             else:
-                objective.background.submit(close)
+                objective.writer.close(run, model, closing)

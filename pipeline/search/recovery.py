@@ -20,22 +20,39 @@ from optuna.trial import FrozenTrial, TrialState
 
 from pipeline.compat import OPTUNA_TRIAL_LOGGER, study_storage, trial_id
 from pipeline.folds.processes import process_alive
-from pipeline.names import FAIL_REASON, OWNER_HOST, OWNER_PID, RETRY_OF
+from pipeline.names import FAIL_REASON, OWNER_ATTR, OWNER_HOST, OWNER_PID, RETRY_OF
 from pipeline.search.budget import replaced_numbers, slot_attrs
 
 
-def record_owner(trial: optuna.Trial) -> None:
-    """Remember which process runs the trial, so that a later start can tell if it died."""
-    trial.set_user_attr(OWNER_HOST, socket.gethostname())
-    trial.set_user_attr(OWNER_PID, os.getpid())
+def record_owner(trial: optuna.Trial, worker: int) -> None:
+    """Remember which process runs the trial (and its multirun ``worker``), so that a later
+    start can tell if it died."""
+    owner = {"host": socket.gethostname(), "pid": os.getpid(), "worker": worker}
+    trial.set_user_attr(OWNER_ATTR, owner)
+
+
+def owner_of(trial: FrozenTrial) -> tuple[str, int] | None:
+    """The host and pid recorded as running ``trial``; None if none was (yet)."""
+    owner = trial.user_attrs.get(OWNER_ATTR)
+    if isinstance(owner, dict):
+        return owner["host"], int(owner["pid"])
+    if OWNER_PID in trial.user_attrs:  # a trial of a version that kept them apart
+        return trial.user_attrs.get(OWNER_HOST), int(trial.user_attrs[OWNER_PID])
+    return None
+
+
+def owned_here(trial: FrozenTrial) -> bool:
+    """True when this very process runs (or ran) ``trial``."""
+    return owner_of(trial) == (socket.gethostname(), os.getpid())
 
 
 def owner_gone(trial: FrozenTrial) -> bool:
     """True when the trial's recorded process ran on this host and exists no longer."""
-    pid = trial.user_attrs.get(OWNER_PID)
-    if trial.user_attrs.get(OWNER_HOST) != socket.gethostname() or pid is None:
+    owner = owner_of(trial)
+    if owner is None or owner[0] != socket.gethostname():
         return False
-    return int(pid) != os.getpid() and not process_alive(int(pid))
+    pid = owner[1]
+    return pid != os.getpid() and not process_alive(pid)
 
 
 # A worker records its pid on a trial within moments of taking it (and, on RDB storages, its
@@ -48,7 +65,7 @@ def unclaimed(trial: FrozenTrial, now: datetime | None = None) -> bool:
     :data:`UNCLAIMED_SECONDS` ago: its worker was killed between taking it and recording its
     pid, so neither the pid check nor the heartbeat check (no heartbeat was ever written) would
     find it, and the study would wait for it forever."""
-    if OWNER_PID in trial.user_attrs or trial.datetime_start is None:
+    if owner_of(trial) is not None or trial.datetime_start is None:
         return False
     now = now or datetime.now()
     return (now - trial.datetime_start).total_seconds() > UNCLAIMED_SECONDS
@@ -70,7 +87,7 @@ def recover_lost_trials(study: optuna.Study) -> list[FrozenTrial]:
         lost += [t for t in study.get_trials(states=(TrialState.FAIL,)) if t.number in before]
     for trial in study.get_trials(states=(TrialState.RUNNING,)):
         if owner_gone(trial):
-            pid, host = trial.user_attrs[OWNER_PID], trial.user_attrs[OWNER_HOST]
+            host, pid = owner_of(trial)
             reason = f"lost: its process {pid} on {host} ended while the trial ran"
         elif unclaimed(trial):
             reason = (
@@ -131,7 +148,7 @@ def requeue_interrupted(study: optuna.Study) -> list[int]:
         if (
             trial.state == TrialState.FAIL
             and trial.user_attrs.get(FAIL_REASON) == INTERRUPTED
-            and trial.user_attrs.get(OWNER_PID) == os.getpid()
+            and owned_here(trial)
             and trial.number not in replaced
         ):
             study.enqueue_trial(

@@ -1,9 +1,9 @@
-"""MLflow runs that their trial's process can no longer close, found and closed from the study.
+"""MLflow runs that their trial's process can no longer write, closed (or made) from the study.
 
-A trial's process closes its run just after the trial ends in Optuna (the logging runs in the
-background, see pipeline.tracking.background); a process killed in between, or a trial failed
-as lost, leaves its run RUNNING. The lead worker closes such runs when it starts and before it
-finalises the study.
+A trial's process writes its run on its tracking thread: it creates it as the trial starts and
+closes it just after the trial ends in Optuna (pipeline.tracking.run_writer); a process killed
+in between, or a trial failed as lost, leaves its run RUNNING, or never created. The lead worker
+closes or creates such runs when it starts and before it finalises the study.
 """
 
 from __future__ import annotations
@@ -15,64 +15,74 @@ from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
-from pipeline.names import (
-    CLOSED_BY_TAG,
-    FAIL_REASON,
-    FINISHED_STATES,
-    ROLE_TAG,
-    STUDY_TAG,
-    TRIAL_RUN_ATTR,
-)
+from pipeline.names import CLOSED_BY_TAG, FAIL_REASON, FINISHED_STATES, OWNER_ATTR
 from pipeline.search.recovery import owner_gone
 from pipeline.search.study import study_metric
-from pipeline.tracking.runs import ending, fold_score_metrics, trial_run_name
+from pipeline.tracking.runs import (
+    TrialRun,
+    ending,
+    fold_score_metrics,
+    params_of,
+    trial_run_ids,
+    trial_run_name,
+)
 
 
-def close_lost_runs(study: optuna.Study, client: MlflowClient, experiment_id: str) -> None:
-    """Close the MLflow runs of finished trials whose process can no longer close them.
+def close_lost_runs(study: optuna.Study, client: MlflowClient, experiment_id: str, parent_id: str):
+    """Close the MLflow runs of finished trials whose process can no longer close them, and
+    write the runs it never created.
 
-    A trial's process closes its run just after the trial ends in Optuna (the logging runs in
-    the background, see pipeline.tracking.background). A finished trial whose run is still
-    RUNNING therefore either belongs to a live process still logging it (left alone) or lost
+    A trial's process writes its run on its tracking thread (created as the trial starts, closed
+    as it ends; pipeline.tracking.run_writer). A finished trial whose run is still RUNNING, or
+    has none, therefore either belongs to a live process still writing it (left alone) or lost
     its process: a FAIL trial failed as lost (by heartbeat on RDB storages, by whichever worker
     noticed; or by pid), or any finished trial whose recorded process on this host is gone.
-    Such a run gets the trial's state and the fold scores the study holds, and is closed.
+    Such a run gets the trial's state, parameters and the fold scores the study holds, and is
+    closed; so every finished trial keeps a run.
     """
-    running = running_trial_runs(client, experiment_id, study.study_name)
-    for trial in study.get_trials(deepcopy=False, states=FINISHED_STATES):
-        run_id = trial.user_attrs.get(TRIAL_RUN_ATTR)
-        if run_id not in running:
-            continue
-        reason = trial.user_attrs.get(FAIL_REASON)
-        lost_failure = trial.state == TrialState.FAIL and (reason or "lost").startswith("lost")
-        if not (lost_failure or owner_gone(trial)):
-            continue
-        close_from_study(client, run_id, trial, study_metric(study))
+    lost = [
+        trial
+        for trial in study.get_trials(deepcopy=False, states=FINISHED_STATES)
+        if lost_process(trial)
+    ]
+    if not lost:
+        return
+    running = trial_run_ids(client, experiment_id, parent_id, running=True)
+    metric = study_metric(study)
+    for trial in lost:
+        run_id = running.get(trial.number)
+        if run_id is None:
+            if trial_run_ids(client, experiment_id, parent_id, number=trial.number):
+                continue  # closed by its own process
+            run_id = recreated_run(client, experiment_id, parent_id, study.study_name, trial)
+        close_from_study(client, run_id, trial, metric)
 
 
-def running_trial_runs(client: MlflowClient, experiment_id: str, study_name: str) -> set[str]:
-    """Ids of the study's trial runs whose status is RUNNING (one query per 1000 runs)."""
-    found, token = set(), None
-    while True:
-        page = client.search_runs(
-            [experiment_id],
-            filter_string="attributes.status = 'RUNNING'",
-            max_results=1000,
-            page_token=token,
-        )
-        found |= {
-            run.info.run_id
-            for run in page
-            if run.data.tags.get(STUDY_TAG) == study_name and run.data.tags.get(ROLE_TAG) == "trial"
-        }
-        token = page.token
-        if not token:
-            return found
+def lost_process(trial: FrozenTrial) -> bool:
+    """Whether the finished ``trial``'s process can no longer write its run."""
+    reason = trial.user_attrs.get(FAIL_REASON)
+    lost_failure = trial.state == TrialState.FAIL and (reason or "lost").startswith("lost")
+    return lost_failure or owner_gone(trial)
+
+
+def recreated_run(
+    client: MlflowClient, experiment_id: str, parent_id: str, study_name: str, trial: FrozenTrial
+) -> str:
+    """The run of ``trial``, whose process died before its tracking thread created it, with the
+    tags it would have had (its owner's host and pid)."""
+    owner = trial.user_attrs.get(OWNER_ATTR) or {}
+    tags = {"mlp_sweep.host": str(owner.get("host")), "mlp_sweep.pid": str(owner.get("pid"))}
+    run = TrialRun(
+        client, experiment_id, parent_id, study_name, trial.number, owner.get("worker", 0),
+        tags=tags if owner else None,
+    )  # fmt: skip
+    run.open()
+    return run.run_id
 
 
 def close_from_study(client: MlflowClient, run_id: str, trial: FrozenTrial, metric: str) -> None:
-    """Log what the study knows of ``trial`` (state, reason, fold scores in ``metric``) and
-    close its run."""
+    """Log what the study knows of ``trial`` (state, reason, parameters, fold scores in
+    ``metric``) and close its run."""
     now = int(time.time() * 1000)
     metrics = fold_score_metrics(metric, trial.intermediate_values, now)
     state = trial.state.name
@@ -81,5 +91,5 @@ def close_from_study(client: MlflowClient, run_id: str, trial: FrozenTrial, metr
         reason = "lost: its process ended mid-trial"
     status, tags = ending(trial_run_name(trial.number), state, reason)
     tags.append(RunTag(CLOSED_BY_TAG, "a later start: the trial's process ended before its run"))
-    client.log_batch(run_id, metrics=metrics, tags=tags)
+    client.log_batch(run_id, metrics=metrics, params=params_of(trial.params), tags=tags)
     client.set_terminated(run_id, status=status)

@@ -24,6 +24,7 @@ from pipeline.model.ensemble import FoldEnsemble
 from pipeline.names import (
     FAIL_REASON_TAG,
     FIT_SECONDS,
+    PARENT_RUN_TAG,
     ROLE_TAG,
     RUN_NAME_TAG,
     STATE_TAG,
@@ -97,10 +98,13 @@ def create_parent_run(
 
 
 class TrialRun:
-    """The child run of one trial, opened when the trial starts so that a crash leaves a trace.
+    """The child run of one trial, created when the trial starts so that a crash leaves a trace.
 
     Without a parent, study and trial number it is the run of one configuration trained on its
     own (``python -m pipeline.train``), logged the same way; ``tags`` are added or replace ours.
+    Nothing is written until :meth:`log_start`, which the sweep calls on its tracking thread
+    (pipeline.tracking.background): the run's id is then known there only, and the run finds
+    its trial by its tags (:func:`trial_run_ids`).
     """
 
     def __init__(
@@ -115,31 +119,45 @@ class TrialRun:
         run_name: str | None = None,
         tags: Mapping[str, str] | None = None,
     ):
-        self.client = client
+        self.client, self.experiment_id = client, experiment_id
         found = {
-            "mlflow.parentRunId": parent_run_id,
+            PARENT_RUN_TAG: parent_run_id,
             STUDY_TAG: study_name,
             ROLE_TAG: "trial",
             TRIAL_NUMBER_TAG: None if trial_number is None else str(trial_number),
             **worker_tags(worker),
             **(tags or {}),
         }
+        self.tags = {k: v for k, v in found.items() if v is not None}
         self.name = run_name or trial_run_name(trial_number)
-        run = client.create_run(
-            experiment_id,
-            run_name=self.name,
-            tags={k: v for k, v in found.items() if v is not None},
-        )
+        self.run_id: str | None = None
+
+    def open(self) -> None:
+        """Create the run, with its tags only: a sweep's trial logs its parameters when it
+        closes (one call to the store less per trial), and its settings are the parent run's
+        ``config.yaml`` (pipeline.config.from_run)."""
+        run = self.client.create_run(self.experiment_id, run_name=self.name, tags=self.tags)
         self.run_id = run.info.run_id
 
     def log_start(self, params: Mapping[str, Any], config_yaml: str) -> None:
-        self.client.log_batch(self.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        """Create the run, then log its parameters and its own config (a run without a parent,
+        of ``pipeline.train``)."""
+        self.open()
+        self.client.log_batch(self.run_id, params=params_of(params))
         self.client.log_text(self.run_id, redact(config_yaml), "config.yaml")
 
     def log_model(self, ensemble: FoldEnsemble, X_example: np.ndarray) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = save_pyfunc(ensemble, Path(tmp), X_example)
             self.client.log_artifacts(self.run_id, str(path), "model")
+
+    def finish(self, model: tuple | None, closing: Mapping[str, Any]) -> None:
+        """Log ``model`` (``(ensemble, X_example)``, or None), then :meth:`close` with the
+        keywords ``closing``: a sweep's trial ends so, wherever its run is written
+        (pipeline.tracking.run_writer)."""
+        if model is not None:
+            self.log_model(*model)
+        self.close(**closing)
 
     def close(
         self,
@@ -151,26 +169,41 @@ class TrialRun:
         loss_curve: np.ndarray | None,
         trial_seconds: float,
         validation_curve: Mapping[int, float] | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> None:
-        """The fold scores in ``metric``, their mean and std, the times, the learning curve and
-        the validation curve ({epoch: mean validation score}), with :meth:`end`, in one call
-        to the store (two if the learning curve is long)."""
+        """The fold scores in ``metric``, their mean and std, the times, the learning curve,
+        the validation curve ({epoch: mean validation score}) and ``params`` (those not logged
+        at the start), with :meth:`end`, in one call to the store (two if the learning curve
+        is long)."""
         metrics = fold_metrics(metric, scores, fit_seconds, loss_curve, trial_seconds)
         now = int(time.time() * 1000)
         name = validation_curve_metric(metric)
         metrics += [Metric(name, v, now, epoch) for epoch, v in (validation_curve or {}).items()]
-        self.end(state, reason, metrics)
+        self.end(state, reason, metrics, params)
 
-    def end(self, state: str, reason: str | None = None, metrics: list[Metric] = ()) -> None:
-        """Record the Optuna state as a tag (with ``metrics``, in one call when they fit in
-        one) and close the run as :func:`ending` says."""
+    def end(
+        self,
+        state: str,
+        reason: str | None = None,
+        metrics: list[Metric] = (),
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record the Optuna state as a tag (with ``metrics`` and ``params``, in one call when
+        the metrics fit in one) and close the run as :func:`ending` says."""
         status, tags = ending(self.name, state, reason)
         metrics = list(metrics)
         if len(metrics) + len(tags) > BATCH_LIMIT:
             log_metrics(self.client, self.run_id, metrics)
             metrics = []
-        self.client.log_batch(self.run_id, metrics=metrics, tags=tags)
+        self.client.log_batch(
+            self.run_id, metrics=metrics, params=params_of(params or {}), tags=tags
+        )
         self.client.set_terminated(self.run_id, status=status)
+
+
+def params_of(params: Mapping[str, Any]) -> list[Param]:
+    """Parameters as MLflow's, their values as text."""
+    return [Param(k, str(v)) for k, v in params.items()]
 
 
 def log_fitting_time(client: MlflowClient, parent_id: str, fitting: FittingTime, worker: int):
@@ -231,3 +264,30 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: Iterable[Metric]) ->
     metrics = list(metrics)
     for start in range(0, len(metrics), BATCH_LIMIT):
         client.log_batch(run_id, metrics=metrics[start : start + BATCH_LIMIT])
+
+
+def trial_run_ids(
+    client: MlflowClient,
+    experiment_id: str,
+    parent_run_id: str,
+    *,
+    number: int | None = None,
+    running: bool = False,
+) -> dict[int, str]:
+    """The run ids of a study's trials by trial number, read from their tags: the trial runs
+    under ``parent_run_id``, only trial ``number``'s if given, only the RUNNING ones with
+    ``running`` (one query per 1000 runs)."""
+    conditions = [f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'", f"tags.`{ROLE_TAG}` = 'trial'"]
+    if number is not None:
+        conditions.append(f"tags.`{TRIAL_NUMBER_TAG}` = '{int(number)}'")
+    if running:
+        conditions.append("attributes.status = 'RUNNING'")
+    found, token = {}, None
+    while True:
+        page = client.search_runs(
+            [experiment_id], " and ".join(conditions), max_results=1000, page_token=token
+        )
+        found |= {int(run.data.tags[TRIAL_NUMBER_TAG]): run.info.run_id for run in page}
+        token = page.token
+        if not token:
+            return found

@@ -5,7 +5,8 @@ migration since (dozens of them), in every new sweep folder, before the first tr
 tracked. The result depends only on the MLflow
 version, so it is made once per version, kept in the user's cache folder without any experiment,
 and copied for each new store. MLflow itself then adds the default experiment to the copy (its
-artifact location depends on the working folder, not on the template).
+artifact location depends on the working folder, not on the template), and the copy is put in
+write-ahead-log mode (:func:`write_ahead_log`).
 
 The copy is prepared under a temporary name next to the store and linked into place, which fails
 if the file appeared meanwhile: a store is always either absent or complete, so two workers
@@ -59,12 +60,25 @@ def provide_sqlite_store(uri: str) -> bool:
     shutil.copyfile(template, staging)
     try:
         _open_with_mlflow(staging)  # adds the default experiment, as for any new store
+        write_ahead_log(staging)
         os.link(staging, path)  # atomic; fails if another process made the store meanwhile
         return True
     except FileExistsError:
         return False
     finally:
         staging.unlink(missing_ok=True)
+
+
+def write_ahead_log(path: Path) -> None:
+    """Put the SQLite file at ``path`` in write-ahead-log mode, which the file keeps.
+
+    Each MLflow call is a transaction; in SQLite's default mode its commit writes a rollback
+    journal and syncs twice, in WAL mode it appends to the log and syncs once, and readers no
+    longer wait for a writer (the sweep's run writer, its report, other local workers). WAL
+    needs the store on a local disk, as a SQLite store does anyway (docs/cluster.md).
+    """
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
 
 
 def _build_template(template: Path) -> None:

@@ -39,20 +39,23 @@ def stores(folder):
     study = optuna.load_study(study_name="iris-mlp", storage=storage)
     client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("mlp-sweep").experiment_id])
-    return study, client, {r.info.run_id: r for r in runs}
+    trial_runs = [r for r in runs if r.data.tags.get("mlp_sweep.role") == "trial"]
+    parents = [r for r in runs if r.data.tags.get("mlp_sweep.role") == "study"]
+    by_number = {int(r.data.tags["optuna.trial_number"]): r for r in trial_runs}
+    return study, client, by_number, parents
 
 
 def test_diverging_trials_fail_with_their_reason_and_never_win(tmp_path):
     result = run_cli([*ARGS, "study.n_trials=5"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
-    study, _, runs = stores(tmp_path)
+    study, _, runs, _ = stores(tmp_path)
     failed = study.get_trials(states=(TrialState.FAIL,))
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert failed and complete, [(t.params["learning_rate"], t.state) for t in study.trials]
     for trial in failed:
         assert "diverged at iteration" in trial.user_attrs["fail_reason"]
-        run = runs[trial.user_attrs["mlflow_run_id"]]
+        run = runs[trial.number]
         assert run.info.status == "FAILED"
         assert "diverged at iteration" in run.data.tags["optuna.fail_reason"]
         assert run.data.tags["optuna.state"] == "FAIL"
@@ -68,8 +71,7 @@ def test_no_trial_completing_is_one_line_and_exit_2(tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: search_space: no trial of study 'iris-mlp' completed")
     assert "learning_rate.high" in last
-    study, client, runs = stores(tmp_path)
+    study, client, _, parents = stores(tmp_path)
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
-    parents = [r for r in runs.values() if r.data.tags["mlp_sweep.role"] == "study"]
     assert [p.info.status for p in parents] == ["FAILED"]
     assert not client.search_registered_models()

@@ -106,7 +106,7 @@ def runs(folder) -> tuple[list, list]:
 
 
 def run_of(children, trial) -> object:
-    return next(r for r in children if r.info.run_id == trial.user_attrs["mlflow_run_id"])
+    return next(r for r in children if r.data.tags["optuna.trial_number"] == str(trial.number))
 
 
 def rerun_completes_the_budget(folder) -> optuna.Study:

@@ -17,7 +17,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.names import FAIL_REASON, OWNER_PID, RETRY_OF
+from pipeline.names import FAIL_REASON, OWNER_ATTR, RETRY_OF
 from tests.workers import (
     POSTGRES_URL,
     TINY,
@@ -87,7 +87,7 @@ def test_four_workers_reach_exactly_the_budget(tmp_path, kind):
     assert_budget_exact(study, 40)
     counted = counted_trials(study)
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in counted)
-    assert len({t.user_attrs["worker"] for t in counted}) >= 2, "only one worker ran trials"
+    assert len({t.user_attrs[OWNER_ATTR]["worker"] for t in counted}) >= 2, "one worker ran all"
 
     parents, children = study_runs(sqlite_client(tmp_path), EXPERIMENT, name)
     assert len(parents) == 1
@@ -99,7 +99,9 @@ def test_four_workers_reach_exactly_the_budget(tmp_path, kind):
     }
     for child in children:
         assert child.data.tags["mlp_sweep.worker"] == str(
-            study.trials[int(child.data.tags["optuna.trial_number"])].user_attrs["worker"]
+            study.trials[int(child.data.tags["optuna.trial_number"])].user_attrs[OWNER_ATTR][
+                "worker"
+            ]
         )
         assert child.data.tags["mlp_sweep.host"]
     assert result.stdout.count("champion: registered version") == 1  # only worker 0 finalises
@@ -143,13 +145,13 @@ def merged(base: list[str], changes: list[str]) -> list[str]:
 
 
 def wait_for_running_trial(storage: str, name: str, worker: int, timeout: float = 240):
-    """The newest RUNNING trial of ``worker`` whose MLflow run is open, once ``worker`` has
+    """The newest RUNNING trial of ``worker`` with all its parameters, once ``worker`` has
     finished a trial: it is inside its folds now, for most of a trial's length.
 
     A worker's first trials open their runs only when its MLflow store is up, which for a trial
     shorter than MLflow's start-up is just before the trial is told; seen then, the trial may
     be over, and the next not yet recorded, when a kill lands. Once a trial of the worker has
-    finished, its store is up and every later trial opens its run as it starts."""
+    finished, its store is up and every later trial's run is created as it starts."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -157,12 +159,16 @@ def wait_for_running_trial(storage: str, name: str, worker: int, timeout: float 
         except KeyError:  # not created yet
             time.sleep(0.2)
             continue
-        trials = [t for t in study.get_trials() if t.user_attrs.get("worker") == worker]
-        if any(t.state.is_finished() for t in trials):
-            for trial in reversed(trials):
-                attrs = trial.user_attrs
+        trials = [
+            t
+            for t in study.get_trials()
+            if t.user_attrs.get(OWNER_ATTR, {}).get("worker") == worker
+        ]
+        finished = [t for t in trials if t.state.is_finished()]
+        if finished:
+            for trial in reversed(trials):  # with all its parameters: inside its folds
                 running = trial.state == optuna.trial.TrialState.RUNNING
-                if running and OWNER_PID in attrs and "mlflow_run_id" in attrs:
+                if running and set(trial.params) == set(finished[0].params):
                     return trial
         time.sleep(0.05)
     raise AssertionError(f"worker {worker} never ran a trial after its first")
@@ -205,7 +211,7 @@ def test_worker_killed_mid_trial_loses_nothing(tmp_path, kind):
     }
     try:
         victim = wait_for_running_trial(storage, name, 1)
-        assert victim.user_attrs[OWNER_PID] == processes[1].pid
+        assert victim.user_attrs[OWNER_ATTR]["pid"] == processes[1].pid
         os.kill(processes[1].pid, signal.SIGKILL)
         processes[1].wait(timeout=30)
         outputs = {w: p.communicate(timeout=300) for w, p in processes.items()}
@@ -225,7 +231,7 @@ def test_worker_killed_mid_trial_loses_nothing(tmp_path, kind):
     lost_trials = [
         t
         for t in study.trials
-        if t.user_attrs.get(OWNER_PID) == processes[1].pid
+        if t.user_attrs.get(OWNER_ATTR, {}).get("pid") == processes[1].pid
         and t.state == optuna.trial.TrialState.FAIL
         and not t.user_attrs.get(FAIL_REASON, "").startswith("diverged")
     ]
@@ -234,6 +240,8 @@ def test_worker_killed_mid_trial_loses_nothing(tmp_path, kind):
         victim.number
     ].state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     client = sqlite_client(tmp_path)
+    parents, children = study_runs(client, EXPERIMENT, name)
+    runs = {int(c.data.tags["optuna.trial_number"]): c for c in children}
     for lost in lost_trials:
         retries = [
             t
@@ -243,12 +251,10 @@ def test_worker_killed_mid_trial_loses_nothing(tmp_path, kind):
         ]
         assert [t.state for t in retries] == [optuna.trial.TrialState.COMPLETE]
         assert retries[0].params == lost.params
-        if "mlflow_run_id" in lost.user_attrs:  # none if killed before its run was opened
-            lost_run = client.get_run(lost.user_attrs["mlflow_run_id"])
-            assert lost_run.info.status == "FAILED"
-            assert lost_run.data.tags["optuna.state"] == "FAIL"
+        if lost.number in runs:  # none if killed before its run was created
+            assert runs[lost.number].info.status == "FAILED"
+            assert runs[lost.number].data.tags["optuna.state"] == "FAIL"
 
-    parents, children = study_runs(client, EXPERIMENT, name)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert [c.info.run_id for c in children if c.info.status == "RUNNING"] == []
     assert "study " + name + ": 16 complete" in outputs[0][0]

@@ -85,8 +85,8 @@ def test_sweep_end_to_end_then_resume(tmp_path):
         curve = client.get_metric_history(child.info.run_id, "train_loss")
         assert len(curve) == int(child.data.params["iterations"])
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
-        assert {"config.yaml", "model"} <= artifacts
-        trial = next(t for t in study.trials if t.user_attrs["mlflow_run_id"] == child.info.run_id)
+        assert "model" in artifacts  # its settings are the parent's config.yaml
+        trial = study.trials[int(child.data.tags["optuna.trial_number"])]
         assert child.data.metrics["cv_accuracy_mean"] == pytest.approx(trial.value)
 
     # The trial's model and the registered champion load without pickle and predict labels.

@@ -142,6 +142,7 @@ def test_the_validation_curve_is_logged_beside_the_training_loss(tmp_path):
         f"sqlite:///{tmp_path / 'mlflow.db'}", str(tmp_path / "artifacts"), "curves"
     )
     trial_run = TrialRun(client, experiment_id, None, "study", 0)
+    trial_run.open()
     curve = {10: 0.8, 20: 0.9}
     trial_run.close(
         "COMPLETE", None, "accuracy", {0: 0.9, 1: 0.92}, 1.0, np.array([1.0, 0.5]), 2.0, curve

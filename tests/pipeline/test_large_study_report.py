@@ -15,7 +15,7 @@ from matplotlib.collections import LineCollection, PathCollection
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from pipeline.names import SETTINGS_ATTR, TRIAL_RUN_ATTR
+from pipeline.names import SETTINGS_ATTR
 from pipeline.results.study_plots import (
     BEST_PLOTTED,
     MOST_PLOTTED,
@@ -57,7 +57,6 @@ def large_study() -> optuna.Study:
                     "activation": ["relu", "tanh"][number % 2],
                 },
                 distributions=DISTRIBUTIONS,
-                user_attrs={TRIAL_RUN_ATTR: f"run-{number}"},
                 intermediate_values={fold: float(s) for fold, s in enumerate(scores)},
             )
         )
@@ -72,7 +71,6 @@ def test_trials_csv_on_the_run_has_exactly_one_row_per_trial(large_study, tmp_pa
     assert log_trials_csv(client, run_id, large_study) == "trials.csv"
     logged = pd.read_csv(client.download_artifacts(run_id, "trials.csv", str(tmp_path)))
     assert list(logged["number"]) == list(range(N_TRIALS))
-    assert list(logged["mlflow_run_id"]) == [f"run-{n}" for n in range(N_TRIALS)]
     assert (logged["state"] == "PRUNED").sum() == N_TRIALS // 3
     assert logged["fold_2_accuracy"].isna().sum() == N_TRIALS // 3  # pruned after one fold
     assert logged.equals(pd.read_csv(tmp_path / "trials.csv"))  # the download, read once more

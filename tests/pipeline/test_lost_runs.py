@@ -10,7 +10,7 @@ import sys
 import optuna
 import pytest
 
-from pipeline.names import FAIL_REASON, OWNER_HOST, OWNER_PID, TRIAL_RUN_ATTR
+from pipeline.names import FAIL_REASON, OWNER_ATTR
 from pipeline.tracking.lost_runs import close_lost_runs
 from pipeline.tracking.runs import TrialRun
 from pipeline.tracking.store import connect
@@ -24,16 +24,16 @@ def dead_pid() -> int:
     return child.pid
 
 
-def add_trial(study, client, experiment_id, *, state, host, pid, reason=None, scores=()):
+def add_trial(study, client, experiment_id, parent, *, state, host, pid, reason=None, scores=()):
     trial = study.ask()
+    trial.suggest_float("learning_rate", 0.01, 0.1)
     for fold, score in enumerate(scores):
         trial.report(score, step=fold)
-    trial.set_user_attr(OWNER_HOST, host)
-    trial.set_user_attr(OWNER_PID, pid)
+    trial.set_user_attr(OWNER_ATTR, {"host": host, "pid": pid, "worker": 0})
     if reason:
         trial.set_user_attr(FAIL_REASON, reason)
-    run = TrialRun(client, experiment_id, None, STUDY, trial.number)
-    trial.set_user_attr(TRIAL_RUN_ATTR, run.run_id)
+    run = TrialRun(client, experiment_id, parent, STUDY, trial.number)
+    run.open()
     value = sum(scores) / len(scores) if state == optuna.trial.TrialState.COMPLETE else None
     study.tell(trial, value, state=state)
     return run.run_id
@@ -43,27 +43,46 @@ def test_only_runs_whose_trial_process_is_gone_are_closed(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client, experiment_id = connect(uri, str(tmp_path / "artifacts"), "lost")
     study = optuna.create_study(study_name=STUDY, direction="maximize")
+    parent = client.create_run(experiment_id).info.run_id
     here, gone = socket.gethostname(), dead_pid()
     complete = optuna.trial.TrialState.COMPLETE
     failed = optuna.trial.TrialState.FAIL
     lost_complete = add_trial(
-        study, client, experiment_id, state=complete, host=here, pid=gone, scores=(0.9, 0.8)
+        study, client, experiment_id, parent, state=complete, host=here, pid=gone, scores=(0.9, 0.8)
     )
     live_complete = add_trial(
-        study, client, experiment_id, state=complete, host=here, pid=os.getpid(), scores=(0.7,)
+        study,
+        client,
+        experiment_id,
+        parent,
+        state=complete,
+        host=here,
+        pid=os.getpid(),
+        scores=(0.7,),
     )
-    heartbeat_lost = add_trial(study, client, experiment_id, state=failed, host="node-7", pid=1)
+    heartbeat_lost = add_trial(
+        study, client, experiment_id, parent, state=failed, host="node-7", pid=1
+    )
     live_diverged = add_trial(
-        study, client, experiment_id, state=failed, host="node-7", pid=1, reason="diverged: ..."
+        study,
+        client,
+        experiment_id,
+        parent,
+        state=failed,
+        host="node-7",
+        pid=1,
+        reason="diverged: ...",
     )
 
-    close_lost_runs(study, client, experiment_id)
+    close_lost_runs(study, client, experiment_id, parent)
 
     run = client.get_run(lost_complete)
     assert run.info.status == "FINISHED"
     assert run.data.metrics["fold_0_accuracy"] == 0.9
     assert run.data.metrics["cv_accuracy_mean"] == pytest.approx(0.85)
     assert run.data.tags["optuna.state"] == "COMPLETE"
+    # Its process died before the closing call that logs them: the study's are logged instead.
+    assert float(run.data.params["learning_rate"]) == study.trials[0].params["learning_rate"]
     assert "mlp_sweep.closed_by" in run.data.tags
     run = client.get_run(heartbeat_lost)
     assert run.info.status == "FAILED"
@@ -72,3 +91,31 @@ def test_only_runs_whose_trial_process_is_gone_are_closed(tmp_path):
     # A live process (this one; or another host's that failed a trial itself) logs its own run.
     assert client.get_run(live_complete).info.status == "RUNNING"
     assert client.get_run(live_diverged).info.status == "RUNNING"
+
+
+def test_a_finished_trial_whose_process_died_before_its_run_was_created_gets_one(tmp_path):
+    """Runs are created on the tracking thread: a process killed with its queue unwritten leaves
+    a told trial without any run. The next start writes it, closed, from the study."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client, experiment_id = connect(uri, str(tmp_path / "artifacts"), "lost")
+    study = optuna.create_study(study_name=STUDY, direction="maximize")
+    parent = client.create_run(experiment_id).info.run_id
+    trial = study.ask()
+    trial.suggest_float("learning_rate", 0.01, 0.1)
+    trial.report(0.75, step=0)
+    trial.set_user_attr(OWNER_ATTR, {"host": socket.gethostname(), "pid": dead_pid(), "worker": 3})
+    study.tell(trial, 0.75)
+    live = study.ask()  # this process's own trial, told, its run not written yet: left alone
+    live.set_user_attr(OWNER_ATTR, {"host": socket.gethostname(), "pid": os.getpid(), "worker": 0})
+    study.tell(live, 0.5)
+
+    close_lost_runs(study, client, experiment_id, parent)
+    close_lost_runs(study, client, experiment_id, parent)  # once only
+
+    (run,) = client.search_runs([experiment_id], "tags.`mlp_sweep.role` = 'trial'")
+    assert run.data.tags["optuna.trial_number"] == str(trial.number)
+    assert run.data.tags["mlflow.parentRunId"] == parent
+    assert run.data.tags["mlp_sweep.worker"] == "3"
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["cv_accuracy_mean"] == 0.75
+    assert "learning_rate" in run.data.params

@@ -111,7 +111,7 @@ def test_a_trial_scores_the_mean_of_its_folds(iris):
     study = new_study()
     run(study, make_objective(X, y), GOOD)
     (trial,) = study.trials
-    scores = trial.user_attrs["fold_scores"]
+    scores = list(trial.intermediate_values.values())
     assert trial.state == TrialState.COMPLETE and len(scores) == 3
     assert trial.value == pytest.approx(np.mean(scores))
     assert trial.value > 0.85  # iris with a sane network is easy; a broken fit scores ~0.33
@@ -122,7 +122,7 @@ def test_same_seed_gives_the_same_fold_scores(iris):
     first, second = new_study(), new_study()
     run(first, make_objective(X, y), GOOD)
     run(second, make_objective(X, y), GOOD)
-    assert first.trials[0].user_attrs["fold_scores"] == second.trials[0].user_attrs["fold_scores"]
+    assert first.trials[0].intermediate_values == second.trials[0].intermediate_values
 
 
 def test_train_and_a_sweep_trial_score_a_configuration_alike(iris):
@@ -137,7 +137,6 @@ def test_train_and_a_sweep_trial_score_a_configuration_alike(iris):
     (trial,) = study.trials
     assert list(outcome.scores) == [0, 1, 2]  # handled in fold order
     assert trial.intermediate_values == outcome.scores
-    assert trial.user_attrs["fold_scores"] == [outcome.scores[fold] for fold in range(3)]
 
 
 def test_diverging_training_fails_the_trial_with_its_reason(iris):
@@ -171,7 +170,7 @@ def test_a_run_not_ready_at_the_first_folds_is_opened_before_the_trial_ends(iris
         if not wait:
             return None  # the store is not ready yet
         run = TrialRun(client, experiment_id, None, "study", trial.number)
-        run.log_start(params, "config: {}")
+        run.open()
         return run
 
     study = new_study()
@@ -284,7 +283,6 @@ def test_no_prune_once_every_remaining_fold_is_already_running(iris):
     run(study, make_objective(X, y, folds=3, n_jobs=2), WEAK)
     (trial,) = study.trials
     assert trial.state == TrialState.COMPLETE
-    assert len(trial.user_attrs["fold_scores"]) == 3
     assert len(trial.intermediate_values) == 3
 
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 
 import optuna
 from optuna.trial import TrialState
 
-from pipeline.names import BUDGET_SLOT, FAIL_REASON, RETRY_OF
+from pipeline.names import BUDGET_SLOT, FAIL_REASON, OWNER_HOST, OWNER_PID, RETRY_OF
 from pipeline.search import recovery
-from pipeline.search.recovery import UNCLAIMED_SECONDS, record_owner, recover_lost_trials, unclaimed
+from pipeline.search.recovery import (
+    UNCLAIMED_SECONDS,
+    owner_of,
+    record_owner,
+    recover_lost_trials,
+    unclaimed,
+)
 
 
 def test_a_trial_taken_but_never_claimed_is_lost_only_after_the_grace(monkeypatch):
@@ -20,7 +27,7 @@ def test_a_trial_taken_but_never_claimed_is_lost_only_after_the_grace(monkeypatc
     study.enqueue_trial({}, user_attrs={BUDGET_SLOT: 7})
     taken = study.ask()  # the reserved trial, now RUNNING, no owner recorded
     owned = study.ask()
-    record_owner(owned)  # this very process: alive
+    record_owner(owned, worker=0)  # this very process: alive
     frozen = study.trials[taken.number]
     assert not unclaimed(frozen)  # just taken
     later = datetime.now() + timedelta(seconds=UNCLAIMED_SECONDS + 1)
@@ -37,3 +44,23 @@ def test_a_trial_taken_but_never_claimed_is_lost_only_after_the_grace(monkeypatc
     assert trials[owned.number].state == TrialState.RUNNING
     (retry,) = [t for t in trials if t.state == TrialState.WAITING]
     assert retry.user_attrs[RETRY_OF] == taken.number and retry.user_attrs[BUDGET_SLOT] == 7
+
+
+def test_a_trial_of_an_older_version_is_found_lost_by_its_separate_host_and_pid():
+    """Versions before one owner attribute recorded the host and the pid apart: a study they
+    left with a RUNNING trial of a dead process is still recovered, and a live one left."""
+    import socket
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    study = optuna.create_study()
+    dead, alive = study.ask(), study.ask()
+    for trial, pid in ((dead, child.pid), (alive, os.getpid())):
+        trial.set_user_attr(OWNER_HOST, socket.gethostname())
+        trial.set_user_attr(OWNER_PID, pid)
+    assert owner_of(study.trials[dead.number]) == (socket.gethostname(), child.pid)
+    (lost,) = recover_lost_trials(study)
+    assert lost.number == dead.number
+    assert study.trials[alive.number].state == TrialState.RUNNING

@@ -43,6 +43,7 @@ def store(tmp_path):
 def test_a_trial_state_is_a_run_status_and_a_word_after_the_name(store, state, status, name):
     _, client, experiment_id = store
     run = TrialRun(client, experiment_id, None, "study", 3)
+    run.open()
     run.end(state, None if state == "COMPLETE" else "why")
     ended = client.get_run(run.run_id)
     assert (ended.info.status, ended.info.run_name) == (status, name)
@@ -54,6 +55,7 @@ def test_pruned_and_interrupted_runs_differ_though_both_are_killed(store):
     names = set()
     for number, state in enumerate(("PRUNED", "KILLED")):
         run = TrialRun(client, experiment_id, None, "study", number)
+        run.open()
         run.end(state, "why")
         names.add(client.get_run(run.run_id).info.run_name.split(" ", 1)[1])
     assert names == {"(pruned)", "(interrupted)"}

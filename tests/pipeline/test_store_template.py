@@ -102,3 +102,16 @@ def test_a_store_made_meanwhile_by_another_process_wins(cache, workdir, monkeypa
     assert not provide_sqlite_store(f"sqlite:///{target}")
     assert store_contents(target)["revision"]
     assert sorted(p.name for p in workdir.iterdir()) == ["cache", "mlflow.db", "warm.db"]
+
+
+def test_a_new_store_logs_ahead_and_mlflow_writes_and_reads_it(cache, workdir):
+    """Write-ahead-log mode (one sync per MLflow call instead of three) is kept by the file:
+    MLflow's own client and a second connection, as another process would hold, use it."""
+    path = workdir / "wal.db"
+    assert provide_sqlite_store(f"sqlite:///{path}")
+    assert rows(path, "PRAGMA journal_mode") == [("wal",)]
+    client = MlflowClient(tracking_uri=f"sqlite:///{path}")
+    experiment = client.create_experiment("wal", artifact_location=str(workdir / "artifacts"))
+    run_id = client.create_run(experiment).info.run_id
+    client.log_param(run_id, "learning_rate", "0.01")
+    assert rows(path, "SELECT key, value FROM params") == [("learning_rate", "0.01")]

@@ -28,6 +28,7 @@ from tests.workers import (
     needs_mlflow_server,
     needs_postgres,
     postgres_password,
+    study_runs,
     unique_name,
 )
 
@@ -79,7 +80,8 @@ def test_two_identical_sweeps_together_register_one_champion(sweeps):
 
 def test_no_secret_leaks_from_a_sweep_and_a_train(sweeps):
     client = MlflowClient(tracking_uri=MLFLOW_URL)
-    trial_run = load_study(sweeps.storage, sweeps.name).trials[0].user_attrs["mlflow_run_id"]
+    _, children = study_runs(client, sweeps.name, sweeps.name)  # experiment named as the study
+    trial_run = next(c for c in children if c.data.tags["optuna.trial_number"] == "0").info.run_id
     train = run_cli(
         ["-m", "pipeline.train", f"run_id={trial_run}", f"tracking.uri='{sweeps.tracking}'"],
         sweeps.folder,
