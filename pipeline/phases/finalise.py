@@ -37,13 +37,15 @@ def end_parent_run(prepared: PreparedSweep, error: BaseException) -> None:
 def finalise(prepared: PreparedSweep, fitting: FittingTime):
     """Returns the :class:`~pipeline.results.summary.SweepSummary` (None for workers other than
     0). A study in which no trial completed raises :class:`UserInputError` after its summary."""
+    # The store first: the tracking thread may still be importing MLflow, and importing its
+    # modules here at the same time fails in MLflow's circular imports.
+    client, experiment_id, parent_id = prepared.tracking.result()
     from pipeline.results.champion import FINISHING_STEPS, finalize
     from pipeline.results.summary import format_summary
     from pipeline.tracking.lost_runs import close_lost_runs
     from pipeline.tracking.runs import log_fitting_time
 
     cfg, study = prepared.cfg, prepared.study
-    client, experiment_id, parent_id = prepared.tracking.result()
     log_fitting_time(client, parent_id, fitting, cfg.worker)
     if cfg.worker != 0:
         return None

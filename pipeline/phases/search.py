@@ -123,9 +123,11 @@ class SweepTrials:
         prepared = self.prepared
         if not (wait or prepared.tracking.done()):
             return None
+        # The store first: it is connected on the tracking thread, which imports MLflow, and
+        # importing MLflow's modules here at the same time fails in its circular imports.
+        client, experiment_id, parent_id = prepared.tracking.result()
         from pipeline.tracking.runs import TrialRun  # loaded by now, on the tracking thread
 
-        client, experiment_id, parent_id = prepared.tracking.result()
         study_name = prepared.study.study_name
         worker = prepared.cfg.worker
         run = TrialRun(client, experiment_id, parent_id, study_name, trial.number, worker)
