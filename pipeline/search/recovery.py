@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 from datetime import datetime
+from typing import NamedTuple
 
 import optuna
 from optuna.storages import RDBStorage
@@ -31,28 +32,36 @@ def record_owner(trial: optuna.Trial, worker: int) -> None:
     trial.set_user_attr(OWNER_ATTR, owner)
 
 
-def owner_of(trial: FrozenTrial) -> tuple[str, int] | None:
-    """The host and pid recorded as running ``trial``; None if none was (yet)."""
+class Owner(NamedTuple):
+    """The process recorded as running a trial (``worker`` None for versions before it)."""
+
+    host: str
+    pid: int
+    worker: int | None = None
+
+
+def owner_of(trial: FrozenTrial) -> Owner | None:
+    """The process recorded as running ``trial``; None if none was (yet)."""
     owner = trial.user_attrs.get(OWNER_ATTR)
     if isinstance(owner, dict):
-        return owner["host"], int(owner["pid"])
+        return Owner(owner["host"], int(owner["pid"]), owner.get("worker"))
     if OWNER_PID in trial.user_attrs:  # a trial of a version that kept them apart
-        return trial.user_attrs.get(OWNER_HOST), int(trial.user_attrs[OWNER_PID])
+        return Owner(trial.user_attrs.get(OWNER_HOST), int(trial.user_attrs[OWNER_PID]))
     return None
 
 
 def owned_here(trial: FrozenTrial) -> bool:
     """True when this very process runs (or ran) ``trial``."""
-    return owner_of(trial) == (socket.gethostname(), os.getpid())
+    owner = owner_of(trial)
+    return owner is not None and (owner.host, owner.pid) == (socket.gethostname(), os.getpid())
 
 
 def owner_gone(trial: FrozenTrial) -> bool:
     """True when the trial's recorded process ran on this host and exists no longer."""
     owner = owner_of(trial)
-    if owner is None or owner[0] != socket.gethostname():
+    if owner is None or owner.host != socket.gethostname():
         return False
-    pid = owner[1]
-    return pid != os.getpid() and not process_alive(pid)
+    return owner.pid != os.getpid() and not process_alive(owner.pid)
 
 
 # A worker records its pid on a trial within moments of taking it (and, on RDB storages, its
@@ -87,7 +96,7 @@ def recover_lost_trials(study: optuna.Study) -> list[FrozenTrial]:
         lost += [t for t in study.get_trials(states=(TrialState.FAIL,)) if t.number in before]
     for trial in study.get_trials(states=(TrialState.RUNNING,)):
         if owner_gone(trial):
-            host, pid = owner_of(trial)
+            host, pid, _ = owner_of(trial)
             reason = f"lost: its process {pid} on {host} ended while the trial ran"
         elif unclaimed(trial):
             reason = (

@@ -15,8 +15,8 @@ from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
-from pipeline.names import CLOSED_BY_TAG, FAIL_REASON, FINISHED_STATES, OWNER_ATTR
-from pipeline.search.recovery import owner_gone
+from pipeline.names import CLOSED_BY_TAG, FAIL_REASON, FINISHED_STATES
+from pipeline.search.recovery import owner_gone, owner_of
 from pipeline.search.study import study_metric
 from pipeline.tracking.runs import (
     TrialRun,
@@ -25,6 +25,7 @@ from pipeline.tracking.runs import (
     params_of,
     trial_run_ids,
     trial_run_name,
+    worker_tags,
 )
 
 
@@ -70,12 +71,10 @@ def recreated_run(
 ) -> str:
     """The run of ``trial``, whose process died before its tracking thread created it, with the
     tags it would have had (its owner's host and pid)."""
-    owner = trial.user_attrs.get(OWNER_ATTR) or {}
-    tags = {"mlp_sweep.host": str(owner.get("host")), "mlp_sweep.pid": str(owner.get("pid"))}
-    run = TrialRun(
-        client, experiment_id, parent_id, study_name, trial.number, owner.get("worker", 0),
-        tags=tags if owner else None,
-    )  # fmt: skip
+    owner = owner_of(trial)
+    worker = (owner.worker if owner else None) or 0
+    tags = worker_tags(worker, owner.host, owner.pid) if owner else None
+    run = TrialRun(client, experiment_id, parent_id, study_name, trial.number, worker, tags=tags)
     run.open()
     return run.run_id
 

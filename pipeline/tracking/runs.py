@@ -68,12 +68,13 @@ def ending(name: str, state: str, reason: str | None) -> tuple[str, list[RunTag]
     return status, tags
 
 
-def worker_tags(worker: int) -> dict[str, str]:
-    """Where a run executes: host, worker index and, under SLURM, the job id."""
+def worker_tags(worker: int, host: str | None = None, pid: int | None = None) -> dict[str, str]:
+    """Where a run executes (this process, unless ``host`` and ``pid`` say another): host,
+    worker index, pid and, under SLURM, the job id."""
     tags = {
-        "mlp_sweep.host": socket.gethostname(),
+        "mlp_sweep.host": host or socket.gethostname(),
         "mlp_sweep.worker": str(worker),
-        "mlp_sweep.pid": str(os.getpid()),
+        "mlp_sweep.pid": str(pid or os.getpid()),
     }
     if "SLURM_JOB_ID" in os.environ:
         tags["mlp_sweep.slurm_job_id"] = os.environ["SLURM_JOB_ID"]

@@ -60,7 +60,8 @@ def test_a_trial_of_an_older_version_is_found_lost_by_its_separate_host_and_pid(
     for trial, pid in ((dead, child.pid), (alive, os.getpid())):
         trial.set_user_attr(OWNER_HOST, socket.gethostname())
         trial.set_user_attr(OWNER_PID, pid)
-    assert owner_of(study.trials[dead.number]) == (socket.gethostname(), child.pid)
+    owner = owner_of(study.trials[dead.number])
+    assert (owner.host, owner.pid, owner.worker) == (socket.gethostname(), child.pid, None)
     (lost,) = recover_lost_trials(study)
     assert lost.number == dead.number
     assert study.trials[alive.number].state == TrialState.RUNNING
