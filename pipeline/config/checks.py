@@ -26,6 +26,7 @@ from pipeline.errors import UserInputError
 from pipeline.model.metrics import METRICS, TASKS
 from pipeline.names import SQLITE_PREFIX
 from pipeline.redaction import redact
+from pipeline.tracking.run_writer import WRITERS
 
 ACTIVATION_NAMES = tuple(sorted(core.ACTIVATIONS))
 SOLVER_NAMES = tuple(core.SOLVERS)
@@ -60,6 +61,7 @@ def validate_config(cfg: DictConfig) -> None:
     validate_search_space(cfg.search_space)
     check_study(cfg)
     validate_tracking(cfg)
+    _check_choice("tracking.writer", cfg.tracking.writer, WRITERS)
     _check_separate_databases(cfg)
     for group in ("sampler", "pruner"):
         if "_target_" not in cfg[group]:

@@ -1,9 +1,10 @@
 """Phase 2 of a sweep: the trials, until the study's budget is used (or Ctrl-C).
 
 Each trial's MLflow run is opened once the tracking store is ready, and written by the sweep's
-run writer (pipeline.tracking.run_writer) while the next trials run. Ctrl-C stops the sweep at safe points only (pipeline.folds.interruption): the
-trials in flight end as interrupted, their parameters are enqueued again, and the parent run is
-closed as KILLED, so that the same command resumes.
+run writer (pipeline.tracking.run_writer) while the next trials run. Ctrl-C stops the sweep at
+safe points only (pipeline.folds.interruption): the trials in flight end as interrupted, their
+parameters are enqueued again, and the parent run is closed as KILLED, so that the same command
+resumes.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def search(prepared: PreparedSweep) -> FittingTime:
     except BaseException:
         prepared.runs.flush(raise_error=False)
         raise
+    finally:
+        prepared.runs.shutdown()
     return trials.fitting
 
 
