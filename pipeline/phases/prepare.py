@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from pipeline.config.checks import check_network_fits, validate_config
 from pipeline.config.schema import study_name
 from pipeline.config.search_space import search_distributions
-from pipeline.config.settings import comparable_settings, config_yaml, sweep_params
+from pipeline.config.settings import comparable_settings, config_yaml, large_study, sweep_params
 from pipeline.config.stores import check_stores
 from pipeline.config.task import check_metric_defined, model_spec, resolve_task, task_line
 from pipeline.data import Dataset, Split, check_targets, load_dataset, split_train_test
@@ -113,14 +113,13 @@ def prepare(cfg: DictConfig) -> PreparedSweep:
         # The end's modules (plots: matplotlib, pandas) are imported during the trials.
         tracking.add_done_callback(lambda _: background.submit(import_finalisation))
     spec = model_spec(cfg, data)
-    runs = run_writer(cfg, study, background)
+    runs = run_writer(cfg, background)
     return PreparedSweep(cfg, data, split, spec, study, tracking, background, runs)
 
 
-def run_writer(cfg: DictConfig, study: optuna.Study, background: BackgroundLog):
+def run_writer(cfg: DictConfig, background: BackgroundLog):
     """The trials' run writer that ``tracking.writer`` and the study's size choose."""
-    trials_left = cfg.study.n_trials - budget_used(study)
-    if choose_run_writer(cfg.tracking.writer, trials_left, worker_cores()) == "process":
+    if choose_run_writer(cfg.tracking.writer, large_study(cfg), worker_cores()) == "process":
         return ProcessRunWriter(cfg.tracking.uri)
     return RunWriter(background)
 

@@ -33,18 +33,17 @@ from pipeline.redaction import redact
 from pipeline.tracking.background import BackgroundLog
 
 WRITERS = ("auto", "thread", "process")  # the values of tracking.writer
-# auto: a process for a study with this many trials left, on a worker with 2 cores or more.
-# Below it the process's start (a Python importing MLflow) outweighs what it saves per trial.
-PROCESS_FROM_TRIALS = 200
 MAX_PENDING = 256  # writes queued for the process before the sweep waits for the oldest
 
 
-def choose_run_writer(setting: str, trials_left: int, cores: int) -> str:
-    """``"thread"`` or ``"process"`` for ``tracking.writer=setting`` (one of :data:`WRITERS`),
-    a study with ``trials_left`` trials to run and a worker with ``cores`` cores."""
+def choose_run_writer(setting: str, large_study: bool, cores: int) -> str:
+    """``"thread"`` or ``"process"`` for ``tracking.writer=setting`` (one of :data:`WRITERS`) on
+    a worker with ``cores`` cores. ``auto`` takes a process for a large study
+    (pipeline.config.settings.large_study) on 2 cores or more: in a smaller one its start (a
+    Python importing MLflow, seconds of a core) outweighs what it saves per trial."""
     if setting != "auto":
         return setting
-    return "process" if cores > 1 and trials_left >= PROCESS_FROM_TRIALS else "thread"
+    return "process" if cores > 1 and large_study else "thread"
 
 
 class RunWriter:

@@ -14,11 +14,12 @@ from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
+from pipeline.config.settings import LARGE_STUDY_TRIALS, large_study
 from pipeline.folds.processes import process_alive
 from pipeline.tracking.background import BackgroundLog
 from pipeline.tracking.run_writer import (
-    PROCESS_FROM_TRIALS,
     ProcessRunWriter,
     RunWriter,
     choose_run_writer,
@@ -107,11 +108,18 @@ def test_the_process_reports_a_full_disk_as_no_space_left():
 
 
 def test_auto_takes_a_process_for_a_large_study_on_two_cores_or_more():
-    assert choose_run_writer("auto", PROCESS_FROM_TRIALS, cores=2) == "process"
-    assert choose_run_writer("auto", PROCESS_FROM_TRIALS - 1, cores=2) == "thread"
-    assert choose_run_writer("auto", 10_000, cores=1) == "thread"
-    assert choose_run_writer("process", 1, cores=1) == "process"
-    assert choose_run_writer("thread", 10_000, cores=8) == "thread"
+    assert choose_run_writer("auto", large_study=True, cores=2) == "process"
+    assert choose_run_writer("auto", large_study=False, cores=2) == "thread"
+    assert choose_run_writer("auto", large_study=True, cores=1) == "thread"
+    assert choose_run_writer("process", large_study=False, cores=1) == "process"
+    assert choose_run_writer("thread", large_study=True, cores=8) == "thread"
+
+
+def test_a_study_is_large_from_its_budget():
+    settings = OmegaConf.create({"study": {"n_trials": LARGE_STUDY_TRIALS}})
+    assert large_study(settings)
+    settings.study.n_trials -= 1
+    assert not large_study(settings)
 
 
 KILLED_SWEEP = """
