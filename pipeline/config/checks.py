@@ -22,11 +22,11 @@ import core
 from core.solvers import FULL_BATCH_SOLVERS
 from core.validation import DTYPES
 from pipeline.config.schema import registered_model_name
+from pipeline.config.settings import WRITERS
 from pipeline.errors import UserInputError
 from pipeline.model.metrics import METRICS, TASKS
 from pipeline.names import SQLITE_PREFIX
 from pipeline.redaction import redact
-from pipeline.tracking.run_writer import WRITERS
 
 ACTIVATION_NAMES = tuple(sorted(core.ACTIVATIONS))
 SOLVER_NAMES = tuple(core.SOLVERS)

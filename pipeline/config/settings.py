@@ -12,6 +12,7 @@ from pipeline.redaction import redact
 # (pipeline.search.objective.Objective.keeps_model) and, on a worker with 2 cores or more, writes
 # the trials' runs in a process of their own (pipeline.tracking.run_writer). docs/mlflow.md.
 LARGE_STUDY_TRIALS = 200
+WRITERS = ("auto", "thread", "process")  # tracking.writer: who writes the trials' runs
 
 
 def large_study(cfg: DictConfig) -> bool:

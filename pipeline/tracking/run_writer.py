@@ -32,12 +32,12 @@ from pipeline.errors import is_disk_full
 from pipeline.redaction import redact
 from pipeline.tracking.background import BackgroundLog
 
-WRITERS = ("auto", "thread", "process")  # the values of tracking.writer
 MAX_PENDING = 256  # writes queued for the process before the sweep waits for the oldest
 
 
 def choose_run_writer(setting: str, large_study: bool, cores: int) -> str:
-    """``"thread"`` or ``"process"`` for ``tracking.writer=setting`` (one of :data:`WRITERS`) on
+    """``"thread"`` or ``"process"`` for ``tracking.writer=setting`` (one of
+    :data:`pipeline.config.settings.WRITERS`) on
     a worker with ``cores`` cores. ``auto`` takes a process for a large study
     (pipeline.config.settings.large_study) on 2 cores or more: in a smaller one its start (a
     Python importing MLflow, seconds of a core) outweighs what it saves per trial."""
