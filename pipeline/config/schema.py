@@ -109,8 +109,8 @@ class TrackingConfig:
     experiment: str = "mlp-sweep"
     registered_model: str | None = None  # None: the study name
     log_trial_models: bool = True
-    # Who writes the trials' runs: thread | process | auto (a process for a study with 200 or
-    # more trials left on a worker with 2+ cores; pipeline.tracking.run_writer).
+    # Who writes the trials' runs: thread | process | auto (a process for a study of 200 trials
+    # or more on a worker with 2+ cores; pipeline.tracking.run_writer).
     writer: str = "auto"
 
 

@@ -29,6 +29,7 @@ from multiprocessing import get_context
 from typing import Any
 
 from pipeline.errors import is_disk_full
+from pipeline.folds.pool import children_ignore_sigint
 from pipeline.redaction import redact
 from pipeline.tracking.background import BackgroundLog
 
@@ -37,10 +38,10 @@ MAX_PENDING = 256  # writes queued for the process before the sweep waits for th
 
 def choose_run_writer(setting: str, large_study: bool, cores: int) -> str:
     """``"thread"`` or ``"process"`` for ``tracking.writer=setting`` (one of
-    :data:`pipeline.config.settings.WRITERS`) on
-    a worker with ``cores`` cores. ``auto`` takes a process for a large study
-    (pipeline.config.settings.large_study) on 2 cores or more: in a smaller one its start (a
-    Python importing MLflow, seconds of a core) outweighs what it saves per trial."""
+    :data:`pipeline.config.settings.WRITERS`) on a worker with ``cores`` cores. ``auto`` takes a
+    process for a large study (pipeline.config.settings.large_study) on 2 cores or more: in a
+    smaller one its start (a Python importing MLflow, seconds of a core) outweighs what it saves
+    per trial."""
     if setting != "auto":
         return setting
     return "process" if cores > 1 and large_study else "thread"
@@ -82,12 +83,7 @@ class ProcessRunWriter:
     def __init__(self, tracking_uri: str):
         self._pending: deque[Future] = deque()
         self._error: BaseException | None = None
-        # Only the main thread may set signal handlers; a process started with SIGINT ignored
-        # keeps it ignored from its first instant.
-        previous = None
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
+        with children_ignore_sigint():  # from the process's first instant
             self._executor = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=get_context("spawn"),
@@ -96,9 +92,6 @@ class ProcessRunWriter:
             )
             # spawn's processes start at the first task: this one, given now
             self._started = self._executor.submit(writer_ready)
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
 
     def pid(self) -> int:
         """The writer process's id, once it has started."""
