@@ -22,11 +22,12 @@ import signal
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
-from multiprocessing import get_context
 from typing import Any
+
+from joblib.externals.loky import ProcessPoolExecutor
 
 from pipeline.errors import is_disk_full
 from pipeline.folds.pool import children_ignore_sigint
@@ -83,14 +84,14 @@ class ProcessRunWriter:
     def __init__(self, tracking_uri: str):
         self._pending: deque[Future] = deque()
         self._error: BaseException | None = None
+        # loky's executor, not the standard library's: a "spawn" process of the latter imports
+        # the caller's main script again, and so runs a script that calls pipeline.sweep.run
+        # without an ``if __name__ == "__main__"`` guard a second time (and dies of it).
         with children_ignore_sigint():  # from the process's first instant
             self._executor = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=get_context("spawn"),
-                initializer=start_writer,
-                initargs=(tracking_uri, os.getpid()),
+                max_workers=1, initializer=start_writer, initargs=(tracking_uri, os.getpid())
             )
-            # spawn's processes start at the first task: this one, given now
+            # the process starts at the first task: this one, given now
             self._started = self._executor.submit(writer_ready)
 
     def pid(self) -> int:
@@ -118,7 +119,7 @@ class ProcessRunWriter:
 
     def shutdown(self) -> None:
         """Stop the process once its writes are done (call :meth:`flush` first to see errors)."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._executor.shutdown(wait=True)
 
     def _submit(self, function, *args) -> None:
         while self._pending and (self._pending[0].done() or len(self._pending) >= MAX_PENDING):
