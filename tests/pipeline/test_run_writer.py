@@ -177,3 +177,32 @@ def test_a_dead_writer_process_is_an_error_in_the_sweep_not_a_hang(store):
         writer.flush(raise_error=False)
     finally:
         writer.shutdown()
+
+
+def test_a_script_without_a_main_guard_can_write_through_the_process(store, tmp_path):
+    """A spawned process of the standard library's executor imports the caller's main script
+    again: a script calling pipeline.sweep.run at its top level would run twice (and die)."""
+    uri, client, experiment_id, parent = store
+    script = tmp_path / "sweep_script.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            from pipeline.tracking.run_writer import ProcessRunWriter
+            from pipeline.tracking.runs import TrialRun
+            from pipeline.tracking.store import connect
+
+            client, experiment_id = connect({uri!r}, "unused", "writer")
+            writer = ProcessRunWriter({uri!r})
+            writer.open(TrialRun(client, experiment_id, {parent!r}, "study", 3))
+            writer.flush()
+            writer.shutdown()
+            print("written")
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["written"]  # once: the script did not run again
+    assert list(trial_run_ids(client, experiment_id, parent)) == [3]
