@@ -92,11 +92,14 @@ def storage_url(kind: str, folder: Path, proxies: list) -> str:
     return f"grpc://127.0.0.1:{port}"
 
 
-def run_sweep(trials: int, workers: int, storage: str, folder: Path) -> tuple[float, float, str]:
+def run_sweep(
+    trials: int, workers: int, storage: str, folder: Path, writer: str = "auto", extra=()
+) -> tuple[float, float, str]:
     """The real command in ``folder``; returns its start (a time.time()), its wall seconds and
     the study's name."""
     name = f"scale-{uuid.uuid4().hex[:8]}"
     args = [*INSTANT, f"study.n_trials={trials}", f"study.name={name}", f"study.storage={storage}"]
+    args += [f"tracking.writer={writer}", *extra]
     if workers > 1:
         launcher = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={workers}"]
         args = ["-m", f"worker=range({workers})", *launcher, *args]
@@ -175,6 +178,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--storage", choices=["journal", "postgresql", "grpc"], default="journal")
     parser.add_argument("--no-plain", action="store_true", help="the sweep only")
+    parser.add_argument(
+        "--writer",
+        choices=["auto", "thread", "process"],
+        default="auto",
+        help="tracking.writer: who writes the trials' runs (auto: a process here, on 2+ cores)",
+    )
+    parser.add_argument("overrides", nargs="*", help="more of the sweep's overrides")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     proxies: list = []
@@ -182,14 +192,15 @@ def main() -> None:
         folder = Path(tmp)
         try:
             storage = storage_url(args.storage, folder, proxies)
-            started, wall, name = run_sweep(args.trials, args.workers, storage, folder)
+            started, wall, name = run_sweep(args.trials, args.workers, storage, folder, args.writer)
             study = optuna.load_study(study_name=name, storage=open_storage(storage, 10))
             sweep, held = completions_of(study), len(study.get_trials(deepcopy=False))
         finally:
             for proxy in proxies:
                 proxy.terminate()
         print(
-            f"sweep: {args.trials} trials, {args.workers} worker(s), {args.storage}: {wall:.1f} s"
+            f"sweep: {args.trials} trials, {args.workers} worker(s), {args.storage}, "
+            f"tracking.writer={args.writer}: {wall:.1f} s"
         )
         print(f"study holds {held} trials")
         print(

@@ -22,6 +22,7 @@ import core
 from core.solvers import FULL_BATCH_SOLVERS
 from core.validation import DTYPES
 from pipeline.config.schema import registered_model_name
+from pipeline.config.settings import WRITERS
 from pipeline.errors import UserInputError
 from pipeline.model.metrics import METRICS, TASKS
 from pipeline.names import SQLITE_PREFIX
@@ -60,6 +61,7 @@ def validate_config(cfg: DictConfig) -> None:
     validate_search_space(cfg.search_space)
     check_study(cfg)
     validate_tracking(cfg)
+    _check_choice("tracking.writer", cfg.tracking.writer, WRITERS)
     _check_separate_databases(cfg)
     for group in ("sampler", "pruner"):
         if "_target_" not in cfg[group]:

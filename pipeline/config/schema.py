@@ -109,6 +109,9 @@ class TrackingConfig:
     experiment: str = "mlp-sweep"
     registered_model: str | None = None  # None: the study name
     log_trial_models: bool = True
+    # Who writes the trials' runs: thread | process | auto (a process for a study of 200 trials
+    # or more on a worker with 2+ cores; pipeline.tracking.run_writer).
+    writer: str = "auto"
 
 
 @dataclass

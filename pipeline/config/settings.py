@@ -7,6 +7,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.redaction import redact
 
+# A study of this many trials (study.n_trials) or more is large: the machinery around each trial
+# then weighs as much as its fitting, so the sweep logs the models of new bests only
+# (pipeline.search.objective.Objective.keeps_model) and, on a worker with 2 cores or more, writes
+# the trials' runs in a process of their own (pipeline.tracking.run_writer). docs/mlflow.md.
+LARGE_STUDY_TRIALS = 200
+WRITERS = ("auto", "thread", "process")  # tracking.writer: who writes the trials' runs
+
+
+def large_study(cfg: DictConfig) -> bool:
+    """Whether the study of ``cfg`` is large (:data:`LARGE_STUDY_TRIALS`)."""
+    return cfg.study.n_trials >= LARGE_STUDY_TRIALS
+
 
 def comparable_settings(cfg: DictConfig) -> dict:
     """What a trial's score depends on besides its hyperparameters, by config key: the data set

@@ -22,12 +22,12 @@ from omegaconf import DictConfig
 from pipeline.config.checks import check_network_fits, validate_config
 from pipeline.config.schema import study_name
 from pipeline.config.search_space import search_distributions
-from pipeline.config.settings import comparable_settings, config_yaml, sweep_params
+from pipeline.config.settings import comparable_settings, config_yaml, large_study, sweep_params
 from pipeline.config.stores import check_stores
 from pipeline.config.task import check_metric_defined, model_spec, resolve_task, task_line
 from pipeline.data import Dataset, Split, check_targets, load_dataset, split_train_test
 from pipeline.errors import SQLITE_DISK_FULL, UserInputError, is_disk_full
-from pipeline.folds.pool import resolve_n_jobs, start_fold_workers
+from pipeline.folds.pool import resolve_n_jobs, start_fold_workers, worker_cores
 from pipeline.model.ensemble import ModelSpec
 from pipeline.names import PARENT_RUN_ATTR, SQLITE_PREFIX
 from pipeline.search.budget import Reservations, budget_used
@@ -44,7 +44,7 @@ from pipeline.search.study import (
     record_settings,
 )
 from pipeline.tracking.background import BackgroundLog, run_in_thread
-from pipeline.tracking.run_writer import RunWriter
+from pipeline.tracking.run_writer import ProcessRunWriter, RunWriter, choose_run_writer
 
 # How long a new parent run waits for a second sweep of the same study, started together, to
 # record its own (pipeline.phases.prepare.claim_parent_run).
@@ -72,7 +72,7 @@ class PreparedSweep:
     study: optuna.Study
     tracking: Future  # of Tracking: ready while the first trial already runs
     background: BackgroundLog  # work overlapping the trials (imports for the end)
-    runs: RunWriter  # writes each trial's run, overlapping the next trials
+    runs: RunWriter | ProcessRunWriter  # writes each trial's run, overlapping the next trials
 
 
 def prepare(cfg: DictConfig) -> PreparedSweep:
@@ -113,8 +113,15 @@ def prepare(cfg: DictConfig) -> PreparedSweep:
         # The end's modules (plots: matplotlib, pandas) are imported during the trials.
         tracking.add_done_callback(lambda _: background.submit(import_finalisation))
     spec = model_spec(cfg, data)
-    runs = RunWriter(background)
+    runs = run_writer(cfg, background)
     return PreparedSweep(cfg, data, split, spec, study, tracking, background, runs)
+
+
+def run_writer(cfg: DictConfig, background: BackgroundLog):
+    """The trials' run writer that ``tracking.writer`` and the study's size choose."""
+    if choose_run_writer(cfg.tracking.writer, large_study(cfg), worker_cores()) == "process":
+        return ProcessRunWriter(cfg.tracking.uri)
+    return RunWriter(background)
 
 
 class DiskFullReported(logging.Filter):

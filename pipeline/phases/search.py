@@ -1,9 +1,10 @@
 """Phase 2 of a sweep: the trials, until the study's budget is used (or Ctrl-C).
 
 Each trial's MLflow run is opened once the tracking store is ready, and written by the sweep's
-run writer (pipeline.tracking.run_writer) while the next trials run. Ctrl-C stops the sweep at safe points only (pipeline.folds.interruption): the
-trials in flight end as interrupted, their parameters are enqueued again, and the parent run is
-closed as KILLED, so that the same command resumes.
+run writer (pipeline.tracking.run_writer) while the next trials run. Ctrl-C stops the sweep at
+safe points only (pipeline.folds.interruption): the trials in flight end as interrupted, their
+parameters are enqueued again, and the parent run is closed as KILLED, so that the same command
+resumes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections import Counter
 
 import optuna
 
-from pipeline.config.settings import fixed_model_params
+from pipeline.config.settings import fixed_model_params, large_study
 from pipeline.errors import UserInputError
 from pipeline.folds.fitting_time import FittingTime
 from pipeline.folds.interruption import InterruptGuard
@@ -21,7 +22,12 @@ from pipeline.folds.pool import limit_worker_threads, resolve_n_jobs, stop_fold_
 from pipeline.phases.prepare import PreparedSweep
 from pipeline.search.budget import Reservations, budget_used
 from pipeline.search.checkpoint_bars import checkpoint_rule
-from pipeline.search.objective import Objective, TrainingDiverged, TrialFailed
+from pipeline.search.objective import (
+    ALL_MODELS_UP_TO,
+    Objective,
+    TrainingDiverged,
+    TrialFailed,
+)
 from pipeline.search.recovery import recover_lost_trials, requeue_interrupted
 from pipeline.search.storage import local_file
 from pipeline.search.trial_loop import run_trials
@@ -41,6 +47,8 @@ def search(prepared: PreparedSweep) -> FittingTime:
     except BaseException:
         prepared.runs.flush(raise_error=False)
         raise
+    finally:
+        prepared.runs.shutdown()
     return trials.fitting
 
 
@@ -62,6 +70,7 @@ class SweepTrials:
             n_jobs=self.n_jobs,
             open_run=self.open_run,
             log_models=cfg.tracking.log_trial_models,
+            all_models_up_to=0 if large_study(cfg) else ALL_MODELS_UP_TO,
             writer=prepared.runs,
             checkpoint_epochs=cfg.cv.checkpoints,
             checkpoint_rule=checkpoint_rule(cfg.pruner),

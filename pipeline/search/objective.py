@@ -31,7 +31,8 @@ from pipeline.search.checkpoint_bars import CheckpointRule, bars_from
 from pipeline.search.recovery import INTERRUPTED, record_owner
 
 # A complete trial's model is logged for every one of the study's first trials, and past them
-# only when it beats the worker's best (Objective.keeps_model; docs/mlflow.md).
+# only when it beats the worker's best (Objective.keeps_model; docs/mlflow.md). A large study
+# (pipeline.config.settings.large_study) gives 0: new bests only.
 ALL_MODELS_UP_TO = 100
 
 
@@ -225,7 +226,8 @@ class Objective:
         n_jobs: int,
         open_run: Callable | None = None,
         log_models: bool = True,
-        writer: Any = None,  # a RunWriter: closes runs later, in order
+        all_models_up_to: int = ALL_MODELS_UP_TO,
+        writer: Any = None,  # pipeline.tracking.run_writer: closes runs later, in order
         checkpoint_epochs: Sequence[int] = (),
         checkpoint_rule: CheckpointRule | None = None,
         worker: int = 0,
@@ -238,6 +240,7 @@ class Objective:
         self.workers = resolve_n_jobs(n_jobs, folds)
         self.open_run = open_run
         self.log_models = log_models
+        self.all_models_up_to = all_models_up_to
         self.writer = writer
         self.checkpoint_epochs = tuple(checkpoint_epochs)
         self.checkpoint_rule = checkpoint_rule
@@ -267,14 +270,14 @@ class Objective:
 
     def keeps_model(self, trial: optuna.Trial, value: float) -> bool:
         """Whether a complete trial's model is logged: every one of the study's first
-        :data:`ALL_MODELS_UP_TO` trials, and past them only one that beats this worker's best
-        so far, so that a study of thousands of trials logs tens of models, not thousands."""
+        ``all_models_up_to`` trials, and past them only one that beats this worker's best so
+        far, so that a study of thousands of trials logs tens of models, not thousands."""
         maximize = trial.study.direction == optuna.study.StudyDirection.MAXIMIZE
         best = self._best_value
         improves = best is None or (value > best if maximize else value < best)
         if improves:
             self._best_value = value
-        return self.log_models and (trial.number < ALL_MODELS_UP_TO or improves)
+        return self.log_models and (trial.number < self.all_models_up_to or improves)
 
 
 class TrialEvaluation(FoldEvaluation):

@@ -49,11 +49,17 @@ def close_lost_runs(study: optuna.Study, client: MlflowClient, experiment_id: st
     if not lost:
         return
     running = trial_run_ids(client, experiment_id, parent_id, running=True)
+    # Every trial of an earlier sweep on this host is a candidate (its process is gone) and
+    # nearly all of them have a closed run: the study's runs are read once, not one query per
+    # trial (minutes at thousands of trials).
+    closed = {}
+    if any(trial.number not in running for trial in lost):
+        closed = trial_run_ids(client, experiment_id, parent_id)
     metric = study_metric(study)
     for trial in lost:
         run_id = running.get(trial.number)
         if run_id is None:
-            if trial_run_ids(client, experiment_id, parent_id, number=trial.number):
+            if trial.number in closed:
                 continue  # closed by its own process
             run_id = recreated_run(client, experiment_id, parent_id, study.study_name, trial)
         close_from_study(client, run_id, trial, metric)

@@ -133,6 +133,11 @@ class TrialRun:
         self.name = run_name or trial_run_name(trial_number)
         self.run_id: str | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Sent to a writer process (pipeline.tracking.run_writer) without the client, which
+        does not pickle: the process has its own."""
+        return {**self.__dict__, "client": None}
+
     def open(self) -> None:
         """Create the run, with its tags only: a sweep's trial logs its parameters when it
         closes (one call to the store less per trial), and its settings are the parent run's

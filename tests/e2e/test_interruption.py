@@ -131,8 +131,14 @@ def rerun_completes_the_budget(folder) -> optuna.Study:
     return study
 
 
-def test_ctrl_c_keeps_finished_trials_and_resumes(tmp_path):
-    process = start(tmp_path, ARGS)
+# Both ways of writing the trials' runs (pipeline.tracking.run_writer): a process of its own must
+# let Ctrl-C be the sweep's and end with a killed sweep.
+WRITERS = ["tracking.writer=thread", "tracking.writer=process"]
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_ctrl_c_keeps_finished_trials_and_resumes(tmp_path, writer):
+    process = start(tmp_path, [*ARGS, writer])
     wait_until_a_trial_runs_after(tmp_path, 2, process)
     finished_before = {
         t.number: t.value for t in load_study(tmp_path).get_trials(states=(TrialState.COMPLETE,))
@@ -179,12 +185,13 @@ def test_ctrl_c_keeps_finished_trials_and_resumes(tmp_path):
         assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
 
 
-def test_sigkill_leaves_a_stale_trial_that_the_next_run_recovers(tmp_path):
-    args = [*ARGS, "cv.n_jobs=1"]  # one process: SIGKILL leaves no orphaned fold worker
+@pytest.mark.parametrize("writer", WRITERS)
+def test_sigkill_leaves_a_stale_trial_that_the_next_run_recovers(tmp_path, writer):
+    args = [*ARGS, "cv.n_jobs=1", writer]  # one fold process: none orphaned by SIGKILL
     process = start(tmp_path, args)
     wait_until_a_trial_runs_after(tmp_path, 1, process)
     process.kill()
-    process.communicate(timeout=60)
+    process.communicate(timeout=10)  # the output pipes end with the sweep: no process holds them
     study = load_study(tmp_path)
     stale = study.get_trials(states=(TrialState.RUNNING,))
     assert len(stale) == 1

@@ -63,9 +63,11 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(folder)])
 
 
-def test_a_full_disk_ends_the_sweep_in_one_line_and_the_rerun_resumes(small_disk):
+@pytest.mark.parametrize("writer", ["thread", "process"])  # who writes the trials' runs
+def test_a_full_disk_ends_the_sweep_in_one_line_and_the_rerun_resumes(small_disk, writer):
     args = ["dataset=digits", "study.n_trials=30", "cv.folds=3", "progress_bar=false",
-            "search_space.iterations.high=60", "search_space.hidden_units.high=32"]  # fmt: skip
+            "search_space.iterations.high=60", "search_space.hidden_units.high=32",
+            f"tracking.writer={writer}"]  # fmt: skip
     full = run_cli(args, small_disk)
     assert full.returncode == 2, full.stderr[-3000:]
     assert full.stderr.strip().splitlines() == [
@@ -141,9 +143,11 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-def test_fold_processes_end_within_five_seconds_of_a_killed_sweep(tmp_path):
+def test_the_sweeps_processes_end_within_five_seconds_of_a_killed_sweep(tmp_path):
+    """The fold processes, and the process that writes the trials' runs."""
     args = ["dataset=digits", "study.n_trials=50", "progress_bar=false",
-            "search_space.iterations.low=2000", "search_space.iterations.high=3000"]  # fmt: skip
+            "search_space.iterations.low=2000", "search_space.iterations.high=3000",
+            "tracking.writer=process"]  # fmt: skip
     sweep = subprocess.Popen(
         [sys.executable, "-m", "pipeline.sweep", *args],
         cwd=tmp_path,
@@ -162,12 +166,14 @@ def test_fold_processes_end_within_five_seconds_of_a_killed_sweep(tmp_path):
             ]
         assert len(folds) == 2, "the sweep's fold processes did not start"
         time.sleep(3)  # the first trial's folds are fitting now
+        children = children_of(sweep.pid)
+        assert len(children) >= 3, "no process besides the folds'"  # the writer
         sweep.kill()
         sweep.wait(timeout=10)
         deadline = time.monotonic() + 5
-        while any(process_alive(pid) for pid in folds) and time.monotonic() < deadline:
+        while any(process_alive(pid) for pid in children) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert [pid for pid in folds if process_alive(pid)] == []
+        assert [pid for pid in children if process_alive(pid)] == []
     finally:
         if sweep.poll() is None:
             sweep.kill()

@@ -493,3 +493,13 @@ def test_models_are_kept_for_the_first_trials_and_then_for_improvements_only(iri
         True,
     ]
     assert not make_objective(X, y, log_models=False).keeps_model(early[0], 0.9)
+
+
+def test_a_large_study_keeps_the_models_of_new_bests_only(iris):
+    X, y = iris
+    objective = make_objective(X, y, log_models=True, all_models_up_to=0)
+    study = new_study()
+    first = [study.ask() for _ in range(3)]
+    values = [0.6, 0.55, 0.7]
+    kept = [objective.keeps_model(t, v) for t, v in zip(first, values, strict=True)]
+    assert kept == [True, False, True]
