@@ -195,8 +195,6 @@ def test_worker_killed_mid_trial_loses_nothing(tmp_path, kind):
             "search_space.iterations.step=50",
             "search_space.hidden_units.low=48",
             "search_space.hidden_units.high=64",
-            # Both ways of writing the runs: the process must end with its killed worker.
-            "tracking.writer=" + ("process" if kind == "journal" else "thread"),
             *overrides,
         ],
     )
