@@ -105,6 +105,7 @@ def test_wrong_type_fails_at_compose_time():
         ("model.solver=lbfgs", "model.solver"),
         ("cv.test_size=1.5", "cv.test_size"),
         ("tracking.experiment=", "tracking.experiment"),
+        ("tracking.writer=fork", "tracking.writer"),
         ("tracking.registered_model=champ:1", "tracking.registered_model=champ:1"),
         ("tracking.registered_model=..", "tracking.registered_model=.."),
         # The study's name is the registered model's unless tracking.registered_model is set.
