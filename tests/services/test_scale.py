@@ -1,5 +1,5 @@
-"""Many workers on one study (issue 19's reduced scale tests): 300 instant trials over 8 local
-workers through Optuna's gRPC storage proxy in front of PostgreSQL, and 16 workers on
+"""Many workers on one study (issue 19's reduced scale tests): 200 instant trials over 8 local
+workers through Optuna's gRPC storage proxy in front of PostgreSQL, and 8 workers on
 PostgreSQL of which a quarter are killed mid-run.
 
 Each run checks what must hold at any scale: exactly the budget (no trial created over it, no
@@ -15,10 +15,11 @@ import subprocess
 import sys
 import time
 
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.search.storage import open_grpc_proxy
+from pipeline.search.storage import open_grpc_proxy, open_storage
 from tests.workers import (
     POSTGRES_URL,
     TINY,
@@ -36,7 +37,7 @@ from tests.workers import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.services, needs_postgres]
 
-N_TRIALS, WORKERS = 300, 8
+N_TRIALS, WORKERS = 200, 8
 # Instant trials: 1-2 iterations of a 2-4 unit network, so that the machinery is what runs.
 INSTANT = [
     *TINY,
@@ -121,28 +122,34 @@ def test_eight_workers_through_the_proxy_make_exactly_the_budget(tmp_path, proxy
     assert {c.info.status for c in children} == {"FINISHED"}
 
 
-def finished_count(name: str) -> int:
+def finished_count(storage: optuna.storages.BaseStorage, name: str) -> int:
+    """Through one storage opened by the caller: a storage opened per poll holds a PostgreSQL
+    connection until garbage collection, and a test that polled that way ran the database out of
+    connection slots."""
     try:
-        study = load_study(POSTGRES_URL, name)
+        study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:  # not created yet
         return 0
     return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
 
 
 def test_eight_workers_with_a_quarter_killed_still_make_exactly_the_budget(tmp_path):
-    """8 workers on PostgreSQL; once 60 trials are done, SIGKILL 2 of them (worker 0 leads and
-    is kept). (16 workers with 4 killed pass too, in about a minute on a quiet 2-core machine,
-    but 16 processes on 2 cores under other load starve the heartbeats: the suite runs 8.) The others finish the study: the lost trials are found by heartbeat, failed and
-    retried, their runs closed, and the study ends with exactly its budget."""
-    name, n_trials, workers, victims = unique_name("scale-kill"), 200, 8, (3, 6)
+    """8 workers on PostgreSQL; once 50 trials are done, SIGKILL 2 of them (worker 0 leads and
+    is kept). The others finish the study: the lost trials are found by heartbeat, failed and
+    retried, their runs closed, and the study ends with exactly its budget. (16 workers with 4
+    killed pass too, in about a minute on a quiet 2-core machine, but 16 processes on 2 cores
+    under other load starve the heartbeats: the suite runs 8.)"""
+    name, n_trials, workers, victims = unique_name("scale-kill"), 150, 8, (3, 6)
     args = [
         *INSTANT,
         "search_space.learning_rate.high=0.05",  # no diverged (FAIL) trial in the count
         f"study.name={name}",
         f"study.n_trials={n_trials}",
         f"study.storage={postgres_url(None)}",
-        # The default heartbeat (10 s, lost after 40 s): at 1 s, many workers on 2 busy cores
-        # starved a live trial's heartbeat thread past the grace period and it was failed as lost.
+        # Lost after 20 s without a heartbeat, so that the test waits less for the killed
+        # workers' trials; at 1 s (lost after 4 s), 8 workers on 2 busy cores starved a live
+        # trial's heartbeat thread past the grace period and it was failed as lost.
+        "study.heartbeat_interval=5",
     ]
     env = {**os.environ, "PGPASSWORD": postgres_password()}
     processes = {}
@@ -157,8 +164,9 @@ def test_eight_workers_with_a_quarter_killed_still_make_exactly_the_budget(tmp_p
                 env=env,
             )
         deadline = time.monotonic() + 300
-        while finished_count(name) < 60:
-            assert time.monotonic() < deadline, "the study did not reach 60 trials"
+        storage = open_storage(POSTGRES_URL, 10)
+        while finished_count(storage, name) < 50:
+            assert time.monotonic() < deadline, "the study did not reach 50 trials"
             time.sleep(0.2)
         for worker in victims:
             os.kill(processes[worker].pid, signal.SIGKILL)
