@@ -4,7 +4,8 @@ nothing an earlier sweep wrote changed.
 One tiny good sweep runs first (module fixture); each bad case then runs `python -m pipeline.sweep`
 in the same folder, so it meets the same stores, and the study's trials, the MLflow runs and
 registered versions and the bytes of every file under mlruns/ are compared with a snapshot.
-Cases run in threads: each subprocess mostly waits on its imports (~3 s).
+Each case is a child forked from a process that has imported the project once
+(tests/preloaded_cli.py): the imports took most of a case's time when each was a new interpreter.
 """
 
 from __future__ import annotations
@@ -524,7 +525,7 @@ def snapshot(folder) -> dict:
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory):
+def swept(tmp_path_factory, preloaded_cli):
     folder = tmp_path_factory.mktemp("bad-input")
     result = run_cli(GOOD, folder)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -534,11 +535,11 @@ def swept(tmp_path_factory):
             (folder / name).write_bytes(content)
     before = snapshot(folder)
     assert len(before["studies"][STUDY]) == 2 and len(before["runs"]) == 3
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=3) as pool:
         results = dict(
             zip(
                 [c.id for c in CASES],
-                pool.map(lambda c: run_cli([*GOOD, *c.overrides], folder, timeout=120), CASES),
+                pool.map(lambda c: preloaded_cli.run([*GOOD, *c.overrides], folder), CASES),
                 strict=True,
             )
         )

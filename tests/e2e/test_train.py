@@ -124,32 +124,32 @@ def test_best_config_file_composes_back_to_its_settings(tmp_path):
     assert compose_train(["cv.folds=5"], tmp_path, BEST_CONFIG_NAME).cv.folds == 5
 
 
-@pytest.mark.slow  # three real CLI runs
-def test_bad_input_exits_2_with_one_line(tmp_path):
-    bad = run_cli(["-m", "pipeline.train", "params.activation=softmax"], tmp_path)
+@pytest.mark.slow  # four refused commands (tests/preloaded_cli.py)
+def test_bad_input_exits_2_with_one_line(tmp_path, preloaded_cli):
+    bad = preloaded_cli.run(["-m", "pipeline.train", "params.activation=softmax"], tmp_path)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         "error: params.activation: 'softmax' is not one of: identity, leaky_relu, relu, "
         "sigmoid, tanh"
     ]
     assert not (tmp_path / "mlruns").exists()  # refused before any store is touched
-    misspelt = run_cli(["-m", "pipeline.train", "params.learning_rat=0.1"], tmp_path)
+    misspelt = preloaded_cli.run(["-m", "pipeline.train", "params.learning_rat=0.1"], tmp_path)
     assert misspelt.returncode == 2
     (line,) = misspelt.stderr.strip().splitlines()
     assert line.startswith("error: params.learning_rat: no such key")
-    no_store = run_cli(["-m", "pipeline.train", "run_id=0123456789abcdef"], tmp_path)
+    no_store = preloaded_cli.run(["-m", "pipeline.train", "run_id=0123456789abcdef"], tmp_path)
     assert no_store.returncode == 2
     (line,) = no_store.stderr.strip().splitlines()
     assert line.startswith("error: tracking.uri=sqlite:///mlruns/mlflow.db: no such store")
     assert not (tmp_path / "mlruns").exists()  # looked up, not created
     connect(f"sqlite:///{tmp_path}/mlruns/mlflow.db", str(tmp_path / "mlruns/art"), "mlp-sweep")
-    missing = run_cli(["-m", "pipeline.train", "run_id=0123456789abcdef"], tmp_path)
+    missing = preloaded_cli.run(["-m", "pipeline.train", "run_id=0123456789abcdef"], tmp_path)
     assert missing.returncode == 2
     assert "run_id=0123456789abcdef: no such run" in missing.stderr
     assert "Traceback" not in missing.stderr
 
 
-@pytest.mark.slow  # real CLI runs
+@pytest.mark.slow  # refused commands (tests/preloaded_cli.py)
 @pytest.mark.parametrize(
     "override, line",
     [
@@ -159,8 +159,10 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
          "least one row per class"),
     ],
 )  # fmt: skip
-def test_values_the_sweep_refuses_are_refused_by_train_in_one_line(tmp_path, override, line):
-    result = run_cli(["-m", "pipeline.train", "dataset=iris", override], tmp_path)
+def test_values_the_sweep_refuses_are_refused_by_train_in_one_line(
+    tmp_path, override, line, preloaded_cli
+):
+    result = preloaded_cli.run(["-m", "pipeline.train", "dataset=iris", override], tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [line]
     assert not (tmp_path / "mlruns").exists()
