@@ -12,6 +12,7 @@ trials instead of all of them. With ``history=None`` it is TPESampler.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from typing import Any
 
@@ -19,6 +20,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from pipeline.compat import StudyTrialsView
+
+# How many ``history``s back a trial not finished when first seen is still looked for: one
+# failed stays out of TPE's list forever, and looking for every one would grow with the study.
+UNSEEN_HORIZON = 4
 
 
 class BoundedTPESampler(optuna.samplers.TPESampler):
@@ -31,7 +36,11 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
             raise ValueError(f"history must be at least 1 or None, not {history}")
         self.history, self.keep_best = history, keep_best
         self._best: list[tuple[float, int, FrozenTrial]] = []  # a heap: the worst kept first
-        self._ranked: set[int] = set()  # numbers of the complete trials already ranked
+        # What the ranking has seen, so that a call reads only the trials new to it: every
+        # finished trial numbered up to ``_seen_up_to``, except the ``_unseen`` numbers (trials
+        # running, waiting, failed or not yet listed then), which may finish later.
+        self._seen_up_to = -1
+        self._unseen: set[int] = set()
 
     def sample_relative(self, study, trial, search_space) -> dict[str, Any]:
         return super().sample_relative(self._view(study), trial, search_space)
@@ -47,28 +56,55 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
 
     def _select(self, trials: list[FrozenTrial], sign: float) -> list[FrozenTrial]:
         """The trials TPE sees, in number order: the last ``history`` finished ones, the best
-        ``keep_best`` of the complete ones, the running ones."""
-        finished = [t for t in trials if t.state != TrialState.RUNNING]
-        if len(finished) <= self.history:
+        ``keep_best`` of the complete ones, the running ones. ``trials``: the study's (of the
+        states TPE asks for), in number order.
+
+        The cost does not grow with the study: the ranking reads the trials it has not seen,
+        and the recent ones are read from the end.
+        """
+        if len(trials) <= self.history:
             return trials
-        self._rank(finished, sign)
-        recent = finished[-self.history :]
-        chosen = {t.number: t for t in recent}
+        chosen = {t.number: t for t in self._rank(trials, sign)}  # the running ones
+        kept = 0
+        for trial in reversed(trials):
+            if kept == self.history:
+                break
+            if trial.state != TrialState.RUNNING:
+                chosen[trial.number] = trial
+                kept += 1
         for _, number, best in self._best:
             chosen.setdefault(number, best)
-        for running in trials:
-            if running.state == TrialState.RUNNING:
-                chosen[running.number] = running
         return [chosen[number] for number in sorted(chosen)]
 
-    def _rank(self, finished: list[FrozenTrial], sign: float) -> None:
-        """Keep the ``keep_best`` best complete trials, adding those not ranked yet."""
-        for trial in finished:
-            if trial.state != TrialState.COMPLETE or trial.number in self._ranked:
+    def _rank(self, trials: list[FrozenTrial], sign: float) -> list[FrozenTrial]:
+        """Keep the ``keep_best`` best complete trials, adding those not seen yet: the trials
+        numbered past ``_seen_up_to`` (read from the end of ``trials``) and the ``_unseen``
+        ones (found by bisection). Returns the running trials among them, which are all the
+        running ones of ``trials``: any other was seen finished."""
+        new, running = [], []
+        top = self._seen_up_to
+        for trial in reversed(trials):
+            if trial.number <= self._seen_up_to:
+                break
+            top = max(top, trial.number)
+            (new if trial.state.is_finished() else running).append(trial)
+        for number in sorted(self._unseen):
+            at = bisect.bisect_left(trials, number, key=lambda t: t.number)
+            if at < len(trials) and trials[at].number == number:
+                (new if trials[at].state.is_finished() else running).append(trials[at])
+        running = [t for t in running if t.state == TrialState.RUNNING]
+        # Numbers up to the newest one that are not finished yet: looked for again next time,
+        # for a horizon of trials (one failed, which TPE's list never shows, is dropped then).
+        horizon = top - UNSEEN_HORIZON * self.history
+        unseen = self._unseen | set(range(self._seen_up_to + 1, top + 1))
+        self._unseen = {n for n in unseen if n > horizon} - {t.number for t in new}
+        self._seen_up_to = top
+        for trial in new:
+            if trial.state != TrialState.COMPLETE:
                 continue
-            self._ranked.add(trial.number)
             entry = (sign * trial.value, trial.number, trial)
             if len(self._best) < self.keep_best:
                 heapq.heappush(self._best, entry)
             elif entry[:2] > self._best[0][:2]:
                 heapq.heapreplace(self._best, entry)
+        return running

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import optuna
 import pytest
 
@@ -50,3 +51,49 @@ def test_same_seed_same_trials():
 def test_a_history_below_one_is_refused():
     with pytest.raises(ValueError, match="history must be at least 1"):
         BoundedTPESampler(history=0)
+
+
+COMPLETE, PRUNED, RUNNING = (
+    optuna.trial.TrialState.COMPLETE,
+    optuna.trial.TrialState.PRUNED,
+    optuna.trial.TrialState.RUNNING,
+)
+
+
+def test_trials_finishing_out_of_order_are_ranked_as_a_full_pass_would():
+    """Many workers finish trials out of order, some fail, some run for long: the incremental
+    ranking keeps the same best trials as ranking every trial again at each call."""
+    rng = np.random.default_rng(0)
+    study = optuna.create_study(direction="minimize")
+    sampler = BoundedTPESampler(seed=0, history=20, keep_best=5)
+    distribution = optuna.distributions.FloatDistribution(0, 1)
+    open_trials = []
+    for _ in range(300):
+        open_trials.append(study.ask({"x": distribution}))
+        if len(open_trials) > 12 or rng.random() < 0.5:
+            trial = open_trials.pop(int(rng.integers(len(open_trials))))
+            roll = rng.random()
+            if roll < 0.1:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            elif roll < 0.3:
+                study.tell(trial, state=PRUNED)
+            else:
+                study.tell(trial, float(rng.random()))
+        # The states Optuna's TPE asks for (constant liar: the running ones too)
+        states = (COMPLETE, PRUNED, RUNNING)
+        trials = study.get_trials(deepcopy=False, states=states)
+        seen = {t.number for t in sampler._select(trials, -1.0)}
+        complete = [t for t in trials if t.state == COMPLETE]
+        finished = [t for t in trials if t.state != RUNNING]
+        best = sorted(complete, key=lambda t: (t.value, -t.number))[:5]
+        if len(trials) > 20:
+            assert {t.number for t in best} <= seen
+            assert {n for _, n, _ in sampler._best} == {t.number for t in best}
+            assert {t.number for t in finished[-20:]} <= seen
+            # A trial still running 4 histories later is no longer looked for (UNSEEN_HORIZON).
+            newest = trials[-1].number
+            assert {
+                t.number for t in trials if t.state == RUNNING and t.number > newest - 80
+            } <= seen
+            assert len(seen - {t.number for t in trials if t.state == RUNNING}) <= 25
+    assert len(sampler._unseen) <= 12 + 4 * 20  # the running ones, the failed ones in reach
