@@ -62,7 +62,14 @@ class StudyTrialsView:
     Optuna's samplers read a study's trials through its private ``_get_trials`` (and write
     through ``_storage``, reached here as on the study); there is no public way to give a
     sampler fewer trials than the study holds, which is what keeps TPE's cost bounded
-    (pipeline.search.bounded_sampler). ``select(trials)`` gets them sorted by number.
+    (pipeline.search.bounded_sampler). ``select(trials, states)`` gets every trial, sorted by
+    number, and the states asked for, and filters only what it reads.
+
+    Every read comes from the study's cache of its trials, which ``ask`` (and
+    :func:`pop_waiting_trial`) empties, so the storage is read once per trial. Optuna's TPE
+    with ``constant_liar`` asks to bypass it, to see the trials running elsewhere: the cache is
+    filled at the trial's first suggestion, milliseconds earlier, and each fresh read (or state
+    filter) is a pass over every trial of the study.
     """
 
     def __init__(self, study, select):
@@ -72,8 +79,8 @@ class StudyTrialsView:
         return getattr(self._view_of, name)
 
     def _get_trials(self, deepcopy: bool = True, states=None, use_cache: bool = False):
-        trials = self._view_of._get_trials(deepcopy=False, states=states, use_cache=use_cache)
-        chosen = self._select(trials)
+        trials = self._view_of._get_trials(deepcopy=False, states=None, use_cache=True)
+        chosen = self._select(trials, states)
         if deepcopy:
             import copy
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+from collections.abc import Container
 from typing import Any
 
 import optuna
@@ -21,8 +22,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from pipeline.compat import StudyTrialsView
 
-# How many ``history``s back a trial not finished when first seen is still looked for: one
-# failed stays out of TPE's list forever, and looking for every one would grow with the study.
+# How many ``history``s back a trial not finished when first seen is still looked for: looking
+# for every one (a trial that never ends, its process killed with no heartbeat to fail it)
+# would grow with the study.
 UNSEEN_HORIZON = 4
 
 
@@ -52,28 +54,33 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
         if self.history is None:
             return study
         sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
-        return StudyTrialsView(study, lambda trials: self._select(trials, sign))
+        return StudyTrialsView(study, lambda trials, states: self._select(trials, sign, states))
 
-    def _select(self, trials: list[FrozenTrial], sign: float) -> list[FrozenTrial]:
-        """The trials TPE sees, in number order: the last ``history`` finished ones, the best
-        ``keep_best`` of the complete ones, the running ones. ``trials``: the study's (of the
-        states TPE asks for), in number order.
+    def _select(
+        self, trials: list[FrozenTrial], sign: float, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        """The trials of ``states`` (None: all) TPE sees, in number order: the last ``history``
+        finished ones, the best ``keep_best`` of the complete ones, the running ones.
+        ``trials``: every trial of the study, in number order.
 
         The cost does not grow with the study: the ranking reads the trials it has not seen,
-        and the recent ones are read from the end.
+        and the recent ones are read from the end; no pass over every trial, not even to
+        filter them by state.
         """
+        wanted = (lambda t: True) if states is None else (lambda t: t.state in states)
         if len(trials) <= self.history:
-            return trials
-        chosen = {t.number: t for t in self._rank(trials, sign)}  # the running ones
+            return [t for t in trials if wanted(t)]
+        chosen = {t.number: t for t in self._rank(trials, sign) if wanted(t)}  # the running
         kept = 0
         for trial in reversed(trials):
             if kept == self.history:
                 break
-            if trial.state != TrialState.RUNNING:
+            if trial.state != TrialState.RUNNING and wanted(trial):
                 chosen[trial.number] = trial
                 kept += 1
         for _, number, best in self._best:
-            chosen.setdefault(number, best)
+            if wanted(best):
+                chosen.setdefault(number, best)
         return [chosen[number] for number in sorted(chosen)]
 
     def _rank(self, trials: list[FrozenTrial], sign: float) -> list[FrozenTrial]:
@@ -94,7 +101,7 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
                 (new if trials[at].state.is_finished() else running).append(trials[at])
         running = [t for t in running if t.state == TrialState.RUNNING]
         # Numbers up to the newest one that are not finished yet: looked for again next time,
-        # for a horizon of trials (one failed, which TPE's list never shows, is dropped then).
+        # within a horizon of trials.
         horizon = top - UNSEEN_HORIZON * self.history
         unseen = self._unseen | set(range(self._seen_up_to + 1, top + 1))
         self._unseen = {n for n in unseen if n > horizon} - {t.number for t in new}
