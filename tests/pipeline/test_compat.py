@@ -92,6 +92,22 @@ def test_pop_waiting_trial_takes_an_enqueued_trial_and_never_creates_one(tmp_pat
     assert [t.state for t in other.get_trials()] == [TrialState.COMPLETE]
 
 
+def test_the_sampler_view_sees_each_trials_trials_as_of_its_start_with_the_states_asked():
+    """StudyTrialsView reads the study's per-ask cache of its trials, which ``pop_waiting_trial``
+    (like ``ask``) empties: a trial's sampler sees every trial made before it (a cache left
+    full would hide the trial told just before), with the states it asked for."""
+    study = optuna.create_study()
+    seen = []
+    view = compat.StudyTrialsView(study, lambda trials, states: seen.append(states) or trials)
+    for value in (1.0, 2.0):
+        study.enqueue_trial({})
+        trial, _ = compat.pop_waiting_trial(study)
+        listed = view._get_trials(deepcopy=False, states=(TrialState.COMPLETE,), use_cache=False)
+        assert [t.number for t in listed] == list(range(trial.number + 1))  # every trial
+        study.tell(trial, value)
+    assert seen == [(TrialState.COMPLETE,)] * 2
+
+
 def test_hydra_args_parser_reads_a_command_line_as_hydra_does():
     args = compat.hydra_args_parser().parse_args(["-m", "--cfg", "job", "a=1", "b=[x,y]"])
     assert args.multirun and args.cfg == "job"
