@@ -37,23 +37,52 @@ def retried_trial_number(trial) -> int | None:
     return None if number is None else int(number)
 
 
-def pop_waiting_trial(study) -> tuple[Any, Any] | None:
-    """A trial of ``study`` that was waiting (enqueued), now RUNNING and owned by the caller, with
-    its ``FrozenTrial`` as it was popped; None when no trial waits.
+def pop_waiting_trial(study, from_number: int = 0) -> tuple[Any, Any, int] | None:
+    """A trial of ``study`` that was waiting (enqueued), now RUNNING and owned by the caller: the
+    trial, its ``FrozenTrial`` as it was popped, and a number below which no trial waits (pass it
+    as ``from_number`` next time); None when no trial waits.
 
     ``Study.ask()`` does the same but creates a new trial when none waits, which is how a
     worker that came too late used to leave a trial over the budget in the study
     (pipeline.search.budget). The pop itself is Optuna's: it sets WAITING to RUNNING in the
     storage, which only one process wins, on every storage.
+
+    The trials are read once, into the study's per-ask cache, which the sampler then reads too
+    (Optuna's own pop reads every waiting trial on top of that: on a journal file, a pass over
+    every trial of the study). A trial never waits again once taken (a retry is a new trial,
+    with a higher number), so the search starts at ``from_number``.
     """
+    import bisect
+
     import optuna
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
 
     study._thread_local.cached_all_trials = None  # as ask() does: read the storage afresh
-    trial_id = study._pop_waiting_trial_id()
-    if trial_id is None:
-        return None
-    trial = optuna.Trial(study, trial_id)
-    return trial, trial._cached_frozen_trial
+    trials = study._get_trials(deepcopy=False, use_cache=True)
+    first_waiting = None
+    for index in range(
+        bisect.bisect_left(trials, from_number, key=lambda t: t.number), len(trials)
+    ):
+        frozen = trials[index]
+        if frozen.state != TrialState.WAITING:
+            continue
+        if first_waiting is None:
+            first_waiting = frozen.number
+        try:
+            if not study._storage.set_trial_state_values(
+                frozen._trial_id, state=TrialState.RUNNING
+            ):
+                continue
+        except UpdateFinishedTrialError:
+            continue
+        trial = optuna.Trial(study, frozen._trial_id)
+        # The cache as after Optuna's ask(), in a copy: an in-memory storage lends its own list.
+        cache = list(trials)
+        cache[index] = trial._cached_frozen_trial
+        study._thread_local.cached_all_trials = cache
+        return trial, trial._cached_frozen_trial, first_waiting
+    return None
 
 
 class StudyTrialsView:

@@ -109,6 +109,7 @@ class Reservations:
         self.study, self.n_trials, self.lead, self.ahead = study, n_trials, lead, ahead
         self.wait_seconds = wait_seconds
         self.storage_file = storage_file
+        self._none_waiting_below = 0  # no trial numbered lower waits (seen at the last take)
 
     def reserve(self) -> int:
         """Reserve the places nobody else will (see :func:`places_to_reserve`); returns how many.
@@ -131,9 +132,10 @@ class Reservations:
         deadline = time.monotonic() + self.wait_seconds
         mended = 0.0
         while True:
-            popped = pop_waiting_trial(self.study)
+            popped = pop_waiting_trial(self.study, self._none_waiting_below)
             if popped is not None:
-                trial = self._claim(*popped)
+                trial, frozen, self._none_waiting_below = popped
+                trial = self._claim(trial, frozen)
                 if trial is not None:
                     return trial
                 continue

@@ -83,13 +83,34 @@ def test_pop_waiting_trial_takes_an_enqueued_trial_and_never_creates_one(tmp_pat
     study.enqueue_trial({}, user_attrs={"place": 0})
     # Another process's study object sees the same queue; only one of them takes the trial.
     other = optuna.load_study(study_name=study.study_name, storage=storage)
-    trial, frozen = compat.pop_waiting_trial(study)
+    trial, frozen, none_waiting_below = compat.pop_waiting_trial(study)
+    assert none_waiting_below == 0
     assert compat.pop_waiting_trial(other) is None
     assert isinstance(trial, optuna.Trial) and frozen.user_attrs == {"place": 0}
     assert [t.state for t in study.get_trials()] == [TrialState.RUNNING]
     trial.suggest_float("x", 0, 1)  # a trial like study.ask()'s: the sampler suggests
     study.tell(trial, 1.0)
     assert [t.state for t in other.get_trials()] == [TrialState.COMPLETE]
+
+
+def test_pop_waiting_trial_takes_the_lowest_waiting_from_the_number_given():
+    """Reserved trials are taken lowest first, as Optuna's own pop does (a seeded sweep repeats
+    itself); the number returned lets the next search skip the trials below it, and the cache
+    the sampler reads shows the taken trial running."""
+    study = optuna.create_study()
+    for place in range(4):
+        study.enqueue_trial({}, user_attrs={"place": place})
+    first, _, below = compat.pop_waiting_trial(study)
+    second, _, below = compat.pop_waiting_trial(study, below)
+    assert (first.number, second.number, below) == (0, 1, 1)
+    cached = study._get_trials(deepcopy=False, use_cache=True)
+    assert [t.state for t in cached] == [TrialState.RUNNING] * 2 + [TrialState.WAITING] * 2
+    study.tell(first, 1.0)
+    study.enqueue_trial({}, user_attrs={"place": 0})  # a retry: a new trial, after the others
+    numbers = [compat.pop_waiting_trial(study, below)[0].number for _ in range(3)]
+    assert numbers == [2, 3, 4]
+    assert compat.pop_waiting_trial(study, 0) is None
+    assert [t.state for t in study.get_trials()].count(TrialState.WAITING) == 0
 
 
 def test_the_sampler_view_sees_each_trials_trials_as_of_its_start_with_the_states_asked():
@@ -101,7 +122,7 @@ def test_the_sampler_view_sees_each_trials_trials_as_of_its_start_with_the_state
     view = compat.StudyTrialsView(study, lambda trials, states: seen.append(states) or trials)
     for value in (1.0, 2.0):
         study.enqueue_trial({})
-        trial, _ = compat.pop_waiting_trial(study)
+        trial, _, _ = compat.pop_waiting_trial(study)
         listed = view._get_trials(deepcopy=False, states=(TrialState.COMPLETE,), use_cache=False)
         assert [t.number for t in listed] == list(range(trial.number + 1))  # every trial
         study.tell(trial, value)
