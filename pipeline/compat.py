@@ -97,7 +97,7 @@ class StudyTrialsView:
     Every read comes from the study's cache of its trials, which ``ask`` (and
     :func:`pop_waiting_trial`) empties, so the storage is read once per trial. Optuna's TPE
     with ``constant_liar`` asks to bypass it, to see the trials running elsewhere: the cache is
-    filled at the trial's first suggestion, milliseconds earlier, and each fresh read (or state
+    filled when the trial is taken, just before its suggestions, and each fresh read (or state
     filter) is a pass over every trial of the study.
     """
 
