@@ -162,6 +162,12 @@ def run_exit_handlers() -> None:
     atexit._run_exitfuncs()
 
 
+def forget_exit_handlers() -> None:
+    """Drop the ``atexit`` handlers registered so far: in a process forked to run one job, they
+    are the launching process's, and its clean-up (temporary folders it made) is its own."""
+    atexit._clear()
+
+
 def dispose_mlflow_engine(uri: str) -> bool:
     """Close the database engine MLflow keeps for ``uri`` for the rest of the process (its
     store class caches one per URI); True if there was one. Used for a store this process opens

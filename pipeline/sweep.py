@@ -27,10 +27,11 @@ if __name__ == "__main__":
 
         start_fold_workers(_checked.cv.n_jobs, _checked.cv.folds)
 
+import json
 from dataclasses import dataclass
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from pipeline.config.command_line import (
     SWEEP,
@@ -45,6 +46,7 @@ from pipeline.phases.finalise import end_parent_run, finalise
 from pipeline.phases.prepare import prepare
 from pipeline.phases.search import search
 from pipeline.redaction import redact
+from pipeline.search.core_turns import core_turn
 
 register_configs()
 
@@ -106,11 +108,26 @@ def run_sweep(cfg: DictConfig, refused=lambda: None) -> SweepResult:
     )
 
 
+def study_identity(cfg: DictConfig) -> str:
+    """What the workers of one study share: their whole config but the worker's number."""
+    shared = OmegaConf.to_container(cfg, resolve=False)
+    shared.pop("worker", None)
+    return json.dumps(shared, sort_keys=True, default=str)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     try:
-        with user_errors_as_one_line():
-            result = run_sweep(cfg, refused=lambda: discard_hydra_output("sweep"))
+        # A local multirun's workers beyond the cores wait for a turn first; by then their
+        # study may be over (its trials all run, or the multirun stopped by Ctrl-C).
+        with core_turn(cfg.worker, study_identity(cfg)) as turn:
+            if turn.study_over:
+                return None
+            try:
+                with user_errors_as_one_line():
+                    result = run_sweep(cfg, refused=lambda: discard_hydra_output("sweep"))
+            finally:
+                turn.mark_study_over()  # whatever ended it: nothing for a waiting worker
     except KeyboardInterrupt:
         print(
             "interrupted: finished trials are kept; rerun the same command to resume",

@@ -235,14 +235,15 @@ def _first_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def exit_without_teardown() -> None:
-    """End a successful command at once: the usual exit work, without the interpreter's teardown.
+def exit_without_teardown(code: int = 0) -> None:
+    """End a command at once: the usual exit work, without the interpreter's teardown.
 
     After ``main()`` returns, Python would spend a second or more tearing down the thousands of
     modules MLflow, SQLAlchemy, pandas and matplotlib bring in, with nothing left to write. The
     exit work that matters still runs first, in its usual order: the fold pool is shut down, the
     ``atexit`` handlers run (logging's flush and close, temporary folders, MLflow's own), and the
-    standard streams are flushed. Only for exit code 0: errors leave through ``sys.exit``.
+    standard streams are flushed. A command exits this way with code 0 (errors leave through
+    ``sys.exit``); a job forked by ``hydra/launcher=forked`` with its own code.
     """
 
     from joblib.externals.loky import get_reusable_executor
@@ -251,7 +252,7 @@ def exit_without_teardown() -> None:
     run_exit_handlers()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)
 
 
 def discard_hydra_output(job_name: str) -> None:

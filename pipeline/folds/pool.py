@@ -38,13 +38,17 @@ def worker_cores() -> int:
             value = os.environ.get(name, "")
             if value.isdigit() and int(value) > 0:
                 return int(value)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
     local = os.environ.get(LOCAL_WORKERS_ENV, "")
     workers = int(local) if local.isdigit() and int(local) > 0 else 1
-    return max(1, cores // workers)
+    return max(1, machine_cores() // workers)
+
+
+def machine_cores() -> int:
+    """The CPUs this process may run on: its affinity, which ``taskset`` and cgroups narrow."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def start_fold_workers(n_jobs: int, folds: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 from pathlib import Path
 
@@ -16,6 +18,9 @@ from pipeline.names import SQLITE_PREFIX
 from pipeline.search.journal import set_aside_torn_records
 
 GRPC_PREFIX = "grpc://"  # Optuna's gRPC storage proxy (python -m pipeline.storage_proxy)
+# Set by a multirun's launching process once it has created and checked the database's tables
+# (pipeline.multirun), for its workers: see :func:`prepared_mark`.
+PREPARED_STORAGE_ENV = "MLP_SWEEP_PREPARED_STORAGE"
 
 
 def open_storage(location: str, heartbeat_interval: int) -> optuna.storages.BaseStorage:
@@ -30,9 +35,14 @@ def open_storage(location: str, heartbeat_interval: int) -> optuna.storages.Base
             engine_kwargs = {"connect_args": {"timeout": 60}}
             if location.startswith(SQLITE_PREFIX):  # SQLite makes the file, not its folders
                 Path(location.removeprefix(SQLITE_PREFIX)).parent.mkdir(parents=True, exist_ok=True)
+        # Tables made and checked by the launching process are not made and checked again by
+        # each of its workers: Optuna's checks load its schema migrations, a second of CPU each.
+        prepared = os.environ.get(PREPARED_STORAGE_ENV) == prepared_mark(location)
         try:
             return _rdb_storage_with_retries(
                 with_installed_driver(location),
+                skip_table_creation=prepared,
+                skip_compatibility_check=prepared,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=4 * heartbeat_interval,
@@ -41,6 +51,13 @@ def open_storage(location: str, heartbeat_interval: int) -> optuna.storages.Base
         except Exception as error:  # SQLAlchemy raises many kinds; all mean "cannot use it"
             raise cannot_open_database("study.storage", location, error) from None
     return open_journal(Path(location))
+
+
+def prepared_mark(location: str) -> str:
+    """What :data:`PREPARED_STORAGE_ENV` holds for the database at ``location`` once its tables
+    are made and checked: a digest of the URL (no password in the environment) and of Optuna's
+    version (a worker with another version checks the tables itself)."""
+    return hashlib.sha256(f"{optuna.__version__} {location}".encode()).hexdigest()[:32]
 
 
 def local_file(location: str) -> Path | None:

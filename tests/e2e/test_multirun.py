@@ -1,5 +1,5 @@
-"""Several Optuna workers on one study, on this machine: real Hydra multiruns (joblib launcher)
-and real worker processes, on the journal file store and on PostgreSQL.
+"""Several Optuna workers on one study, on this machine: real Hydra multiruns (the forked and the
+joblib launchers) and real worker processes, on the journal file store and on PostgreSQL.
 
 What must hold however the workers interleave: the study ends with exactly ``study.n_trials``
 counted trials, one MLflow parent run, every trial a child of it; a worker killed mid-trial loses
@@ -62,18 +62,26 @@ def storage_for(kind: str, folder) -> tuple[list[str], str, dict]:
 POSTGRESQL = pytest.param("postgresql", marks=[needs_postgres, pytest.mark.services])
 
 
-# The default store (./mlruns/optuna.journal) under the same launcher: the README's multirun
+# The default store (./mlruns/optuna.journal) with the forked launcher: the README's multirun
 # command, which tests/e2e/test_readme.py runs.
-@pytest.mark.parametrize("kind", ["journal", POSTGRESQL])
-def test_four_workers_reach_exactly_the_budget(tmp_path, kind):
+@pytest.mark.parametrize(
+    ("kind", "launcher"),
+    [
+        ("journal", "forked"),
+        ("journal", "joblib"),
+        pytest.param("postgresql", "forked", marks=[needs_postgres, pytest.mark.services]),
+    ],
+)
+def test_four_workers_reach_exactly_the_budget(tmp_path, kind, launcher):
     name = unique_name(f"budget-{kind}")
     overrides, storage, env = storage_for(kind, tmp_path)
     result = run_sweep_cli(
         [
             "--multirun",
             "worker=range(4)",
-            "hydra/launcher=joblib",
-            "hydra.launcher.n_jobs=4",  # all four at once, on 2 cores: the racy case
+            f"hydra/launcher={launcher}",
+            # All four at once on 2 cores: the racy case, and more workers than turns.
+            "hydra.launcher.n_jobs=4",
             "hydra.sweep.dir=multirun/budget",
             f"study.name={name}",
             "study.n_trials=40",
@@ -277,7 +285,7 @@ def test_credentials_never_leak(tmp_path):
         [
             "--multirun",
             "worker=range(2)",
-            "hydra/launcher=joblib",
+            "hydra/launcher=forked",
             "hydra.sweep.dir=multirun/secret",
             f"study.name={name}",
             "study.n_trials=4",
@@ -300,3 +308,95 @@ def test_credentials_never_leak(tmp_path):
     assert "study.storage=" in failed.stderr and "***" in failed.stderr
     assert wrong not in failed.stdout + failed.stderr
     assert files_containing(tmp_path, wrong) == []
+
+
+def test_forked_worker_killed_is_reported_and_its_trial_retried(tmp_path):
+    """SIGKILL one of three workers of ``hydra/launcher=forked`` inside a trial: the others
+    finish the study with its budget, and the command names the lost job and fails."""
+    name = unique_name("forked-kill")
+    overrides, storage, _ = storage_for("journal", tmp_path)
+    args = merged(
+        TINY,
+        [
+            f"study.name={name}",
+            "study.n_trials=12",
+            "dataset=moons",  # trials of about a second, so that the kill lands inside one
+            "dataset.n_samples=3000",
+            "search_space.iterations.low=800",
+            "search_space.iterations.high=1000",
+            "search_space.iterations.step=50",
+            "search_space.hidden_units.low=48",
+            "search_space.hidden_units.high=64",
+            *overrides,
+        ],
+    )
+    command = sweep_command(
+        ["-m", "worker=range(3)", "hydra/launcher=forked", "hydra.launcher.n_jobs=3", *args]
+    )
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        victim = wait_for_running_trial(storage, name, 1)
+        pid = victim.user_attrs[OWNER_ATTR]["pid"]
+        assert pid != process.pid  # a forked job of its own
+        os.kill(pid, signal.SIGKILL)
+        out, err = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode != 0
+    assert "job #1 ended without a result (killed by signal 9)" in err, err[-3000:]
+    study = load_study(storage, name)
+    assert_budget_exact(study, 12)
+    assert f"study {name}: 12 complete" in out
+    parents, children = study_runs(sqlite_client(tmp_path), EXPERIMENT, name)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert [c.info.run_id for c in children if c.info.status == "RUNNING"] == []
+
+
+def test_ctrl_c_stops_a_forked_multirun_and_keeps_its_trials(tmp_path):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) to 4 forked workers on 2
+    cores, two of them waiting for a turn: every process ends within seconds with code 130,
+    each says the finished trials are kept, and no trial is left RUNNING."""
+    name = unique_name("forked-ctrl-c")
+    overrides, storage, _ = storage_for("journal", tmp_path)
+    args = merged(TINY, [f"study.name={name}", "study.n_trials=400", *overrides])
+    command = sweep_command(
+        ["-m", "worker=range(4)", "hydra/launcher=forked", "hydra.launcher.n_jobs=4", *args]
+    )
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, which the SIGINT goes to
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+    )
+    try:
+        opened = open_storage(storage, 10)
+        deadline = time.monotonic() + 120
+        while True:
+            assert time.monotonic() < deadline, "no trial finished"
+            try:
+                study = optuna.load_study(study_name=name, storage=opened)
+                if sum(t.state.is_finished() for t in study.get_trials(deepcopy=False)) >= 5:
+                    break
+            except KeyError:  # not created yet
+                pass
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGINT)
+        sent = time.monotonic()
+        _, err = process.communicate(timeout=60)
+        assert time.monotonic() - sent < 30
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, err[-3000:]
+    assert "Traceback" not in err
+    assert err.count("interrupted: finished trials are kept") >= 2
+    study = load_study(storage, name)
+    states = [t.state for t in study.trials]
+    assert optuna.trial.TrialState.RUNNING not in states
+    assert sum(s.is_finished() for s in states) < 400

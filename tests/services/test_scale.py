@@ -92,7 +92,7 @@ def test_eight_workers_through_the_proxy_make_exactly_the_budget(tmp_path, proxy
         [
             "--multirun",
             f"worker=range({WORKERS})",
-            "hydra/launcher=joblib",
+            "hydra/launcher=forked",
             f"hydra.launcher.n_jobs={WORKERS}",
             "hydra.sweep.dir=multirun/scale",
             f"study.name={name}",
@@ -110,8 +110,11 @@ def test_eight_workers_through_the_proxy_make_exactly_the_budget(tmp_path, proxy
     study = load_study(POSTGRES_URL, name)  # what the database holds, whichever way it came
     assert_budget_exact(study, N_TRIALS)
     assert len(study.trials) == N_TRIALS  # nothing lost here, so nothing but the budget
+    # More workers than cores: as many run as there are cores (worker 0 among them), and the
+    # others wait for a turn (pipeline.search.core_turns).
     workers = {t.user_attrs["owner"]["worker"] for t in study.trials}
-    assert len(workers) >= 4, "few workers ran trials"
+    running_at_once = min(WORKERS, max(2, len(os.sched_getaffinity(0))))
+    assert 0 in workers and 2 <= len(workers) <= running_at_once
 
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     parents, children = study_runs(client, "mlp-sweep", name)
