@@ -7,7 +7,8 @@
 Both sides run an instant objective (iris, 2 folds, 1-2 iterations, 2-4 units, one layer, no
 pruner), so that what is measured is the machinery around a trial: asking Optuna, telling it,
 the MLflow child run, the rest. The sweep is the real command ``python -m pipeline.sweep`` in a
-fresh folder (a multirun of N joblib workers with ``--workers N``); the plain loop, in this
+fresh folder (a multirun of N workers with ``--workers N``, forked by ``hydra/launcher=forked``
+or started by joblib's with ``--launcher joblib``); the plain loop, in this
 process, is what a user writes by hand: ``study.optimize`` with Optuna's TPESampler on a journal
 file over the sweep's search space, each trial logged as a nested MLflow run (params and score,
 no model) in a local SQLite store as MLflow makes it. Cost per trial = the median gap between consecutive trial completions in a window of
@@ -93,7 +94,13 @@ def storage_url(kind: str, folder: Path, proxies: list) -> str:
 
 
 def run_sweep(
-    trials: int, workers: int, storage: str, folder: Path, writer: str = "auto", extra=()
+    trials: int,
+    workers: int,
+    storage: str,
+    folder: Path,
+    writer: str = "auto",
+    extra=(),
+    launcher: str = "forked",
 ) -> tuple[float, float, str]:
     """The real command in ``folder``; returns its start (a time.time()), its wall seconds and
     the study's name."""
@@ -101,8 +108,8 @@ def run_sweep(
     args = [*INSTANT, f"study.n_trials={trials}", f"study.name={name}", f"study.storage={storage}"]
     args += [f"tracking.writer={writer}", *extra]
     if workers > 1:
-        launcher = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={workers}"]
-        args = ["-m", f"worker=range({workers})", *launcher, *args]
+        chosen = [f"hydra/launcher={launcher}", f"hydra.launcher.n_jobs={workers}"]
+        args = ["-m", f"worker=range({workers})", *chosen, *args]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     started = time.time()
     start = time.perf_counter()
@@ -184,6 +191,12 @@ def main() -> None:
         default="auto",
         help="tracking.writer: who writes the trials' runs (auto: a process here, on 2+ cores)",
     )
+    parser.add_argument(
+        "--launcher",
+        choices=["forked", "joblib"],
+        default="forked",
+        help="hydra/launcher of a multirun (--workers 2 or more)",
+    )
     parser.add_argument("overrides", nargs="*", help="more of the sweep's overrides")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -192,7 +205,9 @@ def main() -> None:
         folder = Path(tmp)
         try:
             storage = storage_url(args.storage, folder, proxies)
-            started, wall, name = run_sweep(args.trials, args.workers, storage, folder, args.writer)
+            started, wall, name = run_sweep(
+                args.trials, args.workers, storage, folder, args.writer, launcher=args.launcher
+            )
             study = optuna.load_study(study_name=name, storage=open_storage(storage, 10))
             sweep, held = completions_of(study), len(study.get_trials(deepcopy=False))
         finally:
@@ -200,7 +215,7 @@ def main() -> None:
                 proxy.terminate()
         print(
             f"sweep: {args.trials} trials, {args.workers} worker(s), {args.storage}, "
-            f"tracking.writer={args.writer}: {wall:.1f} s"
+            f"tracking.writer={args.writer}, hydra/launcher={args.launcher}: {wall:.1f} s"
         )
         print(f"study holds {held} trials")
         print(
