@@ -130,9 +130,7 @@ def _run_child(writer: int, execute, overrides: Sequence[str]) -> None:
             ret = execute()
             code = 0
         except BaseException as error:  # what run_job lets through (SystemExit, Ctrl-C)
-            ret = JobReturn(
-                overrides=list(overrides), status=JobStatus.FAILED, _return_value=error
-            )
+            ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=error)
         with os.fdopen(writer, "wb") as pipe:
             pipe.write(_pickled(ret))
     finally:
