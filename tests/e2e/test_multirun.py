@@ -59,6 +59,17 @@ def storage_for(kind: str, folder) -> tuple[list[str], str, dict]:
     return overrides, POSTGRES_URL, {"PGPASSWORD": postgres_password()}
 
 
+# Trials long enough (~1 s) that every worker is inside one while the others run, and a kill
+# lands inside one.
+SECOND_LONG_TRIALS = [
+    "dataset=moons",
+    "dataset.n_samples=3000",
+    "search_space.iterations.low=800",
+    "search_space.iterations.high=1000",
+    "search_space.iterations.step=50",
+    "search_space.hidden_units.low=48",
+    "search_space.hidden_units.high=64",
+]
 POSTGRESQL = pytest.param("postgresql", marks=[needs_postgres, pytest.mark.services])
 
 
@@ -200,15 +211,7 @@ def test_worker_killed_mid_trial_loses_nothing(tmp_path, kind):
             f"study.name={name}",
             "study.n_trials=16",
             "study.heartbeat_interval=1",  # lost after 4 s without a heartbeat
-            # Trials long enough (~1 s) that every worker is inside one while the others run,
-            # and the kill lands inside one.
-            "dataset=moons",
-            "dataset.n_samples=3000",
-            "search_space.iterations.low=800",
-            "search_space.iterations.high=1000",
-            "search_space.iterations.step=50",
-            "search_space.hidden_units.low=48",
-            "search_space.hidden_units.high=64",
+            *SECOND_LONG_TRIALS,
             *overrides,
         ],
     )
@@ -320,13 +323,7 @@ def test_forked_worker_killed_is_reported_and_its_trial_retried(tmp_path):
         [
             f"study.name={name}",
             "study.n_trials=12",
-            "dataset=moons",  # trials of about a second, so that the kill lands inside one
-            "dataset.n_samples=3000",
-            "search_space.iterations.low=800",
-            "search_space.iterations.high=1000",
-            "search_space.iterations.step=50",
-            "search_space.hidden_units.low=48",
-            "search_space.hidden_units.high=64",
+            *SECOND_LONG_TRIALS,
             *overrides,
         ],
     )
