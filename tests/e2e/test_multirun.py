@@ -166,9 +166,12 @@ def merged(base: list[str], changes: list[str]) -> list[str]:
     return [o for o in base if o.split("=", 1)[0] not in keys] + changes
 
 
-def wait_for_running_trial(storage: str, name: str, worker: int, timeout: float = 240):
-    """The newest RUNNING trial of ``worker`` with all its parameters, once ``worker`` has
-    finished a trial: it is inside its folds now, for most of a trial's length.
+def wait_for_running_trial(
+    storage: str, name: str, worker: int | tuple[int, ...], timeout: float = 240
+):
+    """The newest RUNNING trial of ``worker`` (or of any of several) with all its parameters,
+    once that worker has finished a trial: it is inside its folds now, for most of a trial's
+    length.
 
     A worker's first trials open their runs only when its MLflow store is up, which for a trial
     shorter than MLflow's start-up is just before the trial is told; seen then, the trial may
@@ -184,17 +187,18 @@ def wait_for_running_trial(storage: str, name: str, worker: int, timeout: float 
         except KeyError:  # not created yet
             time.sleep(0.2)
             continue
-        trials = [
-            t
-            for t in study.get_trials()
-            if t.user_attrs.get(OWNER_ATTR, {}).get("worker") == worker
-        ]
-        finished = [t for t in trials if t.state.is_finished()]
-        if finished:
-            for trial in reversed(trials):  # with all its parameters: inside its folds
-                running = trial.state == optuna.trial.TrialState.RUNNING
-                if running and set(trial.params) == set(finished[0].params):
-                    return trial
+        for one in (worker,) if isinstance(worker, int) else worker:
+            trials = [
+                t
+                for t in study.get_trials()
+                if t.user_attrs.get(OWNER_ATTR, {}).get("worker") == one
+            ]
+            finished = [t for t in trials if t.state.is_finished()]
+            if finished:
+                for trial in reversed(trials):  # with all its parameters: inside its folds
+                    running = trial.state == optuna.trial.TrialState.RUNNING
+                    if running and set(trial.params) == set(finished[0].params):
+                        return trial
         time.sleep(0.05)
     raise AssertionError(f"worker {worker} never ran a trial after its first")
 
@@ -315,7 +319,8 @@ def test_credentials_never_leak(tmp_path):
 
 def test_forked_worker_killed_is_reported_and_its_trial_retried(tmp_path):
     """SIGKILL one of three workers of ``hydra/launcher=forked`` inside a trial: the others
-    finish the study with its budget, and the command names the lost job and fails."""
+    finish the study with its budget, and the command names the lost job and fails. (On 2
+    cores, workers 1 and 2 share one turn: the victim is whichever of them runs.)"""
     name = unique_name("forked-kill")
     overrides, storage, _ = storage_for("journal", tmp_path)
     args = merged(
@@ -334,8 +339,8 @@ def test_forked_worker_killed_is_reported_and_its_trial_retried(tmp_path):
         command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        victim = wait_for_running_trial(storage, name, 1)
-        pid = victim.user_attrs[OWNER_ATTR]["pid"]
+        victim = wait_for_running_trial(storage, name, (1, 2))
+        job, pid = victim.user_attrs[OWNER_ATTR]["worker"], victim.user_attrs[OWNER_ATTR]["pid"]
         assert pid != process.pid  # a forked job of its own
         os.kill(pid, signal.SIGKILL)
         out, err = process.communicate(timeout=300)
@@ -343,7 +348,7 @@ def test_forked_worker_killed_is_reported_and_its_trial_retried(tmp_path):
         if process.poll() is None:
             process.kill()
     assert process.returncode != 0
-    assert "job #1 ended without a result (killed by signal 9)" in err, err[-3000:]
+    assert f"job #{job} ended without a result (killed by signal 9)" in err, err[-3000:]
     study = load_study(storage, name)
     assert_budget_exact(study, 12)
     assert f"study {name}: 12 complete" in out
