@@ -85,6 +85,9 @@ class ForkedLauncher(Launcher):
             while running:
                 _collect_one(running, returns, interruptible=False)
             raise SystemExit(130) from None
+        for ret, overrides in zip(returns, job_overrides, strict=True):
+            if ret is not None and ret.overrides is None:  # a job that died without a result
+                ret.overrides = list(overrides)
         return [ret for ret in returns if ret is not None]
 
     def _fork_job(self, idx: int, overrides: Sequence[str]) -> tuple[int, int]:
