@@ -155,6 +155,14 @@ def job_error(job_return) -> BaseException | None:
     return value if isinstance(value, BaseException) else None
 
 
+def failed_job_return(error: BaseException, overrides: list[str] | None = None):
+    """A Hydra ``JobReturn`` of a job that failed with ``error`` (what ``run_job`` makes of a
+    task's exception; its field is private), for a launcher whose job ended otherwise."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    return JobReturn(overrides=overrides, status=JobStatus.FAILED, _return_value=error)
+
+
 def run_exit_handlers() -> None:
     """Run the ``atexit`` handlers now, in their usual order: a command that ends with
     ``os._exit`` (skipping the interpreter's teardown) still flushes logs and removes its

@@ -27,7 +27,6 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import (
     JobReturn,
-    JobStatus,
     configure_log,
     filter_overrides,
     run_job,
@@ -126,14 +125,14 @@ def _run_child(writer: int, execute, overrides: Sequence[str]) -> None:
     """In the forked job: run it, send its :class:`JobReturn` down ``writer``, and exit."""
     code = 1
     try:
-        from pipeline.compat import forget_exit_handlers
+        from pipeline.compat import failed_job_return, forget_exit_handlers
 
         forget_exit_handlers()  # the launching process's: its clean-up is its own
         try:
             ret = execute()
             code = 0
         except BaseException as error:  # what run_job lets through (SystemExit, Ctrl-C)
-            ret = JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=error)
+            ret = failed_job_return(error, list(overrides))
         with os.fdopen(writer, "wb") as pipe:
             pipe.write(_pickled(ret))
     finally:
@@ -151,12 +150,14 @@ def _run_child(writer: int, execute, overrides: Sequence[str]) -> None:
 def _pickled(ret: JobReturn) -> bytes:
     """``ret`` pickled; an error that cannot be pickled is replaced by one that says what it
     was, so that the launching process still learns that the job failed and why."""
+    from pipeline.compat import failed_job_return, job_error
+
     try:
         return pickle.dumps(ret)
     except Exception:
-        error = ret._return_value
-        ret._return_value = RuntimeError(f"{type(error).__name__}: {error}")
-        return pickle.dumps(ret)
+        error = job_error(ret)
+        told = RuntimeError(f"{type(error).__name__}: {error}")
+        return pickle.dumps(failed_job_return(told, ret.overrides))
 
 
 def _collect_one(
@@ -193,7 +194,6 @@ def _returned(data: bytes, status: int, idx: int) -> JobReturn:
     else:
         reason = f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else None
         reason = reason or f"exit status {os.waitstatus_to_exitcode(status)}"
-    return JobReturn(
-        status=JobStatus.FAILED,
-        _return_value=RuntimeError(f"job #{idx} ended without a result ({reason})"),
-    )
+    from pipeline.compat import failed_job_return
+
+    return failed_job_return(RuntimeError(f"job #{idx} ended without a result ({reason})"))
