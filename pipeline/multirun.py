@@ -140,6 +140,7 @@ def prepare_stores_apart(cfg: DictConfig) -> None:
             try:
                 code = 0 if _prepare_or_say_why(cfg) else 1
             finally:
+                sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(code)
         _, status = os.waitpid(pid, 0)

@@ -23,17 +23,14 @@ cluster (SLURM) have their own cores: no turns.
 
 from __future__ import annotations
 
-import atexit
 import fcntl
 import hashlib
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline.folds.processes import process_alive
+from pipeline.folds.processes import folder_of_this_process
 
 CORE_TURNS_ENV = "MLP_SWEEP_CORE_TURNS"  # "FOLDER:TURNS", set for the workers of a multirun
 TURNS_FOLDER_PREFIX = "mlp-sweep-turns-"  # then the launching process's pid, "-", a suffix
@@ -45,19 +42,8 @@ def provide_core_turns(workers_at_once: int, cores: int) -> None:
     os.environ.pop(CORE_TURNS_ENV, None)
     if workers_at_once <= cores:
         return
-    remove_stale_turn_folders(tempfile.gettempdir())
-    folder = tempfile.mkdtemp(prefix=f"{TURNS_FOLDER_PREFIX}{os.getpid()}-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder = folder_of_this_process(TURNS_FOLDER_PREFIX)
     os.environ[CORE_TURNS_ENV] = f"{folder}:{max(1, cores - 1)}"
-
-
-def remove_stale_turn_folders(parent: str) -> None:
-    """Remove the folders of multiruns whose launching process is gone (killed, so its clean-up
-    at exit never ran)."""
-    for folder in Path(parent).glob(f"{TURNS_FOLDER_PREFIX}*-*"):
-        pid = folder.name.removeprefix(TURNS_FOLDER_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not process_alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 class Turn:

@@ -15,7 +15,8 @@ from optuna.trial import TrialState
 from sklearn.datasets import load_iris
 
 from pipeline.config.search_space import network_params
-from pipeline.folds.cancel import CANCEL_FOLDER_PREFIX, remove_stale_cancel_folders
+from pipeline.folds.cancel import CANCEL_FOLDER_PREFIX
+from pipeline.folds.processes import remove_folders_of_gone_processes
 from pipeline.folds.scheduler import FoldScheduler, fold_tasks
 from pipeline.folds.worker import fit_fold
 from pipeline.model.ensemble import ModelSpec, standardisation
@@ -471,7 +472,7 @@ def test_the_cancel_folders_of_killed_sweeps_are_removed(tmp_path):
     running.mkdir()
     unrelated = tmp_path / "mlp-sweep-cancel-c3"  # no pid in its name: not ours to judge
     unrelated.mkdir()
-    remove_stale_cancel_folders(str(tmp_path))
+    remove_folders_of_gone_processes(str(tmp_path), CANCEL_FOLDER_PREFIX)
     assert not killed.exists()
     assert running.exists() and unrelated.exists()
 
