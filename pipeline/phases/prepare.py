@@ -44,6 +44,7 @@ from pipeline.search.study import (
     record_settings,
 )
 from pipeline.tracking.background import BackgroundLog, run_in_thread
+from pipeline.tracking.quiet import quiet_model_logging
 from pipeline.tracking.run_writer import ProcessRunWriter, RunWriter, choose_run_writer
 
 # How long a new parent run waits for a second sweep of the same study, started together, to
@@ -81,6 +82,7 @@ def prepare(cfg: DictConfig) -> PreparedSweep:
     # The fold processes import while this process loads the data and opens its stores.
     start_fold_workers(cfg.cv.n_jobs, cfg.cv.folds)
     quiet_optuna()
+    quiet_model_logging()  # before any thread starts: see its docstring
     quiet_mlflow_disk_full()
     data = load_dataset(cfg.dataset, cfg.study.seed)
     check_targets(data, cfg.cv.folds, cfg.cv.test_size)

@@ -4,9 +4,6 @@ logged on the parent run and registered with the alias ``champion``."""
 from __future__ import annotations
 
 import tempfile
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -19,6 +16,7 @@ from optuna.trial import FrozenTrial
 from pipeline.model import pyfunc
 from pipeline.model.ensemble import FoldEnsemble
 from pipeline.names import CHAMPION_ALIAS, CHAMPION_TRIAL_START_TAG, CHAMPION_TRIAL_TAG, STUDY_TAG
+from pipeline.tracking.quiet import quiet_model_logging
 
 # MLflow stores this file with every model and runs it to load the model (no pickle).
 PYFUNC_MODEL_FILE = Path(pyfunc.__file__)
@@ -45,24 +43,15 @@ def save_pyfunc(ensemble: FoldEnsemble, folder: Path, X_example: np.ndarray) -> 
     weights = folder / "ensemble"
     ensemble.save(weights)
     path = folder / "model"
-    with quiet_model_logging():
-        mlflow.pyfunc.save_model(
-            path=str(path),
-            python_model=str(PYFUNC_MODEL_FILE),
-            artifacts={"ensemble": str(weights)},
-            pip_requirements=MODEL_REQUIREMENTS,
-            signature=model_signature(ensemble, X_example),
-        )
+    quiet_model_logging()
+    mlflow.pyfunc.save_model(
+        path=str(path),
+        python_model=str(PYFUNC_MODEL_FILE),
+        artifacts={"ensemble": str(weights)},
+        pip_requirements=MODEL_REQUIREMENTS,
+        signature=model_signature(ensemble, X_example),
+    )
     return path
-
-
-@contextmanager
-def quiet_model_logging() -> Iterator[None]:
-    """MLflow advises an input example; the signature given already says it all, and an input
-    example would make MLflow load and run every trial's model."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*An input example was not provided")
-        yield
 
 
 def log_champion(
@@ -93,19 +82,19 @@ def log_champion(
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=parent_run_id):
         weights = Path(tmp) / "ensemble"
         ensemble.save(weights)
-        with quiet_model_logging():
-            info = mlflow.pyfunc.log_model(
-                name="champion",
-                python_model=str(PYFUNC_MODEL_FILE),
-                artifacts={"ensemble": str(weights)},
-                pip_requirements=MODEL_REQUIREMENTS,
-                signature=model_signature(ensemble, X_example),
-                registered_model_name=registered_model,
-                step=CHAMPION_STEP,
-                # Also set on the version, in the request that creates it: a version is never
-                # without its key, whenever the process dies.
-                tags=key,
-            )
+        quiet_model_logging()
+        info = mlflow.pyfunc.log_model(
+            name="champion",
+            python_model=str(PYFUNC_MODEL_FILE),
+            artifacts={"ensemble": str(weights)},
+            pip_requirements=MODEL_REQUIREMENTS,
+            signature=model_signature(ensemble, X_example),
+            registered_model_name=registered_model,
+            step=CHAMPION_STEP,
+            # Also set on the version, in the request that creates it: a version is never
+            # without its key, whenever the process dies.
+            tags=key,
+        )
     client = MlflowClient(tracking_uri=uri)
     mine = str(info.registered_model_version)
     kept = registered_champion(client, registered_model, key) or mine
