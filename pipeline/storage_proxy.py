@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 
 from pipeline.errors import UserInputError
 from pipeline.redaction import redact
@@ -46,7 +45,6 @@ def serve(storage_url: str, host: str, port: int, threads: int) -> None:
             "serves a database, not a journal file or another proxy"
         )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     storage = open_storage(storage_url, heartbeat_interval=10)
     assert isinstance(storage, RDBStorage)
     print(f"Optuna storage proxy for {redact(storage_url)} on {host}:{port}", flush=True)

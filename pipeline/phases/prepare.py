@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
@@ -30,6 +29,7 @@ from pipeline.errors import SQLITE_DISK_FULL, UserInputError, is_disk_full
 from pipeline.folds.pool import resolve_n_jobs, start_fold_workers, worker_cores
 from pipeline.model.ensemble import ModelSpec
 from pipeline.names import PARENT_RUN_ATTR, SQLITE_PREFIX
+from pipeline.quiet import quiet_libraries
 from pipeline.search.budget import Reservations, budget_used
 from pipeline.search.objective import TrainingDiverged
 from pipeline.search.recovery import quiet_failed_trials, recover_lost_trials
@@ -44,7 +44,6 @@ from pipeline.search.study import (
     record_settings,
 )
 from pipeline.tracking.background import BackgroundLog, run_in_thread
-from pipeline.tracking.quiet import quiet_model_logging
 from pipeline.tracking.run_writer import ProcessRunWriter, RunWriter, choose_run_writer
 
 # How long a new parent run waits for a second sweep of the same study, started together, to
@@ -79,10 +78,9 @@ class PreparedSweep:
 def prepare(cfg: DictConfig) -> PreparedSweep:
     """Check everything, then open the stores: a failing check leaves no half-created study."""
     validate_config(cfg)
+    quiet_optuna()  # before any thread starts: see pipeline.quiet
     # The fold processes import while this process loads the data and opens its stores.
     start_fold_workers(cfg.cv.n_jobs, cfg.cv.folds)
-    quiet_optuna()
-    quiet_model_logging()  # before any thread starts: see its docstring
     quiet_mlflow_disk_full()
     data = load_dataset(cfg.dataset, cfg.study.seed)
     check_targets(data, cfg.cv.folds, cfg.cv.test_size)
@@ -145,8 +143,7 @@ def quiet_optuna() -> None:
     """Optuna's per-trial info lines and experimental-feature warnings stay out of the terminal;
     a diverged trial is reported in one line (its reason is on the trial and its run)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # WilcoxonPruner and friends are "experimental" only in the sense of a changeable interface.
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    quiet_libraries()
     quiet_failed_trials(expected=(TrainingDiverged,))
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import heapq
 import logging
 import time
-import warnings
 from collections.abc import Callable, Sequence
 
 import matplotlib
@@ -26,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from pipeline.model.metrics import METRICS, REGRESSION
+from pipeline.quiet import quiet_libraries
 from pipeline.results import study_plots
 from pipeline.results.study_plots import MAX_WIDTH
 from pipeline.results.trials_csv import log_trials_csv
@@ -58,12 +58,10 @@ def study_figures(study: optuna.Study) -> tuple[dict[str, Figure], list[str]]:
     if complete == 0:
         notes.append("study plots: no complete trial")
         return figures, notes
+    quiet_libraries()  # a flat axis is still a fine plot
     for name, plot in plots.items():
         try:
-            with warnings.catch_warnings():
-                # One trial, or one value of a parameter, gives a flat axis: still a fine plot.
-                warnings.filterwarnings("ignore", message="Attempting to set identical")
-                figures[name] = plot(study)
+            figures[name] = plot(study)
         except (ValueError, RuntimeError) as error:  # e.g. every parameter held fixed
             notes.append(f"{name}: {error}")
     return figures, notes

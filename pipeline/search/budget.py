@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import fcntl
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -143,9 +142,7 @@ class Reservations:
                 return None
             if self.lead and time.monotonic() - mended > 1.0:
                 # A chain broken by a killed worker is mended once its trial is failed as lost.
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    optuna.storages.fail_stale_trials(self.study)
+                optuna.storages.fail_stale_trials(self.study)
                 self.reserve()
                 mended = time.monotonic()
             time.sleep(0.05)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import warnings
 
 import optuna
 from optuna.storages import fail_stale_trials
@@ -29,9 +28,7 @@ class Heartbeats:
 
     def fail_stale(self, study: optuna.Study) -> None:
         if self._storage is not None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                fail_stale_trials(study)
+            fail_stale_trials(study)
 
     def add(self, trial: optuna.Trial) -> None:
         if self._storage is not None:

@@ -15,6 +15,7 @@ from pipeline.config.checks import grpc_address
 from pipeline.config.stores import cannot_open_database, with_installed_driver
 from pipeline.errors import UserInputError
 from pipeline.names import SQLITE_PREFIX
+from pipeline.quiet import quiet_libraries
 from pipeline.search.journal import set_aside_torn_records
 
 GRPC_PREFIX = "grpc://"  # Optuna's gRPC storage proxy (python -m pipeline.storage_proxy)
@@ -25,7 +26,9 @@ PREPARED_STORAGE_ENV = "MLP_SWEEP_PREPARED_STORAGE"
 
 def open_storage(location: str, heartbeat_interval: int) -> optuna.storages.BaseStorage:
     """A database URL gives an RDB storage with heartbeats, ``grpc://HOST:PORT`` the client of
-    a storage proxy (no heartbeats); anything else is a journal file."""
+    a storage proxy (no heartbeats); anything else is a journal file. Optuna's warnings that
+    heartbeats and the proxy are experimental are ignored from now on (:mod:`pipeline.quiet`)."""
+    quiet_libraries()
     if location.startswith(GRPC_PREFIX):
         return open_grpc_proxy(location)
     if "://" in location:
@@ -72,25 +75,21 @@ def local_file(location: str) -> Path | None:
 
 def open_grpc_proxy(location: str, timeout: float = 10.0) -> optuna.storages.BaseStorage:
     """The client of the storage proxy at ``grpc://HOST:PORT``, once it answers."""
-    import warnings
-
     from optuna.storages import GrpcStorageProxy
 
     address = grpc_address(location)
     if address is None:
         raise UserInputError(f"study.storage={location}: give grpc://HOST:PORT")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        try:
-            proxy = GrpcStorageProxy(host=address[0], port=address[1])
-            proxy.wait_server_ready(timeout=timeout)
-        except ImportError as error:
-            raise UserInputError(f"study.storage={location}: needs grpcio ({error})") from None
-        except ConnectionError:
-            raise UserInputError(
-                f"study.storage={location}: no storage proxy answers there within "
-                f"{timeout:.0f} s; start one with python -m pipeline.storage_proxy DATABASE_URL"
-            ) from None
+    try:
+        proxy = GrpcStorageProxy(host=address[0], port=address[1])
+        proxy.wait_server_ready(timeout=timeout)
+    except ImportError as error:
+        raise UserInputError(f"study.storage={location}: needs grpcio ({error})") from None
+    except ConnectionError:
+        raise UserInputError(
+            f"study.storage={location}: no storage proxy answers there within "
+            f"{timeout:.0f} s; start one with python -m pipeline.storage_proxy DATABASE_URL"
+        ) from None
     return proxy
 
 

@@ -4,7 +4,6 @@ settings its trials were scored with.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import optuna
@@ -100,9 +99,7 @@ def open_study(storage, name: str, direction: str, metric: str, sampler, pruner)
         )
     if study.metric_names is None:
         # optuna-dashboard names its axes after it (else "Objective 0").
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([cv_mean(metric)])
+        study.set_metric_names([cv_mean(metric)])
     return study
 
 

@@ -23,7 +23,6 @@ asks for no new trial and the next wait stops), and ends the trials in flight as
 from __future__ import annotations
 
 import logging
-import warnings
 from collections import deque
 from collections.abc import Callable
 
@@ -164,9 +163,7 @@ class _Flight:
             self.study.tell(trial, value)
         elif isinstance(error, optuna.TrialPruned):
             # Like study.optimize: the last reported fold score becomes the pruned trial's value.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self.study.tell(trial, state=TrialState.PRUNED)
+            self.study.tell(trial, state=TrialState.PRUNED)
         else:
             self.study.tell(trial, state=TrialState.FAIL)
             if not isinstance(error, KeyboardInterrupt):

@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial
 from pipeline.model import pyfunc
 from pipeline.model.ensemble import FoldEnsemble
 from pipeline.names import CHAMPION_ALIAS, CHAMPION_TRIAL_START_TAG, CHAMPION_TRIAL_TAG, STUDY_TAG
-from pipeline.tracking.quiet import quiet_model_logging
+from pipeline.quiet import quiet_libraries
 
 # MLflow stores this file with every model and runs it to load the model (no pickle).
 PYFUNC_MODEL_FILE = Path(pyfunc.__file__)
@@ -43,7 +43,7 @@ def save_pyfunc(ensemble: FoldEnsemble, folder: Path, X_example: np.ndarray) -> 
     weights = folder / "ensemble"
     ensemble.save(weights)
     path = folder / "model"
-    quiet_model_logging()
+    quiet_libraries()
     mlflow.pyfunc.save_model(
         path=str(path),
         python_model=str(PYFUNC_MODEL_FILE),
@@ -82,7 +82,7 @@ def log_champion(
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=parent_run_id):
         weights = Path(tmp) / "ensemble"
         ensemble.save(weights)
-        quiet_model_logging()
+        quiet_libraries()
         info = mlflow.pyfunc.log_model(
             name="champion",
             python_model=str(PYFUNC_MODEL_FILE),

@@ -1,9 +1,9 @@
-"""MLflow's input-example advice stays out of the terminal while trials' runs are written on a
-thread and the trial loop enters and leaves its own ``warnings.catch_warnings`` scopes.
+"""Library warnings stay out of the terminal while threads come and go (pipeline.quiet).
 
-A scoped filter on the writing thread was dropped whenever the main thread left a scope it had
-entered before: the advice then reached the terminal of a sweep that ended on a full disk, whose
-one-line error the test of that case reads (tests/e2e/test_reliability.py).
+MLflow's input-example advice was once ignored in a ``warnings.catch_warnings`` scope on the
+thread that writes trials' runs, and dropped whenever the main thread left a scope it had entered
+before: the advice then reached the terminal of a sweep that ended on a full disk, whose one-line
+error the test of that case reads (tests/e2e/test_reliability.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from sklearn.datasets import load_iris
 
 from pipeline.model.ensemble import FittedNetwork, FoldEnsemble, ModelSpec
 from pipeline.model.preprocessing import NUMERIC, Column
+from pipeline.quiet import quiet_libraries
 from pipeline.tracking.models import save_pyfunc
-from pipeline.tracking.quiet import quiet_model_logging
 
 IRIS = load_iris()
 SPEC = ModelSpec(
@@ -38,11 +38,11 @@ def test_models_saved_on_a_thread_stay_quiet_while_the_main_thread_opens_scopes(
     with warnings.catch_warnings(record=True) as caught:
         warnings.resetwarnings()
         warnings.simplefilter("always")  # every warning shown, unless filtered for the process
-        quiet_model_logging()  # as the sweep does before its threads start
+        quiet_libraries()  # as the sweep does before its threads start
         writer = threading.Thread(target=write_models)
         writer.start()
         scopes = 0
-        while not saved.is_set():  # the trial loop telling pruned trials, the lead mending...
+        while not saved.is_set():  # a library's own scopes, on any thread
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
                 scopes += 1
@@ -53,9 +53,10 @@ def test_models_saved_on_a_thread_stay_quiet_while_the_main_thread_opens_scopes(
     assert advice == []
 
 
-def test_the_filter_is_installed_once():
+def test_the_filters_are_installed_once():
     with warnings.catch_warnings():
-        quiet_model_logging()
-        before = list(warnings.filters)
-        quiet_model_logging()
-        assert warnings.filters == before
+        quiet_libraries()
+        before = warnings.filters
+        copy = list(before)
+        quiet_libraries()
+        assert warnings.filters is before and warnings.filters == copy
