@@ -15,7 +15,7 @@ from tests.helpers import ROOT
 # Rows from the bottom up; a module imports only from its own row and the rows below it.
 LAYERS = [
     ["core"],
-    ["pipeline.compat", "pipeline.errors", "pipeline.names"],
+    ["pipeline.compat", "pipeline.errors", "pipeline.names", "pipeline.quiet"],
     ["pipeline.redaction"],
     ["pipeline.config", "pipeline.data", "pipeline.model"],
     ["pipeline.folds"],

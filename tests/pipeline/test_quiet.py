@@ -49,7 +49,7 @@ def test_models_saved_on_a_thread_stay_quiet_while_the_main_thread_opens_scopes(
                 time.sleep(0.0005)  # the writer gets the interpreter too
         writer.join()
     advice = [str(w.message) for w in caught if "input example" in str(w.message)]
-    assert scopes > 100, "the scopes did not overlap the saves"
+    assert scopes > 10, "the scopes did not overlap the saves"
     assert advice == []
 
 
