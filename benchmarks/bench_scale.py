@@ -3,6 +3,7 @@
     python benchmarks/bench_scale.py --trials 2000 --points 200 1000 1900
     python benchmarks/bench_scale.py --trials 10000 --points 1000 9900 --no-plain
     python benchmarks/bench_scale.py --trials 2000 --workers 8 --storage postgresql --no-plain
+    python benchmarks/bench_scale.py --trials 10000 --points 1000 9900 --no-plain pruner=median
 
 Both sides run an instant objective (iris, 2 folds, 1-2 iterations, 2-4 units, one layer, no
 pruner), so that what is measured is the machinery around a trial: asking Optuna, telling it,
@@ -206,7 +207,13 @@ def main() -> None:
         try:
             storage = storage_url(args.storage, folder, proxies)
             started, wall, name = run_sweep(
-                args.trials, args.workers, storage, folder, args.writer, launcher=args.launcher
+                args.trials,
+                args.workers,
+                storage,
+                folder,
+                args.writer,
+                extra=args.overrides,
+                launcher=args.launcher,
             )
             study = optuna.load_study(study_name=name, storage=open_storage(storage, 10))
             sweep, held = completions_of(study), len(study.get_trials(deepcopy=False))

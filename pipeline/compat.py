@@ -85,6 +85,13 @@ def pop_waiting_trial(study, from_number: int = 0) -> tuple[Any, Any, int] | Non
     return None
 
 
+def trials_seen_at_start(study) -> list:
+    """Every trial of ``study``, in number order, as this thread's trial saw them when it was
+    taken: the study's per-ask cache, which ``ask`` and :func:`pop_waiting_trial` fill (read
+    from the storage only if empty). What a trial draws from the study costs no more reads."""
+    return study._get_trials(deepcopy=False, states=None, use_cache=True)
+
+
 class StudyTrialsView:
     """A study as a sampler sees it, with the trials it reads chosen by ``select``.
 
@@ -108,7 +115,7 @@ class StudyTrialsView:
         return getattr(self._view_of, name)
 
     def _get_trials(self, deepcopy: bool = True, states=None, use_cache: bool = False):
-        trials = self._view_of._get_trials(deepcopy=False, states=None, use_cache=True)
+        trials = trials_seen_at_start(self._view_of)
         chosen = self._select(trials, states)
         if deepcopy:
             import copy

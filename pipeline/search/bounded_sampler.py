@@ -12,7 +12,6 @@ trials instead of all of them. With ``history=None`` it is TPESampler.
 
 from __future__ import annotations
 
-import bisect
 import heapq
 from collections.abc import Container
 from typing import Any
@@ -21,10 +20,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from pipeline.compat import StudyTrialsView
+from pipeline.search.newly_finished import NewlyFinished
 
-# How many ``history``s back a trial not finished when first seen is still looked for: looking
-# for every one (a trial that never ends, its process killed with no heartbeat to fail it)
-# would grow with the study.
+# How many ``history``s back a trial not finished when first seen is still looked for
+# (pipeline.search.newly_finished).
 UNSEEN_HORIZON = 4
 
 
@@ -38,11 +37,8 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
             raise ValueError(f"history must be at least 1 or None, not {history}")
         self.history, self.keep_best = history, keep_best
         self._best: list[tuple[float, int, FrozenTrial]] = []  # a heap: the worst kept first
-        # What the ranking has seen, so that a call reads only the trials new to it: every
-        # finished trial numbered up to ``_seen_up_to``, except the ``_unseen`` numbers (trials
-        # running, waiting, failed or not yet listed then), which may finish later.
-        self._seen_up_to = -1
-        self._unseen: set[int] = set()
+        # The ranking reads only the trials finished since its last call.
+        self._finished = NewlyFinished(horizon=UNSEEN_HORIZON * (history or 1))
 
     def sample_relative(self, study, trial, search_space) -> dict[str, Any]:
         return super().sample_relative(self._view(study), trial, search_space)
@@ -84,28 +80,10 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
         return [chosen[number] for number in sorted(chosen)]
 
     def _rank(self, trials: list[FrozenTrial], sign: float) -> list[FrozenTrial]:
-        """Keep the ``keep_best`` best complete trials, adding those not seen yet: the trials
-        numbered past ``_seen_up_to`` (read from the end of ``trials``) and the ``_unseen``
-        ones (found by bisection). Returns the running trials among them, which are all the
-        running ones of ``trials``: any other was seen finished."""
-        new, running = [], []
-        top = self._seen_up_to
-        for trial in reversed(trials):
-            if trial.number <= self._seen_up_to:
-                break
-            top = max(top, trial.number)
-            (new if trial.state.is_finished() else running).append(trial)
-        for number in sorted(self._unseen):
-            at = bisect.bisect_left(trials, number, key=lambda t: t.number)
-            if at < len(trials) and trials[at].number == number:
-                (new if trials[at].state.is_finished() else running).append(trials[at])
-        running = [t for t in running if t.state == TrialState.RUNNING]
-        # Numbers up to the newest one that are not finished yet: looked for again next time,
-        # within a horizon of trials.
-        horizon = top - UNSEEN_HORIZON * self.history
-        unseen = self._unseen | set(range(self._seen_up_to + 1, top + 1))
-        self._unseen = {n for n in unseen if n > horizon} - {t.number for t in new}
-        self._seen_up_to = top
+        """Keep the ``keep_best`` best complete trials, adding those finished since the last
+        call. Returns the running trials, which are all the running ones of ``trials`` within
+        the horizon: any other was seen finished."""
+        new, unfinished = self._finished.look(trials)
         for trial in new:
             if trial.state != TrialState.COMPLETE:
                 continue
@@ -114,4 +92,4 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
                 heapq.heappush(self._best, entry)
             elif entry[:2] > self._best[0][:2]:
                 heapq.heapreplace(self._best, entry)
-        return running
+        return [t for t in unfinished if t.state == TrialState.RUNNING]

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 import optuna
 from omegaconf import DictConfig
+from optuna.trial import TrialState
 
 from pipeline.folds.checkpoints import Checkpoints
 from pipeline.names import CHECKPOINT_SCORES_ATTR
+from pipeline.search.newly_finished import NewlyFinished
 
 # Bars need this many complete trials at a checkpoint when the pruner does not say
 # (HyperbandPruner has no startup trials): a bar drawn from one or two trials is noise.
@@ -62,6 +64,70 @@ def checkpoint_rule(pruner: DictConfig) -> CheckpointRule | None:
     return None
 
 
+# How many trials after it began a trial that has not finished is still awaited by the bars
+# (pipeline.search.newly_finished): far more than the trials in flight in any study.
+UNFINISHED_HORIZON = 2000
+
+
+class CheckpointColumns:
+    """The complete trials' scores at each checkpoint epoch, gathered as trials complete.
+
+    A complete trial's scores never change, so each trial is read once, when it is first seen
+    complete: the bars of a trial that begins cost the same at the 10,000th trial as at the
+    100th, up to the percentiles themselves (a few arrays of one float per complete trial).
+    """
+
+    def __init__(self, epochs: Sequence[int], folds: int):
+        self.epochs, self.folds = tuple(epochs), folds
+        # Per epoch, one row of ``folds`` scores per complete trial that has them all there:
+        # ``_rows[epoch][:_count[epoch]]``, grown by doubling.
+        self._rows = {epoch: np.empty((16, folds)) for epoch in self.epochs}
+        self._count = dict.fromkeys(self.epochs, 0)
+        self._finished = NewlyFinished(UNFINISHED_HORIZON)
+
+    def look(self, trials: list[optuna.trial.FrozenTrial]) -> None:
+        """Add the complete trials among ``trials`` (every trial of the study, in number order)
+        that finished since the last look."""
+        self.add(t for t in self._finished.look(trials)[0] if t.state == TrialState.COMPLETE)
+
+    def add(self, complete: Iterable[optuna.trial.FrozenTrial]) -> None:
+        """Add these complete trials (those of another ``cv.checkpoints`` count at the epochs
+        they share)."""
+        for trial in complete:
+            recorded = trial.user_attrs.get(CHECKPOINT_SCORES_ATTR) or {}
+            for epoch in self.epochs:
+                fold_scores = recorded.get(str(epoch))
+                if fold_scores is not None and len(fold_scores) == self.folds:
+                    self._append(epoch, fold_scores)
+
+    def _append(self, epoch: int, fold_scores: Sequence[float]) -> None:
+        rows, count = self._rows[epoch], self._count[epoch]
+        if count == len(rows):
+            rows = self._rows[epoch] = np.concatenate([rows, np.empty_like(rows)])
+        rows[count] = fold_scores
+        self._count[epoch] = count + 1
+
+    def bars(self, rule: CheckpointRule | None, maximize: bool) -> Checkpoints:
+        """The bars of a trial that begins now: at each (fold, epoch), the ``rule``'s
+        percentile of the scores there."""
+        if rule is None or not self.epochs:
+            return Checkpoints(self.epochs, {}, maximize)
+        # Keeping the best p % when maximising means clearing the (100 - p)th percentile.
+        q = 100.0 - rule.keep_percent if maximize else rule.keep_percent
+        bars = {}
+        for epoch in self.epochs:
+            count = self._count[epoch]
+            if count < max(1, rule.startup_trials):
+                continue
+            table = self._rows[epoch][:count]  # (n_trials, folds)
+            for fold in range(self.folds):
+                values = table[:, fold]
+                values = values[np.isfinite(values)]
+                if values.size:
+                    bars[(fold, epoch)] = float(np.percentile(values, q))
+        return Checkpoints(self.epochs, bars, maximize, rule.describe())
+
+
 def bars_from(
     trials: Iterable[optuna.trial.FrozenTrial],
     rule: CheckpointRule | None,
@@ -69,29 +135,8 @@ def bars_from(
     folds: int,
     maximize: bool,
 ) -> Checkpoints:
-    """The bars of a trial that begins now: at each (fold, epoch), the ``rule``'s percentile of
-    the scores there of ``trials`` (the study's complete trials; those of another
-    ``cv.checkpoints`` count at the epochs they share)."""
-    epochs = tuple(epochs)
-    if rule is None or not epochs:
-        return Checkpoints(epochs, {}, maximize)
-    columns: dict[int, list[list[float]]] = {epoch: [] for epoch in epochs}
-    for trial in trials:
-        recorded = trial.user_attrs.get(CHECKPOINT_SCORES_ATTR) or {}
-        for epoch in epochs:
-            fold_scores = recorded.get(str(epoch))
-            if fold_scores is not None and len(fold_scores) == folds:
-                columns[epoch].append(fold_scores)
-    # Keeping the best p % when maximising means clearing the (100 - p)th percentile.
-    q = 100.0 - rule.keep_percent if maximize else rule.keep_percent
-    bars = {}
-    for epoch, rows in columns.items():
-        if len(rows) < max(1, rule.startup_trials):
-            continue
-        table = np.asarray(rows, dtype=np.float64)  # (n_trials, folds)
-        for fold in range(folds):
-            values = table[:, fold]
-            values = values[np.isfinite(values)]
-            if values.size:
-                bars[(fold, epoch)] = float(np.percentile(values, q))
-    return Checkpoints(epochs, bars, maximize, rule.describe())
+    """The bars drawn from ``trials`` (complete trials) at once: see :class:`CheckpointColumns`,
+    which a sweep keeps from one trial to the next."""
+    columns = CheckpointColumns(epochs, folds)
+    columns.add(trials)
+    return columns.bars(rule, maximize)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from pipeline.compat import trials_seen_at_start
 from pipeline.config.search_space import network_params, suggest_params
 from pipeline.folds.checkpoints import Checkpoints, scores_at_checkpoints
 from pipeline.folds.interruption import interruptible
@@ -27,7 +28,7 @@ from pipeline.names import (
     FAIL_REASON,
     FIT_SECONDS,
 )
-from pipeline.search.checkpoint_bars import CheckpointRule, bars_from
+from pipeline.search.checkpoint_bars import CheckpointColumns, CheckpointRule
 from pipeline.search.recovery import INTERRUPTED, record_owner
 
 # A complete trial's model is logged for every one of the study's first trials, and past them
@@ -246,6 +247,8 @@ class Objective:
         self.checkpoint_rule = checkpoint_rule
         self.worker = worker  # the multirun worker index, recorded with each trial's owner
         self._best_value: float | None = None  # of this worker's complete trials
+        # The complete trials' checkpoint scores, read once each (trials finish, never change).
+        self._checkpoint_columns = CheckpointColumns(self.checkpoint_epochs, folds)
 
     @property
     def judges_checkpoints(self) -> bool:
@@ -258,11 +261,9 @@ class Objective:
         trials so far (pipeline.search.checkpoint_bars)."""
         if not self.judges_checkpoints:
             return Checkpoints(self.checkpoint_epochs)
-        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        self._checkpoint_columns.look(trials_seen_at_start(study))
         maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-        return bars_from(
-            complete, self.checkpoint_rule, self.checkpoint_epochs, self.folds, maximize
-        )
+        return self._checkpoint_columns.bars(self.checkpoint_rule, maximize)
 
     def begin(self, trial: optuna.Trial) -> TrialEvaluation:
         """Suggest the trial's parameters; its folds are then the caller's to schedule."""

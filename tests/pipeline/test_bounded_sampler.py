@@ -97,4 +97,6 @@ def test_trials_finishing_out_of_order_are_ranked_as_a_full_pass_would():
                 t.number for t in trials if t.state == RUNNING and t.number > newest - 80
             } <= seen
             assert len(seen - {t.number for t in trials if t.state == RUNNING}) <= 25
-    assert len(sampler._unseen) <= 13  # the running ones: failed ones are seen, and done with
+    assert (
+        len(sampler._finished.unseen) <= 13
+    )  # the running ones: failed ones are seen, and done with

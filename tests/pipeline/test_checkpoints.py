@@ -16,7 +16,12 @@ from pipeline.folds.scheduler import FoldScheduler, fold_tasks
 from pipeline.folds.worker import fit_fold
 from pipeline.model.ensemble import ModelSpec
 from pipeline.names import CHECKPOINT_SCORES_ATTR
-from pipeline.search.checkpoint_bars import CheckpointRule, bars_from, checkpoint_rule
+from pipeline.search.checkpoint_bars import (
+    CheckpointColumns,
+    CheckpointRule,
+    bars_from,
+    checkpoint_rule,
+)
 from pipeline.search.objective import FoldOutcome
 from pipeline.tracking.runs import TrialRun
 from pipeline.tracking.store import connect
@@ -55,6 +60,30 @@ def test_bars_are_the_rules_percentile_of_complete_trials_at_each_fold_and_epoch
     # Fewer complete trials than the rule's start-up: no bar, nothing pruned.
     assert bars_from(trials[:4], CheckpointRule(50.0, 5), (10,), 2, True).bars == {}
     assert bars_from(trials, None, (10,), 2, True).bars == {}
+
+
+def test_bars_kept_from_trial_to_trial_equal_a_full_pass_over_the_complete_trials():
+    """A sweep keeps its checkpoint columns from one trial to the next, reading each trial once
+    (CheckpointColumns.look); trials finish out of order: the bars stay those of every complete
+    trial, read again."""
+    rng = np.random.default_rng(3)
+    study = optuna.create_study(direction="maximize")
+    columns = CheckpointColumns((10, 20), folds=2)
+    rule, open_trials, compared = CheckpointRule(50.0, 5), [], 0
+    for _ in range(120):
+        open_trials.append(study.ask())
+        if len(open_trials) > 6 or rng.random() < 0.5:
+            trial = open_trials.pop(int(rng.integers(len(open_trials))))
+            table = {str(epoch): [float(v) for v in rng.random(2)] for epoch in (10, 20)}
+            if rng.random() < 0.2:
+                table["10"][1] = float("nan")  # a fold that diverged
+            trial.set_user_attr(CHECKPOINT_SCORES_ATTR, table)
+            study.tell(trial, 0.5)
+        columns.look(study.get_trials(deepcopy=False))
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        assert columns.bars(rule, True) == bars_from(complete, rule, (10, 20), 2, True)
+        compared += len(complete) >= 5
+    assert compared > 100
 
 
 @pytest.mark.parametrize(
